@@ -1,0 +1,48 @@
+//! Criterion benchmarks of the crypto core: key generation, encrypt + prove of a 40-field u8
+//! record, proof verification, and verify + expand. Keys are generated once per run; inputs
+//! are fixed. Run with `cargo bench -p blindsight-benches --bench crypto`.
+
+use std::time::Duration;
+
+use blindsight_benches::{bench_meta, forty_u8_schema, forty_u8_values, pbs_count, reset_pbs_count};
+use blindsight_crypto::tfhe::set_server_key;
+use blindsight_crypto::{KeySet, Verifier, encode_proven_list, encrypt_record};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn crypto(c: &mut Criterion) {
+    let mut group = c.benchmark_group("crypto");
+    group.sample_size(10).measurement_time(Duration::from_secs(30));
+
+    group.bench_function("keygen/full/1", |b| b.iter(|| KeySet::generate().unwrap()));
+
+    let (_secret, public) = KeySet::generate().unwrap().into_parts();
+    let app = public.app_bundle().clone();
+    let schema = forty_u8_schema();
+    let values = forty_u8_values();
+    let meta = bench_meta(app.key_id(), "bench-record");
+
+    group.bench_function("encrypt_prove/u8/40", |b| {
+        b.iter(|| encrypt_record(&app, &schema, &meta, &values).unwrap())
+    });
+
+    let list = encrypt_record(&app, &schema, &meta, &values).unwrap();
+    let bytes = encode_proven_list(&list).unwrap();
+    let verifier = Verifier::new(app.clone());
+    group.bench_function("verify/u8/40", |b| {
+        b.iter(|| verifier.verify_record(&bytes, &schema, &meta).unwrap())
+    });
+
+    set_server_key(public.server_key().unwrap().decompress());
+    reset_pbs_count();
+    verifier.verify_and_expand(&bytes, &schema, &meta).unwrap();
+    if let Some(n) = pbs_count() {
+        println!("verify_expand/u8/40: {n} PBS per record");
+    }
+    group.bench_function("verify_expand/u8/40", |b| {
+        b.iter(|| verifier.verify_and_expand(&bytes, &schema, &meta).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, crypto);
+criterion_main!(benches);

@@ -1,0 +1,16 @@
+//! `blindsight-client`: the SDK apps and key holders embed, and the `blindsight` CLI.
+//!
+//! This is the only crate in which a client key exists outside a keystore file.
+//!
+//! - [`keystore`]: saving and loading secret keys in a passphrase-encrypted file, written
+//!   atomically with mode 0600.
+//! - [`demo`]: the end-to-end walk through the cryptographic pipeline that
+//!   `blindsight demo` runs.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod demo;
+mod error;
+pub mod keystore;
+
+pub use error::{Error, Result};

@@ -1,0 +1,578 @@
+//! The key ceremony: secret keys (client key, transcript secret), the public bundle, and the
+//! key manifest that pins every public component by its SHA-256 fingerprint.
+//!
+//! The split is by type: [`SecretKeys`] is the only type that can decrypt, and nothing in
+//! [`PublicBundle`] or [`AppBundle`] holds or derives from a secret beyond what the public
+//! keys themselves are.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tfhe::zk::{CompactPkeCrs, new_compact_pke_crs_conformance_params};
+use tfhe::{ClientKey, CompactPublicKey, CompressedServerKey};
+use x25519_dalek::{PublicKey as X25519Public, StaticSecret};
+use zeroize::Zeroizing;
+
+use crate::codec::{self, limits, sha256_hex};
+use crate::envelope::{Envelope, Kind, decode_parts, encode_parts};
+use crate::params::{self, MAX_RECORD_BITS, PARAMETER_SET_ID, TFHE_VERSION};
+use crate::{Error, Result, random_bytes};
+
+/// The version of the manifest's JSON layout.
+pub const MANIFEST_FORMAT: u32 = 1;
+
+/// Steps of [`KeySet::generate_with_progress`], for progress reporting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeygenStep {
+    /// Generating the FHE client key.
+    ClientKey,
+    /// Generating the compressed server (evaluation) key.
+    ServerKey,
+    /// Deriving the compact public key.
+    PublicKey,
+    /// Generating the ZK CRS.
+    Crs,
+    /// Serializing and fingerprinting the public components.
+    Manifest,
+}
+
+impl KeygenStep {
+    /// All steps, in order.
+    pub const ALL: [KeygenStep; 5] = [
+        KeygenStep::ClientKey,
+        KeygenStep::ServerKey,
+        KeygenStep::PublicKey,
+        KeygenStep::Crs,
+        KeygenStep::Manifest,
+    ];
+
+    /// A human-readable description.
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeygenStep::ClientKey => "generating FHE client key",
+            KeygenStep::ServerKey => "generating compressed server key",
+            KeygenStep::PublicKey => "deriving compact public key",
+            KeygenStep::Crs => "generating zero-knowledge CRS",
+            KeygenStep::Manifest => "fingerprinting public components",
+        }
+    }
+}
+
+/// The key holder's X25519 secret for opening transcripts. Zeroized on drop; `Debug` redacts.
+pub struct TranscriptSecretKey(StaticSecret);
+
+impl TranscriptSecretKey {
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(StaticSecret::from(bytes))
+    }
+
+    /// A fresh random transcript key pair.
+    pub fn generate() -> Result<Self> {
+        let bytes = Zeroizing::new(random_bytes::<32>()?);
+        Ok(Self::from_bytes(*bytes))
+    }
+
+    /// Derives the public half. This is the only way from the secret to something public.
+    pub fn public_key(&self) -> TranscriptPublicKey {
+        TranscriptPublicKey(X25519Public::from(&self.0).to_bytes())
+    }
+
+    pub(crate) fn inner(&self) -> &StaticSecret {
+        &self.0
+    }
+
+    pub(crate) fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+}
+
+impl fmt::Debug for TranscriptSecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TranscriptSecretKey").finish_non_exhaustive()
+    }
+}
+
+/// The key holder's X25519 public key; transcripts are sealed to it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct TranscriptPublicKey(pub(crate) [u8; 32]);
+
+impl TranscriptPublicKey {
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Builds the key from 32 raw bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+/// The secrets of one key set: the FHE client key and the transcript secret.
+///
+/// `Debug` prints only the key id. The transcript secret is zeroized on drop; every serialized
+/// copy this crate makes of the client key lives in a `Zeroizing` buffer. The in-memory tfhe
+/// `ClientKey` itself is dropped normally: tfhe 1.8.2 does not implement `Zeroize` for it
+/// (see `docs/THREAT_MODEL.md`).
+pub struct SecretKeys {
+    pub(crate) key_id: String,
+    pub(crate) client_key: ClientKey,
+    pub(crate) transcript: TranscriptSecretKey,
+}
+
+impl fmt::Debug for SecretKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretKeys")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretKeys {
+    /// The key set these secrets belong to.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The FHE client key, for decrypting results.
+    pub fn client_key(&self) -> &ClientKey {
+        &self.client_key
+    }
+
+    /// The X25519 secret, for opening transcripts.
+    pub fn transcript_secret(&self) -> &TranscriptSecretKey {
+        &self.transcript
+    }
+}
+
+/// SHA-256 fingerprints (lowercase hex) of each public component's encoded bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fingerprints {
+    /// The safe-serialized compressed server key.
+    pub server_key: String,
+    /// The safe-serialized compact public key.
+    pub compact_public_key: String,
+    /// The safe-serialized CRS.
+    pub crs: String,
+    /// The 32 raw bytes of the X25519 transcript public key.
+    pub transcript_public_key: String,
+}
+
+/// What a key set is: created at key generation, stored by the server, pinned by apps and
+/// auditors (by [`KeyManifest::fingerprint`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyManifest {
+    /// Layout version of this JSON ([`MANIFEST_FORMAT`]).
+    pub format: u32,
+    /// The key set's id.
+    pub key_id: String,
+    /// The tfhe release the keys were made with.
+    pub tfhe_version: String,
+    /// The parameter-set id ([`PARAMETER_SET_ID`]).
+    pub parameter_set: String,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_at: u64,
+    /// The record width, in bits, the CRS can prove.
+    pub crs_max_bits: u32,
+    /// The fingerprint of every public component.
+    pub fingerprints: Fingerprints,
+}
+
+impl KeyManifest {
+    /// Encodes the manifest as an envelope; these bytes are what [`Self::fingerprint`] hashes.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let json = serde_json::to_vec(self).map_err(|e| Error::Malformed {
+            what: "key manifest",
+            reason: e.to_string(),
+        })?;
+        Envelope::encode(Kind::Manifest, &self.key_id, &[], &json)
+    }
+
+    /// Decodes and checks a manifest envelope: layout version, tfhe version, parameter set,
+    /// and that the envelope's key id is the manifest's.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let envelope = Envelope::decode_expecting(bytes, Kind::Manifest, None)?;
+        let manifest: KeyManifest =
+            serde_json::from_slice(envelope.payload).map_err(|e| Error::Malformed {
+                what: "key manifest",
+                reason: e.to_string(),
+            })?;
+        manifest.check()?;
+        if envelope.key_id != manifest.key_id {
+            return Err(Error::WrongKeyId {
+                expected: envelope.key_id.to_owned(),
+                found: manifest.key_id.chars().take(64).collect(),
+            });
+        }
+        Ok(manifest)
+    }
+
+    fn check(&self) -> Result<()> {
+        let malformed = |reason: String| Error::Malformed {
+            what: "key manifest",
+            reason,
+        };
+        if self.format != MANIFEST_FORMAT {
+            return Err(malformed(format!(
+                "layout version {} is not supported (expected {MANIFEST_FORMAT})",
+                self.format
+            )));
+        }
+        params::check_parameter_set(&self.parameter_set)?;
+        if self.tfhe_version != TFHE_VERSION {
+            return Err(malformed(format!(
+                "made with tfhe {:?}, this build uses tfhe {TFHE_VERSION}",
+                self.tfhe_version.chars().take(32).collect::<String>()
+            )));
+        }
+        if self.crs_max_bits != MAX_RECORD_BITS {
+            return Err(malformed(format!(
+                "CRS sized for {} bits, this build expects {MAX_RECORD_BITS}",
+                self.crs_max_bits
+            )));
+        }
+        crate::envelope::check_key_id(&self.key_id)?;
+        if self.key_id.is_empty() {
+            return Err(malformed("empty key id".into()));
+        }
+        let f = &self.fingerprints;
+        for fp in [&f.server_key, &f.compact_public_key, &f.crs, &f.transcript_public_key] {
+            if fp.len() != 64 || !fp.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+                return Err(malformed("fingerprints are 64 lowercase hex digits".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The manifest's own fingerprint: SHA-256 of its encoded envelope. Apps and auditors pin
+    /// a key set by this value.
+    pub fn fingerprint(&self) -> Result<String> {
+        Ok(sha256_hex(&self.encode()?))
+    }
+}
+
+fn check_fingerprint(component: &'static str, expected: &str, bytes: &[u8]) -> Result<()> {
+    let found = sha256_hex(bytes);
+    if crate::ct_eq(found.as_bytes(), expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(Error::FingerprintMismatch {
+            component,
+            expected: expected.to_owned(),
+            found,
+        })
+    }
+}
+
+/// Decodes a compact public key with the pinned conformance check.
+pub(crate) fn decode_compact_public_key(bytes: &[u8]) -> Result<CompactPublicKey> {
+    codec::decode_conformant(
+        "compact public key",
+        bytes,
+        limits::COMPACT_PUBLIC_KEY,
+        &params::PKE_PARAMS,
+    )
+}
+
+/// Decodes a CRS and checks it has exactly the pinned shape and capacity.
+pub(crate) fn decode_crs(bytes: &[u8]) -> Result<CompactPkeCrs> {
+    let max_messages = MAX_RECORD_BITS.div_ceil(2 * params::BITS_PER_BLOCK) as usize;
+    let conformance = new_compact_pke_crs_conformance_params(
+        params::PKE_PARAMS,
+        tfhe::shortint::parameters::LweCiphertextCount(max_messages),
+    )
+    .map_err(|e| Error::Fhe(e.to_string()))?;
+    codec::decode_conformant("CRS", bytes, limits::CRS, &conformance)
+}
+
+/// Decodes a compressed server key with the pinned conformance check.
+pub fn decode_server_key(bytes: &[u8]) -> Result<CompressedServerKey> {
+    codec::decode_conformant(
+        "server key",
+        bytes,
+        limits::SERVER_KEY,
+        &params::config().into(),
+    )
+}
+
+fn decode_transcript_key(bytes: &[u8]) -> Result<TranscriptPublicKey> {
+    let raw: [u8; 32] = bytes.try_into().map_err(|_| Error::Malformed {
+        what: "transcript public key",
+        reason: format!("expected 32 bytes, found {}", bytes.len()),
+    })?;
+    Ok(TranscriptPublicKey(raw))
+}
+
+/// What an app needs to record sessions: the compact public key and CRS (to encrypt and
+/// prove), the transcript public key (to seal), and the manifest that pins them. It holds no
+/// server key and nothing that can decrypt.
+#[derive(Clone)]
+pub struct AppBundle {
+    pub(crate) manifest: KeyManifest,
+    pub(crate) public_key: CompactPublicKey,
+    pub(crate) crs: CompactPkeCrs,
+    pub(crate) transcript: TranscriptPublicKey,
+    pub(crate) public_key_bytes: Vec<u8>,
+    pub(crate) crs_bytes: Vec<u8>,
+}
+
+impl fmt::Debug for AppBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppBundle")
+            .field("key_id", &self.manifest.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppBundle {
+    /// The manifest pinning this bundle.
+    pub fn manifest(&self) -> &KeyManifest {
+        &self.manifest
+    }
+
+    /// The key set's id.
+    pub fn key_id(&self) -> &str {
+        &self.manifest.key_id
+    }
+
+    /// The compact public key records are encrypted under.
+    pub fn public_key(&self) -> &CompactPublicKey {
+        &self.public_key
+    }
+
+    /// The CRS proofs are made and checked against.
+    pub fn crs(&self) -> &CompactPkeCrs {
+        &self.crs
+    }
+
+    /// The key transcripts are sealed to.
+    pub fn transcript_key(&self) -> &TranscriptPublicKey {
+        &self.transcript
+    }
+
+    fn component_parts(&self) -> Result<[Vec<u8>; 4]> {
+        let id = self.key_id();
+        Ok([
+            self.manifest.encode()?,
+            Envelope::encode(Kind::CompactPublicKey, id, &[], &self.public_key_bytes)?,
+            Envelope::encode(Kind::Crs, id, &[], &self.crs_bytes)?,
+            Envelope::encode(Kind::TranscriptKey, id, &[], &self.transcript.0)?,
+        ])
+    }
+
+    /// Encodes the bundle as an envelope.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let parts = self.component_parts()?;
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        Envelope::encode(Kind::AppBundle, self.key_id(), &[], &encode_parts(&refs))
+    }
+
+    /// Decodes a bundle and checks every component against its manifest (size limits,
+    /// conformance, fingerprints). It does not pin the manifest: see [`Self::decode_pinned`].
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let envelope = Envelope::decode_expecting(bytes, Kind::AppBundle, None)?;
+        let parts = decode_parts("app bundle", envelope.payload, 4)?;
+        Self::from_parts(envelope.key_id, &parts)
+    }
+
+    /// Decodes a bundle and refuses it unless its manifest has the fingerprint the caller
+    /// pinned, so a server cannot swap keys under an app.
+    pub fn decode_pinned(bytes: &[u8], manifest_fingerprint: &str) -> Result<Self> {
+        let bundle = Self::decode(bytes)?;
+        let found = bundle.manifest.fingerprint()?;
+        if !crate::ct_eq(found.as_bytes(), manifest_fingerprint.as_bytes()) {
+            return Err(Error::FingerprintMismatch {
+                component: "key manifest",
+                expected: manifest_fingerprint.chars().take(64).collect(),
+                found,
+            });
+        }
+        Ok(bundle)
+    }
+
+    fn from_parts(key_id: &str, parts: &[&[u8]]) -> Result<Self> {
+        let manifest = KeyManifest::decode(parts[0])?;
+        if manifest.key_id != key_id {
+            return Err(Error::WrongKeyId {
+                expected: key_id.to_owned(),
+                found: manifest.key_id,
+            });
+        }
+        let id = Some(key_id);
+        let f = &manifest.fingerprints;
+        let pk = Envelope::decode_expecting(parts[1], Kind::CompactPublicKey, id)?.payload;
+        check_fingerprint("compact public key", &f.compact_public_key, pk)?;
+        let crs = Envelope::decode_expecting(parts[2], Kind::Crs, id)?.payload;
+        check_fingerprint("CRS", &f.crs, crs)?;
+        let tk = Envelope::decode_expecting(parts[3], Kind::TranscriptKey, id)?.payload;
+        check_fingerprint("transcript public key", &f.transcript_public_key, tk)?;
+        Ok(Self {
+            public_key: decode_compact_public_key(pk)?,
+            crs: decode_crs(crs)?,
+            transcript: decode_transcript_key(tk)?,
+            public_key_bytes: pk.to_vec(),
+            crs_bytes: crs.to_vec(),
+            manifest,
+        })
+    }
+}
+
+/// Everything public about a key set: the [`AppBundle`] plus the compressed server key. This
+/// is what the key holder registers with the server. It offers no way to decrypt.
+#[derive(Clone)]
+pub struct PublicBundle {
+    pub(crate) app: AppBundle,
+    pub(crate) server_key_bytes: Vec<u8>,
+}
+
+impl fmt::Debug for PublicBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicBundle")
+            .field("key_id", &self.app.manifest.key_id)
+            .field("server_key_bytes", &self.server_key_bytes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PublicBundle {
+    /// The part an app needs (no server key).
+    pub fn app_bundle(&self) -> &AppBundle {
+        &self.app
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &KeyManifest {
+        &self.app.manifest
+    }
+
+    /// The key set's id.
+    pub fn key_id(&self) -> &str {
+        self.app.key_id()
+    }
+
+    /// The safe-serialized compressed server key, as fingerprinted in the manifest.
+    pub fn server_key_bytes(&self) -> &[u8] {
+        &self.server_key_bytes
+    }
+
+    /// Decodes (with the conformance check) the compressed server key.
+    pub fn server_key(&self) -> Result<CompressedServerKey> {
+        decode_server_key(&self.server_key_bytes)
+    }
+
+    /// Encodes the bundle as an envelope.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let [m, pk, crs, tk] = self.app.component_parts()?;
+        let sk = Envelope::encode(Kind::ServerKey, self.key_id(), &[], &self.server_key_bytes)?;
+        let payload = encode_parts(&[&m, &pk, &crs, &tk, &sk]);
+        Envelope::encode(Kind::PublicBundle, self.key_id(), &[], &payload)
+    }
+
+    /// Decodes a bundle and checks every component against its manifest (size limits,
+    /// conformance of every key, fingerprints).
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let envelope = Envelope::decode_expecting(bytes, Kind::PublicBundle, None)?;
+        let parts = decode_parts("public bundle", envelope.payload, 5)?;
+        let app = AppBundle::from_parts(envelope.key_id, &parts[..4])?;
+        let sk = Envelope::decode_expecting(parts[4], Kind::ServerKey, Some(envelope.key_id))?;
+        check_fingerprint("server key", &app.manifest.fingerprints.server_key, sk.payload)?;
+        decode_server_key(sk.payload)?;
+        Ok(Self {
+            app,
+            server_key_bytes: sk.payload.to_vec(),
+        })
+    }
+}
+
+/// A freshly generated key set: secrets and public bundle, to be split with
+/// [`KeySet::into_parts`].
+pub struct KeySet {
+    /// The secrets (client key, transcript secret).
+    pub secret: SecretKeys,
+    /// The public bundle.
+    pub public: PublicBundle,
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySet")
+            .field("key_id", &self.secret.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeySet {
+    /// Runs the key ceremony under the pinned parameters.
+    pub fn generate() -> Result<Self> {
+        Self::generate_with_progress(|_| {})
+    }
+
+    /// Runs the key ceremony, calling `progress` before each step.
+    pub fn generate_with_progress(mut progress: impl FnMut(KeygenStep)) -> Result<Self> {
+        let config = params::config();
+        let key_id = format!("ks_{}", hex::encode(random_bytes::<12>()?));
+
+        progress(KeygenStep::ClientKey);
+        let client_key = ClientKey::generate(config);
+        progress(KeygenStep::ServerKey);
+        let server_key = CompressedServerKey::new(&client_key);
+        progress(KeygenStep::PublicKey);
+        let public_key =
+            CompactPublicKey::try_new(&client_key).map_err(|e| Error::Fhe(e.to_string()))?;
+        progress(KeygenStep::Crs);
+        let crs = CompactPkeCrs::from_config(config, MAX_RECORD_BITS as usize)
+            .map_err(|e| Error::Fhe(e.to_string()))?;
+        let transcript = TranscriptSecretKey::generate()?;
+
+        progress(KeygenStep::Manifest);
+        let server_key_bytes = codec::encode("server key", &server_key, limits::SERVER_KEY)?;
+        drop(server_key);
+        let public_key_bytes =
+            codec::encode("compact public key", &public_key, limits::COMPACT_PUBLIC_KEY)?;
+        let crs_bytes = codec::encode("CRS", &crs, limits::CRS)?;
+        let transcript_public = transcript.public_key();
+        let manifest = KeyManifest {
+            format: MANIFEST_FORMAT,
+            key_id: key_id.clone(),
+            tfhe_version: TFHE_VERSION.to_owned(),
+            parameter_set: PARAMETER_SET_ID.to_owned(),
+            created_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            crs_max_bits: MAX_RECORD_BITS,
+            fingerprints: Fingerprints {
+                server_key: sha256_hex(&server_key_bytes),
+                compact_public_key: sha256_hex(&public_key_bytes),
+                crs: sha256_hex(&crs_bytes),
+                transcript_public_key: sha256_hex(transcript_public.as_bytes()),
+            },
+        };
+        Ok(KeySet {
+            secret: SecretKeys {
+                key_id,
+                client_key,
+                transcript,
+            },
+            public: PublicBundle {
+                app: AppBundle {
+                    manifest,
+                    public_key,
+                    crs,
+                    transcript: transcript_public,
+                    public_key_bytes,
+                    crs_bytes,
+                },
+                server_key_bytes,
+            },
+        })
+    }
+
+    /// Splits the key set into its secret and public halves.
+    pub fn into_parts(self) -> (SecretKeys, PublicBundle) {
+        (self.secret, self.public)
+    }
+}

@@ -1,0 +1,66 @@
+//! `blindsight-crypto`: Blindsight's cryptographic core, with no I/O and no async.
+//!
+//! - [`params`]: the one pinned TFHE parameter set and its id.
+//! - [`KeySet`]: the key ceremony, split into [`SecretKeys`] and a [`PublicBundle`] /
+//!   [`AppBundle`] pinned by a [`KeyManifest`].
+//! - [`Envelope`]: the versioned frame for everything that crosses a trust boundary; every
+//!   decoder has a size limit and a conformance check.
+//! - [`RecordSchema`], [`encrypt_record`], [`Verifier`]: records as proven compact ciphertext
+//!   lists bound to their metadata, and the server-side verify + expand.
+//! - [`seal`]/[`open`]: transcripts sealed to the key holder.
+//! - [`seal_keystore`]/[`KeystoreFile`]: the passphrase-encrypted keystore format.
+//!
+//! Decoding never panics, whatever the input: each decoder is driven by a fuzz target and by
+//! the tests over truncated, bit-flipped and random inputs.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod codec;
+pub mod decoders;
+mod envelope;
+mod error;
+mod keys;
+mod keystore;
+pub mod params;
+mod record;
+mod results;
+mod schema;
+mod seal;
+
+pub use codec::{limits, sha256_hex};
+pub use envelope::{Envelope, FORMAT_VERSION, Kind, MAGIC, check_key_id};
+pub use error::{Error, Result};
+pub use keys::{
+    AppBundle, Fingerprints, KeyManifest, KeySet, KeygenStep, MANIFEST_FORMAT, PublicBundle,
+    SecretKeys, TranscriptPublicKey, TranscriptSecretKey, decode_server_key,
+};
+pub use keystore::{
+    DEFAULT_ITERATIONS, KeystoreFile, KeystoreHeader, MAX_ITERATIONS, MIN_ITERATIONS,
+    seal_keystore,
+};
+pub use params::{PARAMETER_SET_ID, TFHE_VERSION};
+pub use record::{
+    EncryptedValue, RecordEnvelope, RecordMetadata, Verifier, check_shape, decode_proven_list,
+    encode_proven_list, encrypt_record, proven_list_conformance,
+};
+pub use results::{decode_result_list, encode_result_list};
+pub use schema::{FieldSpec, FieldType, MAX_FIELDS, RecordSchema, RecordValues, Value};
+pub use seal::{SEAL_VERSION, SealedTranscript, open, seal};
+/// The tfhe crate this build is pinned to, re-exported so users name the same types.
+pub use tfhe;
+
+/// Constant-time equality for tokens, fingerprints and ids.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// `N` bytes from the operating system's CSPRNG (ring's `SystemRandom`).
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    use ring::rand::SecureRandom;
+    let mut out = [0u8; N];
+    ring::rand::SystemRandom::new()
+        .fill(&mut out)
+        .map_err(|_| Error::Rng)?;
+    Ok(out)
+}

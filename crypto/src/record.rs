@@ -1,0 +1,432 @@
+//! Records: a schema's values encrypted as one `ProvenCompactCiphertextList` whose proof is
+//! bound to the record's metadata, and the server-side checks that turn it back into typed
+//! FHE values.
+//!
+//! The proof's metadata is [`RecordMetadata::binding`]: a domain-separated encoding of the
+//! tenant, key id, schema id and version, record id, cohort, lexicon version and recording
+//! time. A list proven for one record therefore fails verification under any other record's
+//! metadata, so a ciphertext cannot be replayed under another record id or tenant.
+//! See <https://docs.zama.org/tfhe-rs> ("Zero-knowledge proofs").
+
+use serde::{Deserialize, Serialize};
+use tfhe::integer::ciphertext::IntegerProvenCompactCiphertextListConformanceParams;
+use tfhe::prelude::CiphertextList;
+use tfhe::zk::{CompactPkeProofConformanceParams, CompactPkeZkScheme, ZkComputeLoad};
+use tfhe::{
+    FheBool, FheUint2, FheUint4, FheUint6, FheUint8, FheUint10, FheUint12, FheUint14, FheUint16,
+    FheUint24, FheUint32, ProvenCompactCiphertextList,
+};
+
+use crate::codec::{self, limits};
+use crate::envelope::{Envelope, Kind, decode_parts, encode_parts};
+use crate::keys::AppBundle;
+use crate::params::{self, BITS_PER_BLOCK, MAX_RECORD_BITS};
+use crate::schema::{FieldType, RecordSchema, RecordValues, Value};
+use crate::{Error, Result};
+
+/// Who a record belongs to and what it is: the routing metadata, and what its proof and
+/// transcript seal are bound to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordMetadata {
+    /// The tenant (platform) id.
+    pub tenant: String,
+    /// The key set the record is encrypted under.
+    pub key_id: String,
+    /// The record schema's id.
+    pub schema_id: String,
+    /// The record schema's version.
+    pub schema_version: u32,
+    /// The record id, chosen by the client so retries cannot create duplicates.
+    pub record_id: String,
+    /// The cohort label analytics select on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort: Option<String>,
+    /// The version of the lexicon the text features were extracted with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lexicon_version: Option<String>,
+    /// When the session was recorded, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<u64>,
+}
+
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    // Every string is checked to be at most 128 bytes by `RecordMetadata::check`.
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+impl RecordMetadata {
+    /// Checks every identifier is short and printable.
+    pub fn check(&self) -> Result<()> {
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 128
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b))
+        };
+        let fields: [(&str, Option<&str>); 6] = [
+            ("tenant", Some(&self.tenant)),
+            ("schema_id", Some(&self.schema_id)),
+            ("record_id", Some(&self.record_id)),
+            ("cohort", self.cohort.as_deref()),
+            ("lexicon_version", self.lexicon_version.as_deref()),
+            ("key_id", Some(&self.key_id)),
+        ];
+        for (name, value) in fields {
+            if let Some(v) = value
+                && !ok(v)
+            {
+                return Err(Error::MetadataMismatch(format!(
+                    "{name} must be 1-128 characters of A-Z, a-z, 0-9 and -_.:@"
+                )));
+            }
+        }
+        crate::envelope::check_key_id(&self.key_id)
+    }
+
+    fn encode_with_domain(&self, domain: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(domain);
+        push_str(&mut out, &self.tenant);
+        push_str(&mut out, &self.key_id);
+        push_str(&mut out, &self.schema_id);
+        out.extend_from_slice(&self.schema_version.to_be_bytes());
+        push_str(&mut out, &self.record_id);
+        for opt in [&self.cohort, &self.lexicon_version] {
+            match opt {
+                Some(s) => {
+                    out.push(1);
+                    push_str(&mut out, s);
+                }
+                None => out.push(0),
+            }
+        }
+        match self.recorded_at {
+            Some(t) => {
+                out.push(1);
+                out.extend_from_slice(&t.to_be_bytes());
+            }
+            None => out.push(0),
+        }
+        out
+    }
+
+    /// The bytes a record's ZK proof is bound to.
+    pub fn binding(&self) -> Vec<u8> {
+        self.encode_with_domain(b"blindsight/record-proof/v1\0")
+    }
+
+    /// The associated data a record's transcript is sealed with.
+    pub fn transcript_aad(&self) -> Vec<u8> {
+        self.encode_with_domain(b"blindsight/transcript/v1\0")
+    }
+
+    /// Checks this metadata belongs to `schema` and the key set `key_id`.
+    pub fn check_against(&self, schema: &RecordSchema, key_id: &str) -> Result<()> {
+        self.check()?;
+        if self.key_id != key_id {
+            return Err(Error::MetadataMismatch(format!(
+                "record is for key set {:?}, this key set is {key_id:?}",
+                self.key_id
+            )));
+        }
+        if self.schema_id != schema.id || self.schema_version != schema.version {
+            return Err(Error::MetadataMismatch(format!(
+                "record declares schema {}@{}, the schema given is {}@{}",
+                self.schema_id, self.schema_version, schema.id, schema.version
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Encrypts `values` under the app bundle's compact public key and proves, bound to `meta`,
+/// that the list is well formed. Nothing is encrypted unless every value is present and in
+/// range.
+pub fn encrypt_record(
+    bundle: &AppBundle,
+    schema: &RecordSchema,
+    meta: &RecordMetadata,
+    values: &RecordValues,
+) -> Result<ProvenCompactCiphertextList> {
+    schema.validate()?;
+    meta.check_against(schema, bundle.key_id())?;
+    let ordered = schema.order_values(values)?;
+    let mut builder = ProvenCompactCiphertextList::builder(bundle.public_key());
+    for (field, value) in schema.fields.iter().zip(ordered) {
+        match value {
+            Value::Bool(b) => {
+                builder.push(b);
+            }
+            Value::Uint(v) => {
+                builder
+                    .push_with_num_bits(v, field.ty.bits() as usize)
+                    .map_err(|e| Error::Fhe(e.to_string()))?;
+            }
+        }
+    }
+    builder
+        .build_with_proof_packed(bundle.crs(), &meta.binding(), ZkComputeLoad::Proof)
+        .map_err(|e| Error::Fhe(e.to_string()))
+}
+
+/// Safe-serializes a proven list.
+pub fn encode_proven_list(list: &ProvenCompactCiphertextList) -> Result<Vec<u8>> {
+    codec::encode("proven list", list, limits::PROVEN_LIST)
+}
+
+/// The conformance parameters of any proven list this build accepts: the pinned compact
+/// public-key parameters, packed lists only, ZK scheme v2, at most as many messages as the
+/// CRS is sized for.
+pub fn proven_list_conformance() -> IntegerProvenCompactCiphertextListConformanceParams {
+    let pke = params::PKE_PARAMS;
+    IntegerProvenCompactCiphertextListConformanceParams {
+        encryption_lwe_dimension: pke.encryption_lwe_dimension,
+        message_modulus: pke.message_modulus,
+        carry_modulus: pke.carry_modulus,
+        ciphertext_modulus: pke.ciphertext_modulus,
+        expansion_kind: pke.expansion_kind,
+        max_elements_per_compact_list: MAX_RECORD_BITS.div_ceil(2 * BITS_PER_BLOCK) as usize,
+        allow_unpacked: false,
+        zk_conformance_params: CompactPkeProofConformanceParams::new(CompactPkeZkScheme::V2),
+    }
+}
+
+/// Decodes a proven list with the size limit and the conformance check. Does not verify the
+/// proof: see [`Verifier`].
+pub fn decode_proven_list(bytes: &[u8]) -> Result<ProvenCompactCiphertextList> {
+    codec::decode_conformant(
+        "proven list",
+        bytes,
+        limits::PROVEN_LIST,
+        &proven_list_conformance(),
+    )
+}
+
+/// Checks a list holds exactly the schema's fields, in order, with the schema's types.
+pub fn check_shape(list: &ProvenCompactCiphertextList, schema: &RecordSchema) -> Result<()> {
+    if list.len() != schema.fields.len() {
+        return Err(Error::ShapeMismatch(format!(
+            "the list holds {} values, schema {}@{} has {} fields",
+            list.len(),
+            schema.id,
+            schema.version,
+            schema.fields.len()
+        )));
+    }
+    for (i, field) in schema.fields.iter().enumerate() {
+        let found = list.get_kind_of(i);
+        if found != Some(field.ty.to_fhe_type()) {
+            return Err(Error::ShapeMismatch(format!(
+                "value {i} (field {:?}) is {found:?}, the schema says {:?}",
+                field.name, field.ty
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An encrypted record: its metadata, proven list and (optionally) sealed transcript, framed
+/// as one envelope for upload and storage.
+#[derive(Clone, Debug)]
+pub struct RecordEnvelope {
+    /// The record's metadata (bound into the proof and the transcript seal).
+    pub metadata: RecordMetadata,
+    /// The safe-serialized proven list.
+    pub proven_list: Vec<u8>,
+    /// The sealed transcript (empty when the session had none).
+    pub sealed_transcript: Vec<u8>,
+}
+
+impl RecordEnvelope {
+    /// Encodes the record as an envelope.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        self.metadata.check()?;
+        let meta = serde_json::to_vec(&self.metadata).map_err(|e| Error::Malformed {
+            what: "record metadata",
+            reason: e.to_string(),
+        })?;
+        let payload = encode_parts(&[&self.proven_list, &self.sealed_transcript]);
+        Envelope::encode(Kind::Record, &self.metadata.key_id, &meta, &payload)
+    }
+
+    /// Decodes a record envelope: framing, metadata, and the proven list's size limit and
+    /// conformance. The proof itself is checked by [`Verifier::verify_record`].
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let envelope = Envelope::decode_expecting(bytes, Kind::Record, None)?;
+        let metadata: RecordMetadata = envelope.metadata_as()?;
+        metadata.check()?;
+        if metadata.key_id != envelope.key_id {
+            return Err(Error::MetadataMismatch(
+                "the envelope and its metadata name different key sets".into(),
+            ));
+        }
+        let parts = decode_parts("record", envelope.payload, 2)?;
+        decode_proven_list(parts[0])?;
+        if !parts[1].is_empty() {
+            crate::seal::SealedTranscript::decode(parts[1])?;
+        }
+        Ok(Self {
+            metadata,
+            proven_list: parts[0].to_vec(),
+            sealed_transcript: parts[1].to_vec(),
+        })
+    }
+}
+
+/// One expanded, typed FHE value of a record.
+#[allow(missing_docs)]
+pub enum EncryptedValue {
+    Bool(FheBool),
+    U2(FheUint2),
+    U4(FheUint4),
+    U6(FheUint6),
+    U8(FheUint8),
+    U10(FheUint10),
+    U12(FheUint12),
+    U14(FheUint14),
+    U16(FheUint16),
+    U24(FheUint24),
+    U32(FheUint32),
+}
+
+impl std::fmt::Debug for EncryptedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EncryptedValue::Bool(_) => "EncryptedValue::Bool(..)",
+            EncryptedValue::U2(_) => "EncryptedValue::U2(..)",
+            EncryptedValue::U4(_) => "EncryptedValue::U4(..)",
+            EncryptedValue::U6(_) => "EncryptedValue::U6(..)",
+            EncryptedValue::U8(_) => "EncryptedValue::U8(..)",
+            EncryptedValue::U10(_) => "EncryptedValue::U10(..)",
+            EncryptedValue::U12(_) => "EncryptedValue::U12(..)",
+            EncryptedValue::U14(_) => "EncryptedValue::U14(..)",
+            EncryptedValue::U16(_) => "EncryptedValue::U16(..)",
+            EncryptedValue::U24(_) => "EncryptedValue::U24(..)",
+            EncryptedValue::U32(_) => "EncryptedValue::U32(..)",
+        })
+    }
+}
+
+/// True when every radix block has an all-zero LWE mask: such a ciphertext carries its value
+/// in clear. A compact-list encryption made with zero randomness expands (keyswitch + PBS) to
+/// exactly this, so this check after expansion refuses client-sent trivial ciphertexts.
+fn blocks_trivial<'a>(blocks: impl IntoIterator<Item = &'a tfhe::shortint::Ciphertext>) -> bool {
+    blocks
+        .into_iter()
+        .any(|b| b.ct.get_mask().as_ref().iter().all(|&x| x == 0))
+}
+
+macro_rules! uint_blocks_trivial {
+    ($value:expr) => {
+        blocks_trivial(&$value.clone().into_raw_parts().0.blocks)
+    };
+}
+
+impl EncryptedValue {
+    /// True when any block of this value is a trivial (noiseless) ciphertext, i.e. carries its
+    /// value in clear. Cloning one value is cheap (a few blocks).
+    pub fn is_trivial(&self) -> bool {
+        match self {
+            // FheBool exposes its block only by value.
+            EncryptedValue::Bool(b) => blocks_trivial([&b.clone().into_raw_parts()]),
+            EncryptedValue::U2(v) => uint_blocks_trivial!(v),
+            EncryptedValue::U4(v) => uint_blocks_trivial!(v),
+            EncryptedValue::U6(v) => uint_blocks_trivial!(v),
+            EncryptedValue::U8(v) => uint_blocks_trivial!(v),
+            EncryptedValue::U10(v) => uint_blocks_trivial!(v),
+            EncryptedValue::U12(v) => uint_blocks_trivial!(v),
+            EncryptedValue::U14(v) => uint_blocks_trivial!(v),
+            EncryptedValue::U16(v) => uint_blocks_trivial!(v),
+            EncryptedValue::U24(v) => uint_blocks_trivial!(v),
+            EncryptedValue::U32(v) => uint_blocks_trivial!(v),
+        }
+    }
+}
+
+/// Server-side verification of records against one key set's public material.
+#[derive(Clone)]
+pub struct Verifier {
+    bundle: AppBundle,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("key_id", &self.bundle.key_id())
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// A verifier for records encrypted under `bundle`.
+    pub fn new(bundle: AppBundle) -> Self {
+        Self { bundle }
+    }
+
+    /// The key set this verifier checks against.
+    pub fn key_id(&self) -> &str {
+        self.bundle.key_id()
+    }
+
+    /// Decodes and checks a proven list without expanding it: size limit, conformance,
+    /// metadata against schema and key set, arity and types, and the proof bound to `meta`.
+    pub fn verify_record(
+        &self,
+        proven_list: &[u8],
+        schema: &RecordSchema,
+        meta: &RecordMetadata,
+    ) -> Result<ProvenCompactCiphertextList> {
+        meta.check_against(schema, self.key_id())?;
+        let list = decode_proven_list(proven_list)?;
+        check_shape(&list, schema)?;
+        let outcome = list.verify(self.bundle.crs(), self.bundle.public_key(), &meta.binding());
+        if outcome.is_valid() {
+            Ok(list)
+        } else {
+            Err(Error::ProofInvalid)
+        }
+    }
+
+    /// Everything [`Self::verify_record`] checks, then expands the list into typed FHE values
+    /// (one keyswitch + PBS per block) and refuses trivial ciphertexts.
+    ///
+    /// Expansion needs the key set's server key installed on the calling thread
+    /// (`tfhe::set_server_key`); callers run this on a worker thread, never an async one.
+    pub fn verify_and_expand(
+        &self,
+        proven_list: &[u8],
+        schema: &RecordSchema,
+        meta: &RecordMetadata,
+    ) -> Result<Vec<EncryptedValue>> {
+        let list = self.verify_record(proven_list, schema, meta)?;
+        // The proof was checked just above; tfhe's `verify_and_expand` would check it again.
+        let expander = list
+            .expand_without_verification()
+            .map_err(|e| Error::Fhe(e.to_string()))?;
+        let mut values = Vec::with_capacity(schema.fields.len());
+        for (i, field) in schema.fields.iter().enumerate() {
+            let missing = || Error::ShapeMismatch(format!("value {i} is missing after expansion"));
+            let fhe = |e: tfhe::Error| Error::Fhe(e.to_string());
+            let value = match field.ty {
+                FieldType::Bool => EncryptedValue::Bool(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
+                FieldType::U2 => EncryptedValue::U2(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
+                FieldType::U4 => EncryptedValue::U4(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
+                FieldType::U6 => EncryptedValue::U6(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
+                FieldType::U8 => EncryptedValue::U8(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
+                FieldType::U10 => EncryptedValue::U10(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
+                FieldType::U12 => EncryptedValue::U12(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
+                FieldType::U14 => EncryptedValue::U14(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
+                FieldType::U16 => EncryptedValue::U16(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
+                FieldType::U24 => EncryptedValue::U24(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
+                FieldType::U32 => EncryptedValue::U32(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
+            };
+            if value.is_trivial() {
+                return Err(Error::TrivialCiphertext { index: i });
+            }
+            values.push(value);
+        }
+        Ok(values)
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests for `blindsight-crypto`: one test binary, so the (slow) key set is
+//! generated once per process and shared.
+
+mod common;
+mod decoders;
+mod envelope;
+mod fixtures;
+mod keys;
+mod keystore;
+mod records;
+mod seal;

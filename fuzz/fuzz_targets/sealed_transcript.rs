@@ -1,0 +1,5 @@
+#![no_main]
+// Invariant: decoding never panics, whatever the input (see ../README.md).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = blindsight_crypto::decoders::decode("sealed_transcript", data);
+});
