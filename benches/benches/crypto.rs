@@ -4,14 +4,18 @@
 
 use std::time::Duration;
 
-use blindsight_benches::{bench_meta, forty_u8_schema, forty_u8_values, pbs_count, reset_pbs_count};
+use blindsight_benches::{
+    bench_meta, forty_u8_schema, forty_u8_values, pbs_count, reset_pbs_count,
+};
 use blindsight_crypto::tfhe::set_server_key;
 use blindsight_crypto::{KeySet, Verifier, encode_proven_list, encrypt_record};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn crypto(c: &mut Criterion) {
     let mut group = c.benchmark_group("crypto");
-    group.sample_size(10).measurement_time(Duration::from_secs(30));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(30));
 
     group.bench_function("keygen/full/1", |b| b.iter(|| KeySet::generate().unwrap()));
 

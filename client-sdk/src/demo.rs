@@ -101,7 +101,12 @@ pub fn run(out: &mut dyn Write, dir: &Path) -> Result<DemoReport> {
     step("[2/6] key holder: saving the secrets to a passphrase-encrypted keystore (PBKDF2 600k)");
     let path = dir.join("demo.keystore");
     let passphrase = "demo passphrase - never use a literal passphrase in real use";
-    keystore::save(&path, &secret, passphrase, blindsight_crypto::DEFAULT_ITERATIONS)?;
+    keystore::save(
+        &path,
+        &secret,
+        passphrase,
+        blindsight_crypto::DEFAULT_ITERATIONS,
+    )?;
     drop(secret);
     let secret = keystore::load(&path, passphrase)?;
     step(&format!("      wrote and re-opened {}", path.display()));
@@ -141,7 +146,11 @@ pub fn run(out: &mut dyn Write, dir: &Path) -> Result<DemoReport> {
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         let list = encrypt_record(&app, &schema, &meta, &values)?;
-        let sealed = seal(app.transcript_key(), &meta.transcript_aad(), s.transcript.as_bytes())?;
+        let sealed = seal(
+            app.transcript_key(),
+            &meta.transcript_aad(),
+            s.transcript.as_bytes(),
+        )?;
         let envelope = RecordEnvelope {
             metadata: meta,
             proven_list: encode_proven_list(&list)?,

@@ -20,7 +20,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A keystore already exists where a new one would be written.
-    #[error("{0} already exists; refusing to overwrite a keystore (move it away or choose another path)")]
+    #[error(
+        "{0} already exists; refusing to overwrite a keystore (move it away or choose another path)"
+    )]
     KeystoreExists(PathBuf),
 }
 

@@ -13,7 +13,7 @@ use blindsight_crypto::{KeystoreFile, SecretKeys, seal_keystore};
 
 use crate::{Error, Result};
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| Error::Io {
         action,
         path: path.to_owned(),

@@ -71,8 +71,7 @@ where
     if !object.is_conformant(params) {
         return Err(Error::NonConformant {
             what,
-            reason: "its dimensions, moduli or list sizes differ from the pinned parameters"
-                .into(),
+            reason: "its dimensions, moduli or list sizes differ from the pinned parameters".into(),
         });
     }
     Ok(object)

@@ -122,7 +122,15 @@ impl<'a> Envelope<'a> {
             });
         }
         let mut out = Vec::with_capacity(
-            4 + 2 + 1 + 1 + PARAMETER_SET_ID.len() + 1 + key_id.len() + 4 + metadata.len() + 8
+            4 + 2
+                + 1
+                + 1
+                + PARAMETER_SET_ID.len()
+                + 1
+                + key_id.len()
+                + 4
+                + metadata.len()
+                + 8
                 + payload.len(),
         );
         out.extend_from_slice(&MAGIC);

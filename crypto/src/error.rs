@@ -62,13 +62,17 @@ pub enum Error {
     #[error("metadata mismatch: {0}")]
     MetadataMismatch(String),
     /// The zero-knowledge proof did not verify.
-    #[error("the zero-knowledge proof does not verify for this ciphertext, public key, CRS and metadata")]
+    #[error(
+        "the zero-knowledge proof does not verify for this ciphertext, public key, CRS and metadata"
+    )]
     ProofInvalid,
     /// The proven list holds a different number or type of values than the schema says.
     #[error("arity/type mismatch: {0}")]
     ShapeMismatch(String),
     /// A client sent a noiseless (trivial) ciphertext, which would carry its value in clear.
-    #[error("value {index} is a trivial (noiseless) ciphertext; only real encryptions are accepted")]
+    #[error(
+        "value {index} is a trivial (noiseless) ciphertext; only real encryptions are accepted"
+    )]
     TrivialCiphertext {
         /// The position of the offending value.
         index: usize,
@@ -96,7 +100,9 @@ pub enum Error {
     #[error("wrong passphrase, or the keystore file was modified (authentication failed)")]
     WrongPassphrase,
     /// A public component does not match the fingerprint its manifest pins.
-    #[error("{component} does not match the key manifest (fingerprint {found}, manifest says {expected})")]
+    #[error(
+        "{component} does not match the key manifest (fingerprint {found}, manifest says {expected})"
+    )]
     FingerprintMismatch {
         /// Which component.
         component: &'static str,

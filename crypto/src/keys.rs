@@ -89,7 +89,8 @@ impl TranscriptSecretKey {
 
 impl fmt::Debug for TranscriptSecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TranscriptSecretKey").finish_non_exhaustive()
+        f.debug_struct("TranscriptSecretKey")
+            .finish_non_exhaustive()
     }
 }
 
@@ -239,8 +240,17 @@ impl KeyManifest {
             return Err(malformed("empty key id".into()));
         }
         let f = &self.fingerprints;
-        for fp in [&f.server_key, &f.compact_public_key, &f.crs, &f.transcript_public_key] {
-            if fp.len() != 64 || !fp.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        for fp in [
+            &f.server_key,
+            &f.compact_public_key,
+            &f.crs,
+            &f.transcript_public_key,
+        ] {
+            if fp.len() != 64
+                || !fp
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
                 return Err(malformed("fingerprints are 64 lowercase hex digits".into()));
             }
         }
@@ -478,7 +488,11 @@ impl PublicBundle {
         let parts = decode_parts("public bundle", envelope.payload, 5)?;
         let app = AppBundle::from_parts(envelope.key_id, &parts[..4])?;
         let sk = Envelope::decode_expecting(parts[4], Kind::ServerKey, Some(envelope.key_id))?;
-        check_fingerprint("server key", &app.manifest.fingerprints.server_key, sk.payload)?;
+        check_fingerprint(
+            "server key",
+            &app.manifest.fingerprints.server_key,
+            sk.payload,
+        )?;
         decode_server_key(sk.payload)?;
         Ok(Self {
             app,
@@ -530,8 +544,11 @@ impl KeySet {
         progress(KeygenStep::Manifest);
         let server_key_bytes = codec::encode("server key", &server_key, limits::SERVER_KEY)?;
         drop(server_key);
-        let public_key_bytes =
-            codec::encode("compact public key", &public_key, limits::COMPACT_PUBLIC_KEY)?;
+        let public_key_bytes = codec::encode(
+            "compact public key",
+            &public_key,
+            limits::COMPACT_PUBLIC_KEY,
+        )?;
         let crs_bytes = codec::encode("CRS", &crs, limits::CRS)?;
         let transcript_public = transcript.public_key();
         let manifest = KeyManifest {

@@ -4,8 +4,8 @@
 
 use std::num::NonZeroU32;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use serde::{Deserialize, Serialize};
 use tfhe::ClientKey;
 use zeroize::Zeroizing;
@@ -97,7 +97,10 @@ impl<'a> KeystoreFile<'a> {
             reason,
         };
         if header.kdf != KDF || header.aead != AEAD {
-            return Err(malformed(format!("unsupported kdf/aead {:?}/{:?}", header.kdf, header.aead)));
+            return Err(malformed(format!(
+                "unsupported kdf/aead {:?}/{:?}",
+                header.kdf, header.aead
+            )));
         }
         if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&header.iterations) {
             return Err(malformed(format!(

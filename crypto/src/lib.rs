@@ -35,8 +35,7 @@ pub use keys::{
     SecretKeys, TranscriptPublicKey, TranscriptSecretKey, decode_server_key,
 };
 pub use keystore::{
-    DEFAULT_ITERATIONS, KeystoreFile, KeystoreHeader, MAX_ITERATIONS, MIN_ITERATIONS,
-    seal_keystore,
+    DEFAULT_ITERATIONS, KeystoreFile, KeystoreHeader, MAX_ITERATIONS, MIN_ITERATIONS, seal_keystore,
 };
 pub use params::{PARAMETER_SET_ID, TFHE_VERSION};
 pub use record::{

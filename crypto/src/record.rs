@@ -9,12 +9,14 @@
 //! See <https://docs.zama.org/tfhe-rs> ("Zero-knowledge proofs").
 
 use serde::{Deserialize, Serialize};
-use tfhe::integer::ciphertext::IntegerProvenCompactCiphertextListConformanceParams;
+use tfhe::integer::ciphertext::{
+    IntegerCiphertext, IntegerProvenCompactCiphertextListConformanceParams,
+};
 use tfhe::prelude::CiphertextList;
 use tfhe::zk::{CompactPkeProofConformanceParams, CompactPkeZkScheme, ZkComputeLoad};
 use tfhe::{
     FheBool, FheUint2, FheUint4, FheUint6, FheUint8, FheUint10, FheUint12, FheUint14, FheUint16,
-    FheUint24, FheUint32, ProvenCompactCiphertextList,
+    FheUint32, ProvenCompactCiphertextList,
 };
 
 use crate::codec::{self, limits};
@@ -77,9 +79,10 @@ impl RecordMetadata {
             if let Some(v) = value
                 && !ok(v)
             {
-                return Err(Error::MetadataMismatch(format!(
-                    "{name} must be 1-128 characters of A-Z, a-z, 0-9 and -_.:@"
-                )));
+                return Err(Error::Malformed {
+                    what: "record metadata",
+                    reason: format!("{name} must be 1-128 characters of A-Z, a-z, 0-9 and -_.:@"),
+                });
             }
         }
         crate::envelope::check_key_id(&self.key_id)
@@ -287,7 +290,6 @@ pub enum EncryptedValue {
     U12(FheUint12),
     U14(FheUint14),
     U16(FheUint16),
-    U24(FheUint24),
     U32(FheUint32),
 }
 
@@ -303,7 +305,6 @@ impl std::fmt::Debug for EncryptedValue {
             EncryptedValue::U12(_) => "EncryptedValue::U12(..)",
             EncryptedValue::U14(_) => "EncryptedValue::U14(..)",
             EncryptedValue::U16(_) => "EncryptedValue::U16(..)",
-            EncryptedValue::U24(_) => "EncryptedValue::U24(..)",
             EncryptedValue::U32(_) => "EncryptedValue::U32(..)",
         })
     }
@@ -320,7 +321,7 @@ fn blocks_trivial<'a>(blocks: impl IntoIterator<Item = &'a tfhe::shortint::Ciphe
 
 macro_rules! uint_blocks_trivial {
     ($value:expr) => {
-        blocks_trivial(&$value.clone().into_raw_parts().0.blocks)
+        blocks_trivial($value.clone().into_raw_parts().0.blocks())
     };
 }
 
@@ -339,7 +340,6 @@ impl EncryptedValue {
             EncryptedValue::U12(v) => uint_blocks_trivial!(v),
             EncryptedValue::U14(v) => uint_blocks_trivial!(v),
             EncryptedValue::U16(v) => uint_blocks_trivial!(v),
-            EncryptedValue::U24(v) => uint_blocks_trivial!(v),
             EncryptedValue::U32(v) => uint_blocks_trivial!(v),
         }
     }
@@ -410,17 +410,36 @@ impl Verifier {
             let missing = || Error::ShapeMismatch(format!("value {i} is missing after expansion"));
             let fhe = |e: tfhe::Error| Error::Fhe(e.to_string());
             let value = match field.ty {
-                FieldType::Bool => EncryptedValue::Bool(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
-                FieldType::U2 => EncryptedValue::U2(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
-                FieldType::U4 => EncryptedValue::U4(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
-                FieldType::U6 => EncryptedValue::U6(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
-                FieldType::U8 => EncryptedValue::U8(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
-                FieldType::U10 => EncryptedValue::U10(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
-                FieldType::U12 => EncryptedValue::U12(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
-                FieldType::U14 => EncryptedValue::U14(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
-                FieldType::U16 => EncryptedValue::U16(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
-                FieldType::U24 => EncryptedValue::U24(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
-                FieldType::U32 => EncryptedValue::U32(expander.get(i).map_err(fhe)?.ok_or_else(missing)?),
+                FieldType::Bool => {
+                    EncryptedValue::Bool(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
+                }
+                FieldType::U2 => {
+                    EncryptedValue::U2(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
+                }
+                FieldType::U4 => {
+                    EncryptedValue::U4(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
+                }
+                FieldType::U6 => {
+                    EncryptedValue::U6(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
+                }
+                FieldType::U8 => {
+                    EncryptedValue::U8(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
+                }
+                FieldType::U10 => {
+                    EncryptedValue::U10(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
+                }
+                FieldType::U12 => {
+                    EncryptedValue::U12(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
+                }
+                FieldType::U14 => {
+                    EncryptedValue::U14(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
+                }
+                FieldType::U16 => {
+                    EncryptedValue::U16(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
+                }
+                FieldType::U32 => {
+                    EncryptedValue::U32(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
+                }
             };
             if value.is_trivial() {
                 return Err(Error::TrivialCiphertext { index: i });

@@ -18,7 +18,10 @@ pub fn encode_result_list(list: &CompressedCiphertextList) -> Result<Vec<u8>> {
 }
 
 /// Decodes a compressed result list and checks it holds exactly `expected`, in order.
-pub fn decode_result_list(bytes: &[u8], expected: &[FieldType]) -> Result<CompressedCiphertextList> {
+pub fn decode_result_list(
+    bytes: &[u8],
+    expected: &[FieldType],
+) -> Result<CompressedCiphertextList> {
     let list: CompressedCiphertextList =
         codec::decode_unchecked("result list", bytes, limits::RESULT_LIST)?;
     if list.len() != expected.len() {

@@ -35,8 +35,6 @@ pub enum FieldType {
     U14,
     /// `FheUint16`.
     U16,
-    /// `FheUint24`.
-    U24,
     /// `FheUint32`.
     U32,
 }
@@ -54,7 +52,6 @@ impl FieldType {
             FieldType::U12 => 12,
             FieldType::U14 => 14,
             FieldType::U16 => 16,
-            FieldType::U24 => 24,
             FieldType::U32 => 32,
         }
     }
@@ -85,7 +82,6 @@ impl FieldType {
             FieldType::U12,
             FieldType::U14,
             FieldType::U16,
-            FieldType::U24,
         ]
         .into_iter()
         .find(|t| t.bits() >= bits)
@@ -103,7 +99,6 @@ impl FieldType {
             FieldType::U12 => tfhe::FheTypes::Uint12,
             FieldType::U14 => tfhe::FheTypes::Uint14,
             FieldType::U16 => tfhe::FheTypes::Uint16,
-            FieldType::U24 => tfhe::FheTypes::Uint24,
             FieldType::U32 => tfhe::FheTypes::Uint32,
         }
     }
@@ -181,8 +176,9 @@ pub type RecordValues = BTreeMap<String, Value>;
 fn is_identifier(s: &str, extra: &[u8]) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || extra.contains(&b))
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || extra.contains(&b)
+        })
 }
 
 impl RecordSchema {
@@ -194,7 +190,9 @@ impl RecordSchema {
             reason,
         };
         if !is_identifier(&self.id, b"-") {
-            return Err(invalid("the id must be 1-64 characters of a-z, 0-9, '_' and '-'".into()));
+            return Err(invalid(
+                "the id must be 1-64 characters of a-z, 0-9, '_' and '-'".into(),
+            ));
         }
         if self.version == 0 {
             return Err(invalid("versions start at 1".into()));
@@ -252,10 +250,7 @@ impl RecordSchema {
         if let Some(unknown) = values.keys().find(|k| !known.contains(k.as_str())) {
             return Err(Error::InvalidField {
                 field: unknown.chars().take(64).collect(),
-                reason: format!(
-                    "not a field of schema {}@{}",
-                    self.id, self.version
-                ),
+                reason: format!("not a field of schema {}@{}", self.id, self.version),
             });
         }
         self.fields

@@ -6,8 +6,8 @@
 //! ephemeral and recipient public keys, so every seal uses a fresh key and the nonce is never
 //! reused under one key.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use ring::hkdf;
 use x25519_dalek::{PublicKey as X25519Public, StaticSecret};
 use zeroize::Zeroizing;
@@ -74,7 +74,9 @@ fn cipher_and_nonce(
     recipient: &[u8; 32],
 ) -> Result<(ChaCha20Poly1305, [u8; 12])> {
     if !shared.was_contributory() {
-        return Err(Error::Seal("the transcript key is a low-order point; refusing to seal or open"));
+        return Err(Error::Seal(
+            "the transcript key is a low-order point; refusing to seal or open",
+        ));
     }
     let mut salt = [0u8; 64];
     salt[..32].copy_from_slice(ephemeral);
@@ -106,7 +108,13 @@ pub fn seal(recipient: &TranscriptPublicKey, aad: &[u8], plaintext: &[u8]) -> Re
     let shared = ephemeral_secret.diffie_hellman(&X25519Public::from(*recipient.as_bytes()));
     let (cipher, nonce) = cipher_and_nonce(&shared, &ephemeral, recipient.as_bytes())?;
     let ciphertext = cipher
-        .encrypt(&nonce.into(), Payload { msg: plaintext, aad })
+        .encrypt(
+            &nonce.into(),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .map_err(|_| Error::Seal("transcript encryption failed"))?;
     let mut out = Vec::with_capacity(1 + 32 + ciphertext.len());
     out.push(SEAL_VERSION);

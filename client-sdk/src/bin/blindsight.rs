@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use zeroize::Zeroizing;
 
 #[derive(Parser)]
-#[command(name = "blindsight", version, about = "Blindsight: risk scoring and analytics on data the service can never read")]
+#[command(
+    name = "blindsight",
+    version,
+    about = "Blindsight: risk scoring and analytics on data the service can never read"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,10 +41,9 @@ fn passphrase() -> anyhow::Result<Zeroizing<String>> {
     if let Ok(p) = std::env::var("BLINDSIGHT_PASSPHRASE") {
         return Ok(Zeroizing::new(p));
     }
-    let first = Zeroizing::new(
-        rpassword::prompt_password("keystore passphrase: ")
-            .context("couldn't read a passphrase (set BLINDSIGHT_PASSPHRASE when there is no terminal)")?,
-    );
+    let first = Zeroizing::new(rpassword::prompt_password("keystore passphrase: ").context(
+        "couldn't read a passphrase (set BLINDSIGHT_PASSPHRASE when there is no terminal)",
+    )?);
     let second = Zeroizing::new(rpassword::prompt_password("repeat passphrase: ")?);
     anyhow::ensure!(*first == *second, "the passphrases differ");
     Ok(first)
@@ -48,14 +51,21 @@ fn passphrase() -> anyhow::Result<Zeroizing<String>> {
 
 fn keygen(out_dir: PathBuf) -> anyhow::Result<()> {
     let pass = passphrase()?;
-    anyhow::ensure!(pass.chars().count() >= 12, "choose a passphrase of at least 12 characters");
+    anyhow::ensure!(
+        pass.chars().count() >= 12,
+        "choose a passphrase of at least 12 characters"
+    );
     let keys = KeySet::generate_with_progress(|s| eprintln!("keygen: {}…", s.describe()))?;
     let (secret, public) = keys.into_parts();
     let id = secret.key_id().to_owned();
     let ks = out_dir.join(format!("{id}.keystore"));
     keystore::save(&ks, &secret, &pass, DEFAULT_ITERATIONS)
         .with_context(|| format!("couldn't write keystore {}", ks.display()))?;
-    keystore::write_private_atomic(&out_dir.join(format!("{id}.public")), &public.encode()?, false)?;
+    keystore::write_private_atomic(
+        &out_dir.join(format!("{id}.public")),
+        &public.encode()?,
+        false,
+    )?;
     keystore::write_private_atomic(
         &out_dir.join(format!("{id}.app")),
         &public.app_bundle().encode()?,
@@ -70,13 +80,9 @@ fn keygen(out_dir: PathBuf) -> anyhow::Result<()> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo { dir } => {
-            let tmp;
             let dir = match dir {
                 Some(d) => d,
-                None => {
-                    tmp = tempdir()?;
-                    tmp.clone()
-                }
+                None => tempdir()?,
             };
             demo::run(&mut std::io::stdout(), &dir)?;
             Ok(())

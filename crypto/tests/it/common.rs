@@ -4,22 +4,24 @@ use std::sync::OnceLock;
 
 use blindsight_crypto::tfhe::{ServerKey, set_server_key};
 use blindsight_crypto::{
-    FieldSpec, KeySet, PublicBundle, RecordMetadata, RecordSchema, RecordValues, SecretKeys,
-    Value,
+    FieldSpec, KeySet, PublicBundle, RecordMetadata, RecordSchema, RecordValues, SecretKeys, Value,
 };
 
-pub struct Fixture {
-    pub secret: SecretKeys,
-    pub public: PublicBundle,
-    pub server_key: ServerKey,
+pub(crate) struct Fixture {
+    pub(crate) secret: SecretKeys,
+    pub(crate) public: PublicBundle,
+    pub(crate) server_key: ServerKey,
 }
 
 /// The key set every test shares, generated once per test process.
-pub fn keys() -> &'static Fixture {
+pub(crate) fn keys() -> &'static Fixture {
     static KEYS: OnceLock<Fixture> = OnceLock::new();
     KEYS.get_or_init(|| {
         let (secret, public) = KeySet::generate().expect("key generation").into_parts();
-        let server_key = public.server_key().expect("server key decodes").decompress();
+        let server_key = public
+            .server_key()
+            .expect("server key decodes")
+            .decompress();
         Fixture {
             secret,
             public,
@@ -29,13 +31,13 @@ pub fn keys() -> &'static Fixture {
 }
 
 /// Installs the shared server key on the calling (test) thread.
-pub fn use_server_key() -> &'static Fixture {
+pub(crate) fn use_server_key() -> &'static Fixture {
     let k = keys();
     set_server_key(k.server_key.clone());
     k
 }
 
-pub fn schema() -> RecordSchema {
+pub(crate) fn schema() -> RecordSchema {
     RecordSchema {
         id: "test-session".into(),
         version: 1,
@@ -49,7 +51,7 @@ pub fn schema() -> RecordSchema {
     }
 }
 
-pub fn values() -> RecordValues {
+pub(crate) fn values() -> RecordValues {
     [
         ("mood", Value::Uint(7)),
         ("item", Value::Uint(2)),
@@ -62,7 +64,7 @@ pub fn values() -> RecordValues {
     .collect()
 }
 
-pub fn meta(record_id: &str) -> RecordMetadata {
+pub(crate) fn meta(record_id: &str) -> RecordMetadata {
     RecordMetadata {
         tenant: "tenant-a".into(),
         key_id: keys().public.key_id().to_owned(),
@@ -76,7 +78,7 @@ pub fn meta(record_id: &str) -> RecordMetadata {
 }
 
 /// Every single-bit flip of `bytes` (or a deterministic sample of them for large inputs).
-pub fn bit_flips(bytes: &[u8], max: usize) -> impl Iterator<Item = Vec<u8>> + '_ {
+pub(crate) fn bit_flips(bytes: &[u8], max: usize) -> impl Iterator<Item = Vec<u8>> + '_ {
     let total = bytes.len() * 8;
     let step = total.div_ceil(max).max(1);
     (0..total).step_by(step).map(move |bit| {
@@ -87,16 +89,16 @@ pub fn bit_flips(bytes: &[u8], max: usize) -> impl Iterator<Item = Vec<u8>> + '_
 }
 
 /// Every prefix length of `bytes` (or a sample of them for large inputs).
-pub fn truncations(bytes: &[u8], max: usize) -> impl Iterator<Item = &[u8]> + '_ {
+pub(crate) fn truncations(bytes: &[u8], max: usize) -> impl Iterator<Item = &[u8]> + '_ {
     let step = bytes.len().div_ceil(max).max(1);
     (0..bytes.len()).step_by(step).map(move |n| &bytes[..n])
 }
 
 /// A tiny deterministic PRNG (xorshift) for random-input tests.
-pub struct XorShift(pub u64);
+pub(crate) struct XorShift(pub(crate) u64);
 
 impl XorShift {
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+    pub(crate) fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n)
             .map(|_| {
                 self.0 ^= self.0 << 13;
@@ -107,7 +109,7 @@ impl XorShift {
             .collect()
     }
 
-    pub fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         let b = self.bytes(8);
         (u64::from_le_bytes(b.try_into().unwrap()) % n as u64) as usize
     }

@@ -8,7 +8,9 @@ use blindsight_crypto::decoders::{TARGETS, decode};
 use crate::common::{XorShift, bit_flips, truncations};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {
@@ -48,7 +50,11 @@ fn random_inputs_are_refused() {
         for _ in 0..200 {
             let len = rng.below(512);
             let bytes = rng.bytes(len);
-            assert_eq!(decode(target, &bytes), Some(false), "{target} accepted random bytes");
+            assert_eq!(
+                decode(target, &bytes),
+                Some(false),
+                "{target} accepted random bytes"
+            );
         }
     }
 }

@@ -42,32 +42,51 @@ fn wrong_kind_and_key_id_are_refused() {
 fn wrong_magic_version_and_parameter_set_are_refused() {
     let mut bytes = sample();
     bytes[0] = b'X';
-    assert!(matches!(Envelope::decode(&bytes), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        Envelope::decode(&bytes),
+        Err(Error::Malformed { .. })
+    ));
 
     let mut bytes = sample();
     bytes[5] = 2;
-    assert!(matches!(Envelope::decode(&bytes), Err(Error::UnsupportedVersion(2))));
+    assert!(matches!(
+        Envelope::decode(&bytes),
+        Err(Error::UnsupportedVersion(2))
+    ));
 
     let mut bytes = sample();
     // The parameter-set id starts after magic (4), version (2), kind (1) and its length (1).
     let last = 8 + PARAMETER_SET_ID.len() - 1;
     bytes[last] = b'X';
-    assert!(matches!(Envelope::decode(&bytes), Err(Error::WrongParameterSet { .. })));
+    assert!(matches!(
+        Envelope::decode(&bytes),
+        Err(Error::WrongParameterSet { .. })
+    ));
 
     let mut bytes = sample();
     bytes[6] = 200;
-    assert!(matches!(Envelope::decode(&bytes), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        Envelope::decode(&bytes),
+        Err(Error::Malformed { .. })
+    ));
 }
 
 #[test]
 fn truncation_and_trailing_bytes_are_refused() {
     let bytes = sample();
     for prefix in truncations(&bytes, usize::MAX) {
-        assert!(Envelope::decode(prefix).is_err(), "prefix of {} decoded", prefix.len());
+        assert!(
+            Envelope::decode(prefix).is_err(),
+            "prefix of {} decoded",
+            prefix.len()
+        );
     }
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(matches!(Envelope::decode(&longer), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        Envelope::decode(&longer),
+        Err(Error::Malformed { .. })
+    ));
 }
 
 #[test]
@@ -85,7 +104,10 @@ fn oversize_is_refused_before_reading() {
     // Claim a 33-byte payload for a kind whose limit is 32.
     let len_at = bytes.len() - 32 - 8;
     bytes[len_at..len_at + 8].copy_from_slice(&33u64.to_be_bytes());
-    assert!(matches!(Envelope::decode(&bytes), Err(Error::TooLarge { .. })));
+    assert!(matches!(
+        Envelope::decode(&bytes),
+        Err(Error::TooLarge { .. })
+    ));
     assert!(matches!(
         Envelope::encode(Kind::TranscriptKey, "k", b"", &[0u8; 33]),
         Err(Error::TooLarge { .. })
@@ -94,7 +116,10 @@ fn oversize_is_refused_before_reading() {
     let mut bytes = Envelope::encode(Kind::Record, "k", b"", b"").unwrap();
     let n = bytes.len();
     bytes[n - 8..].copy_from_slice(&(1u64 << 20).to_be_bytes());
-    assert!(matches!(Envelope::decode(&bytes), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        Envelope::decode(&bytes),
+        Err(Error::Malformed { .. })
+    ));
 }
 
 #[test]

@@ -23,7 +23,9 @@ fn dir() -> PathBuf {
 }
 
 fn corpus(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target)
 }
 
 fn read(name: &str) -> Vec<u8> {
@@ -38,7 +40,12 @@ fn write_fixtures() {
     let app = k.public.app_bundle();
     let m = meta("fixture-record");
     let list = encrypt_record(app, &schema(), &m, &values()).unwrap();
-    let sealed = seal(app.transcript_key(), &m.transcript_aad(), TRANSCRIPT.as_bytes()).unwrap();
+    let sealed = seal(
+        app.transcript_key(),
+        &m.transcript_aad(),
+        TRANSCRIPT.as_bytes(),
+    )
+    .unwrap();
     let record = RecordEnvelope {
         metadata: m,
         proven_list: encode_proven_list(&list).unwrap(),
@@ -66,7 +73,11 @@ fn write_fixtures() {
     // Seed corpora: the small valid fixtures, and a few named bad ones.
     let seeds: Vec<(&str, &str, Vec<u8>)> = vec![
         ("envelope", "valid-manifest", files[0].1.clone()),
-        ("envelope", "valid-small", Envelope::encode(Kind::Record, "k", b"{}", b"x").unwrap()),
+        (
+            "envelope",
+            "valid-small",
+            Envelope::encode(Kind::Record, "k", b"{}", b"x").unwrap(),
+        ),
         ("manifest", "valid", files[0].1.clone()),
         ("record", "valid", files[2].1.clone()),
         ("proven_list", "valid", files[3].1.clone()),

@@ -11,7 +11,10 @@ fn tfhe_version_constant_matches_the_lockfile() {
     let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
         .expect("Cargo.lock is committed");
     let needle = format!("name = \"tfhe\"\nversion = \"{TFHE_VERSION}\"");
-    assert!(lock.contains(&needle), "Cargo.lock does not pin tfhe {TFHE_VERSION}");
+    assert!(
+        lock.contains(&needle),
+        "Cargo.lock does not pin tfhe {TFHE_VERSION}"
+    );
 }
 
 #[test]
@@ -20,9 +23,15 @@ fn manifest_round_trips_and_pins_every_component() {
     let manifest = k.public.manifest();
     assert_eq!(manifest.tfhe_version, TFHE_VERSION);
     assert_eq!(manifest.parameter_set, params::PARAMETER_SET_ID);
-    assert_eq!(&KeyManifest::decode(&manifest.encode().unwrap()).unwrap(), manifest);
+    assert_eq!(
+        &KeyManifest::decode(&manifest.encode().unwrap()).unwrap(),
+        manifest
+    );
     // The fingerprint is stable across encodings.
-    assert_eq!(manifest.fingerprint().unwrap(), manifest.fingerprint().unwrap());
+    assert_eq!(
+        manifest.fingerprint().unwrap(),
+        manifest.fingerprint().unwrap()
+    );
 }
 
 #[test]
@@ -37,7 +46,10 @@ fn manifest_refuses_unknown_fields_and_other_versions() {
         &serde_json::to_vec(&json).unwrap(),
     )
     .unwrap();
-    assert!(matches!(KeyManifest::decode(&bytes), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        KeyManifest::decode(&bytes),
+        Err(Error::Malformed { .. })
+    ));
 
     let mut other = manifest.clone();
     other.tfhe_version = "1.0.0".into();
@@ -51,7 +63,10 @@ fn manifest_refuses_unknown_fields_and_other_versions() {
     // An envelope whose key id differs from the manifest's.
     let json = serde_json::to_vec(&manifest).unwrap();
     let bytes = Envelope::encode(Kind::Manifest, "ks_other", b"", &json).unwrap();
-    assert!(matches!(KeyManifest::decode(&bytes), Err(Error::WrongKeyId { .. })));
+    assert!(matches!(
+        KeyManifest::decode(&bytes),
+        Err(Error::WrongKeyId { .. })
+    ));
 }
 
 #[test]
@@ -79,7 +94,10 @@ fn app_bundle_pinning_refuses_another_manifest() {
     let wrong = "0".repeat(64);
     assert!(matches!(
         AppBundle::decode_pinned(&bytes, &wrong),
-        Err(Error::FingerprintMismatch { component: "key manifest", .. })
+        Err(Error::FingerprintMismatch {
+            component: "key manifest",
+            ..
+        })
     ));
 }
 
@@ -115,7 +133,10 @@ fn a_swapped_component_fails_its_fingerprint() {
     let swapped = with_replaced_component(Kind::TranscriptKey, &[7u8; 32]);
     assert!(matches!(
         AppBundle::decode(&swapped),
-        Err(Error::FingerprintMismatch { component: "transcript public key", .. })
+        Err(Error::FingerprintMismatch {
+            component: "transcript public key",
+            ..
+        })
     ));
 }
 
@@ -136,7 +157,10 @@ fn non_conformant_public_key_and_crs_are_refused() {
     let mut manifest = k.public.manifest().clone();
     manifest.fingerprints.compact_public_key = blindsight_crypto::sha256_hex(&pk_bytes);
     let bundle = rebuild_with_manifest(&manifest, Kind::CompactPublicKey, &pk_bytes);
-    assert!(matches!(AppBundle::decode(&bundle), Err(Error::NonConformant { .. })));
+    assert!(matches!(
+        AppBundle::decode(&bundle),
+        Err(Error::NonConformant { .. })
+    ));
 
     // A CRS sized for fewer bits than the pinned maximum.
     let small = CompactPkeCrs::from_config(params::config(), 64).unwrap();
@@ -145,7 +169,10 @@ fn non_conformant_public_key_and_crs_are_refused() {
     let mut manifest = k.public.manifest().clone();
     manifest.fingerprints.crs = blindsight_crypto::sha256_hex(&crs_bytes);
     let bundle = rebuild_with_manifest(&manifest, Kind::Crs, &crs_bytes);
-    assert!(matches!(AppBundle::decode(&bundle), Err(Error::NonConformant { .. })));
+    assert!(matches!(
+        AppBundle::decode(&bundle),
+        Err(Error::NonConformant { .. })
+    ));
 }
 
 fn rebuild_with_manifest(manifest: &KeyManifest, kind: Kind, payload: &[u8]) -> Vec<u8> {
@@ -177,7 +204,10 @@ fn no_secret_appears_in_debug_output() {
     };
     assert_eq!(transcript_secret_hex, "TranscriptSecretKey { .. }");
     let dbg = format!("{:?}", k.secret);
-    assert!(dbg.starts_with("SecretKeys { key_id: ") && dbg.ends_with(", .. }"), "{dbg}");
+    assert!(
+        dbg.starts_with("SecretKeys { key_id: ") && dbg.ends_with(", .. }"),
+        "{dbg}"
+    );
     assert!(!dbg.contains("client_key"));
     for dbg in [
         format!("{:?}", k.public),

@@ -1,8 +1,6 @@
 use blindsight_crypto::tfhe::FheUint8;
 use blindsight_crypto::tfhe::prelude::*;
-use blindsight_crypto::{
-    Envelope, Error, KeystoreFile, MIN_ITERATIONS, open, seal, seal_keystore,
-};
+use blindsight_crypto::{Envelope, Error, KeystoreFile, MIN_ITERATIONS, open, seal, seal_keystore};
 
 use crate::common::{bit_flips, keys};
 
@@ -21,7 +19,10 @@ fn round_trip_and_wrong_passphrase() {
     let back: u8 = ct.decrypt(reopened.client_key());
     assert_eq!(back, 42);
     let sealed = seal(&k.secret.transcript_secret().public_key(), b"a", b"t").unwrap();
-    assert_eq!(&open(reopened.transcript_secret(), b"a", &sealed).unwrap()[..], b"t");
+    assert_eq!(
+        &open(reopened.transcript_secret(), b"a", &sealed).unwrap()[..],
+        b"t"
+    );
 
     assert!(matches!(file.open("wrong"), Err(Error::WrongPassphrase)));
     // The ciphertext does not contain the passphrase or obviously the key bytes.
@@ -43,7 +44,10 @@ fn tampering_and_weak_parameters_are_refused() {
     let meta = String::from_utf8(env.metadata.to_vec()).unwrap();
     let weak = meta.replace("600000", "1000");
     let forged = Envelope::encode(env.kind, env.key_id, weak.as_bytes(), env.payload).unwrap();
-    assert!(matches!(KeystoreFile::decode(&forged), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        KeystoreFile::decode(&forged),
+        Err(Error::Malformed { .. })
+    ));
     // Raising the count keeps it parseable but the header is authenticated.
     let raised = meta.replace("600000", "600001");
     let forged = Envelope::encode(env.kind, env.key_id, raised.as_bytes(), env.payload).unwrap();

@@ -19,8 +19,17 @@ fn round_trip() {
 #[test]
 fn wrong_metadata_fails() {
     let k = keys();
-    let sealed = seal(k.public.app_bundle().transcript_key(), &meta("r1").transcript_aad(), TEXT).unwrap();
-    let err = open(k.secret.transcript_secret(), &meta("r2").transcript_aad(), &sealed);
+    let sealed = seal(
+        k.public.app_bundle().transcript_key(),
+        &meta("r1").transcript_aad(),
+        TEXT,
+    )
+    .unwrap();
+    let err = open(
+        k.secret.transcript_secret(),
+        &meta("r2").transcript_aad(),
+        &sealed,
+    );
     assert!(matches!(err, Err(Error::Seal(_))));
     // The proof binding of the same record is not the transcript AAD (domain separation).
     let err = open(k.secret.transcript_secret(), &meta("r1").binding(), &sealed);
@@ -65,5 +74,8 @@ fn oversize_and_unknown_versions_are_refused() {
     ));
     let mut sealed = seal(k.public.app_bundle().transcript_key(), b"", TEXT).unwrap();
     sealed[0] = 2;
-    assert!(matches!(SealedTranscript::decode(&sealed), Err(Error::Malformed { .. })));
+    assert!(matches!(
+        SealedTranscript::decode(&sealed),
+        Err(Error::Malformed { .. })
+    ));
 }
