@@ -407,39 +407,31 @@ impl Verifier {
             .map_err(|e| Error::Fhe(e.to_string()))?;
         let mut values = Vec::with_capacity(schema.fields.len());
         for (i, field) in schema.fields.iter().enumerate() {
-            let missing = || Error::ShapeMismatch(format!("value {i} is missing after expansion"));
-            let fhe = |e: tfhe::Error| Error::Fhe(e.to_string());
+            macro_rules! get {
+                ($variant:ident) => {
+                    EncryptedValue::$variant(
+                        expander
+                            .get(i)
+                            .map_err(|e| Error::Fhe(e.to_string()))?
+                            .ok_or_else(|| {
+                                Error::ShapeMismatch(format!(
+                                    "value {i} is missing after expansion"
+                                ))
+                            })?,
+                    )
+                };
+            }
             let value = match field.ty {
-                FieldType::Bool => {
-                    EncryptedValue::Bool(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
-                }
-                FieldType::U2 => {
-                    EncryptedValue::U2(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
-                }
-                FieldType::U4 => {
-                    EncryptedValue::U4(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
-                }
-                FieldType::U6 => {
-                    EncryptedValue::U6(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
-                }
-                FieldType::U8 => {
-                    EncryptedValue::U8(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
-                }
-                FieldType::U10 => {
-                    EncryptedValue::U10(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
-                }
-                FieldType::U12 => {
-                    EncryptedValue::U12(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
-                }
-                FieldType::U14 => {
-                    EncryptedValue::U14(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
-                }
-                FieldType::U16 => {
-                    EncryptedValue::U16(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
-                }
-                FieldType::U32 => {
-                    EncryptedValue::U32(expander.get(i).map_err(fhe)?.ok_or_else(missing)?)
-                }
+                FieldType::Bool => get!(Bool),
+                FieldType::U2 => get!(U2),
+                FieldType::U4 => get!(U4),
+                FieldType::U6 => get!(U6),
+                FieldType::U8 => get!(U8),
+                FieldType::U10 => get!(U10),
+                FieldType::U12 => get!(U12),
+                FieldType::U14 => get!(U14),
+                FieldType::U16 => get!(U16),
+                FieldType::U32 => get!(U32),
             };
             if value.is_trivial() {
                 return Err(Error::TrivialCiphertext { index: i });

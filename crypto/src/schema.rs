@@ -279,3 +279,32 @@ impl RecordSchema {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrowest_type_holds_the_maximum() {
+        assert_eq!(FieldType::narrowest_for(3), FieldType::U2);
+        assert_eq!(FieldType::narrowest_for(4), FieldType::U4);
+        assert_eq!(FieldType::narrowest_for(10), FieldType::U4);
+        assert_eq!(FieldType::narrowest_for(255), FieldType::U8);
+        assert_eq!(FieldType::narrowest_for(256), FieldType::U10);
+        assert_eq!(FieldType::narrowest_for(65_535), FieldType::U16);
+        assert_eq!(FieldType::narrowest_for(65_536), FieldType::U32);
+        for t in [FieldType::U2, FieldType::U6, FieldType::U14, FieldType::U32] {
+            assert_eq!(FieldType::narrowest_for(t.max_value()), t);
+        }
+    }
+
+    #[test]
+    fn schema_json_refuses_unknown_fields() {
+        let ok = r#"{"id":"s","version":1,"fields":[{"name":"a","type":"u4","max":10}]}"#;
+        let s: RecordSchema = serde_json::from_str(ok).unwrap();
+        s.validate().unwrap();
+        assert_eq!(s.fields[0].min, 0);
+        let bad = r#"{"id":"s","version":1,"fields":[{"name":"a","type":"u4","max":10,"x":1}]}"#;
+        assert!(serde_json::from_str::<RecordSchema>(bad).is_err());
+    }
+}

@@ -101,11 +101,9 @@ fn app_bundle_pinning_refuses_another_manifest() {
     ));
 }
 
-/// Rebuilds an app bundle with one component's payload replaced.
-fn with_replaced_component(kind: Kind, payload: &[u8]) -> Vec<u8> {
-    let k = keys();
-    let bytes = k.public.app_bundle().encode().unwrap();
-    let env = Envelope::decode(&bytes).unwrap();
+/// The component envelopes of an encoded app bundle.
+fn split_bundle(bytes: &[u8]) -> (String, Vec<Vec<u8>>) {
+    let env = Envelope::decode(bytes).unwrap();
     // Parts: u16 count, then (u64 len, bytes)*.
     let mut p = &env.payload[2..];
     let mut parts = Vec::new();
@@ -114,23 +112,37 @@ fn with_replaced_component(kind: Kind, payload: &[u8]) -> Vec<u8> {
         parts.push(p[8..8 + len].to_vec());
         p = &p[8 + len..];
     }
+    (env.key_id.to_owned(), parts)
+}
+
+fn join_bundle(key_id: &str, parts: &[Vec<u8>]) -> Vec<u8> {
+    let mut payload = (parts.len() as u16).to_be_bytes().to_vec();
+    for part in parts {
+        payload.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        payload.extend_from_slice(part);
+    }
+    Envelope::encode(Kind::AppBundle, key_id, b"", &payload).unwrap()
+}
+
+/// Rebuilds the shared app bundle with one component's payload replaced and, when given,
+/// another manifest.
+fn with_replaced_component(kind: Kind, payload: &[u8], manifest: Option<&KeyManifest>) -> Vec<u8> {
+    let (key_id, mut parts) = split_bundle(&keys().public.app_bundle().encode().unwrap());
     for part in &mut parts {
         let e = Envelope::decode(part).unwrap();
         if e.kind == kind {
             *part = Envelope::encode(kind, e.key_id, e.metadata, payload).unwrap();
         }
     }
-    let mut payload = (parts.len() as u16).to_be_bytes().to_vec();
-    for part in &parts {
-        payload.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        payload.extend_from_slice(part);
+    if let Some(m) = manifest {
+        parts[0] = m.encode().unwrap();
     }
-    Envelope::encode(Kind::AppBundle, env.key_id, b"", &payload).unwrap()
+    join_bundle(&key_id, &parts)
 }
 
 #[test]
 fn a_swapped_component_fails_its_fingerprint() {
-    let swapped = with_replaced_component(Kind::TranscriptKey, &[7u8; 32]);
+    let swapped = with_replaced_component(Kind::TranscriptKey, &[7u8; 32], None);
     assert!(matches!(
         AppBundle::decode(&swapped),
         Err(Error::FingerprintMismatch {
@@ -149,14 +161,18 @@ fn non_conformant_public_key_and_crs_are_refused() {
     let pk = CompactPublicKey::new(&ck);
     let mut pk_bytes = Vec::new();
     safe_serialize(&pk, &mut pk_bytes, 1 << 30).unwrap();
-    let err = AppBundle::decode(&with_replaced_component(Kind::CompactPublicKey, &pk_bytes));
+    let err = AppBundle::decode(&with_replaced_component(
+        Kind::CompactPublicKey,
+        &pk_bytes,
+        None,
+    ));
     // The fingerprint check comes first; decode the key directly for the conformance check.
     assert!(matches!(err, Err(Error::FingerprintMismatch { .. })));
 
     let k = keys();
     let mut manifest = k.public.manifest().clone();
     manifest.fingerprints.compact_public_key = blindsight_crypto::sha256_hex(&pk_bytes);
-    let bundle = rebuild_with_manifest(&manifest, Kind::CompactPublicKey, &pk_bytes);
+    let bundle = with_replaced_component(Kind::CompactPublicKey, &pk_bytes, Some(&manifest));
     assert!(matches!(
         AppBundle::decode(&bundle),
         Err(Error::NonConformant { .. })
@@ -168,30 +184,11 @@ fn non_conformant_public_key_and_crs_are_refused() {
     safe_serialize(&small, &mut crs_bytes, 1 << 30).unwrap();
     let mut manifest = k.public.manifest().clone();
     manifest.fingerprints.crs = blindsight_crypto::sha256_hex(&crs_bytes);
-    let bundle = rebuild_with_manifest(&manifest, Kind::Crs, &crs_bytes);
+    let bundle = with_replaced_component(Kind::Crs, &crs_bytes, Some(&manifest));
     assert!(matches!(
         AppBundle::decode(&bundle),
         Err(Error::NonConformant { .. })
     ));
-}
-
-fn rebuild_with_manifest(manifest: &KeyManifest, kind: Kind, payload: &[u8]) -> Vec<u8> {
-    let with_component = with_replaced_component(kind, payload);
-    let env = Envelope::decode(&with_component).unwrap();
-    let mut p = &env.payload[2..];
-    let mut parts = Vec::new();
-    while !p.is_empty() {
-        let len = u64::from_be_bytes(p[..8].try_into().unwrap()) as usize;
-        parts.push(p[8..8 + len].to_vec());
-        p = &p[8 + len..];
-    }
-    parts[0] = manifest.encode().unwrap();
-    let mut payload = (parts.len() as u16).to_be_bytes().to_vec();
-    for part in &parts {
-        payload.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        payload.extend_from_slice(part);
-    }
-    Envelope::encode(Kind::AppBundle, env.key_id, b"", &payload).unwrap()
 }
 
 #[test]
