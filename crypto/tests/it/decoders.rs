@@ -64,12 +64,16 @@ fn truncated_and_bit_flipped_seeds_never_panic() {
     for target in TARGETS {
         for (_, bytes) in corpus(target) {
             for prefix in truncations(&bytes, 64) {
-                assert_eq!(
-                    decode(target, prefix),
-                    Some(false),
-                    "{target} accepted a {}-byte prefix",
-                    prefix.len()
-                );
+                let accepted = decode(target, prefix).unwrap();
+                // A sealed box carries no length of its own (its envelope does): a truncated
+                // box still parses and is refused when opened (tests in seal.rs).
+                if *target != "sealed_transcript" || prefix.len() < 49 {
+                    assert!(
+                        !accepted,
+                        "{target} accepted a {}-byte prefix",
+                        prefix.len()
+                    );
+                }
             }
             for flipped in bit_flips(&bytes, 64) {
                 // A flip inside opaque payload bytes can still decode; it must not panic.
