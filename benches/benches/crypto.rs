@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the crypto core: key generation, encrypt + prove of a 40-field u8
 //! record, proof verification, and verify + expand. Keys are generated once per run; inputs
 //! are fixed. Run with `cargo bench -p blindsight-benches --bench crypto`.
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

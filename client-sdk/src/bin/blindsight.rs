@@ -80,11 +80,16 @@ fn keygen(out_dir: PathBuf) -> anyhow::Result<()> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo { dir } => {
-            let dir = match dir {
-                Some(d) => d,
-                None => tempdir()?,
+            match dir {
+                Some(dir) => demo::run(&mut std::io::stdout(), &dir)?,
+                None => {
+                    // The demo's keystore holds throwaway keys: remove it with its directory.
+                    let dir = tempdir()?;
+                    let result = demo::run(&mut std::io::stdout(), &dir);
+                    let _ = std::fs::remove_dir_all(&dir);
+                    result?
+                }
             };
-            demo::run(&mut std::io::stdout(), &dir)?;
             Ok(())
         }
         Command::Keygen { out_dir } => keygen(out_dir),
