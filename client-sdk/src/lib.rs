@@ -12,5 +12,7 @@
 pub mod demo;
 mod error;
 pub mod keystore;
+pub mod lexicon;
+pub mod session;
 
 pub use error::{Error, Result};

@@ -25,6 +25,7 @@ pub mod params;
 mod record;
 mod results;
 mod schema;
+pub mod schemas;
 mod seal;
 
 pub use codec::{limits, sha256_hex};

@@ -11,6 +11,11 @@ use blindsight_crypto::{KeyManifest, PublicBundle};
 
 /// Decodes a public bundle as the server admits it: every component within its size limit,
 /// conformant to the pinned parameters, and matching the fingerprints in its manifest.
+///
+/// ```
+/// let err = blindsight_server::admit_public_bundle(b"not a bundle").unwrap_err();
+/// assert!(err.to_string().contains("envelope magic"));
+/// ```
 pub fn admit_public_bundle(bytes: &[u8]) -> blindsight_crypto::Result<KeyManifest> {
     let bundle = PublicBundle::decode(bytes)?;
     Ok(bundle.manifest().clone())
