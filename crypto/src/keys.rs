@@ -9,10 +9,11 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use tfhe::shortint::client_key::atomic_pattern::AtomicPatternClientKey;
 use tfhe::zk::{CompactPkeCrs, new_compact_pke_crs_conformance_params};
 use tfhe::{ClientKey, CompactPublicKey, CompressedServerKey};
 use x25519_dalek::{PublicKey as X25519Public, StaticSecret};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::codec::{self, limits, sha256_hex};
 use crate::envelope::{Envelope, Kind, decode_parts, encode_parts};
@@ -112,14 +113,61 @@ impl TranscriptPublicKey {
 
 /// The secrets of one key set: the FHE client key and the transcript secret.
 ///
-/// `Debug` prints only the key id. The transcript secret is zeroized on drop; every serialized
-/// copy this crate makes of the client key lives in a `Zeroizing` buffer. The in-memory tfhe
-/// `ClientKey` itself is dropped normally: tfhe 1.8.2 does not implement `Zeroize` for it
-/// (see `docs/THREAT_MODEL.md`).
+/// `Debug` prints only the key id. Both secrets are zeroized on drop: the transcript secret by
+/// x25519-dalek, the FHE client key by [`wipe_client_key`] (tfhe 1.8.2 does not implement
+/// `Zeroize`, so its secret-key buffers are taken apart and wiped here). Every serialized copy
+/// this crate makes of the client key lives in a `Zeroizing` buffer.
 pub struct SecretKeys {
     pub(crate) key_id: String,
-    pub(crate) client_key: ClientKey,
+    /// Always `Some` outside `Drop`.
+    pub(crate) client_key: Option<ClientKey>,
     pub(crate) transcript: TranscriptSecretKey,
+}
+
+impl Drop for SecretKeys {
+    fn drop(&mut self) {
+        if let Some(key) = self.client_key.take() {
+            wipe_client_key(key);
+        }
+    }
+}
+
+fn wipe<T: Zeroize>(mut words: Vec<T>) -> usize {
+    let n = words.len();
+    words.zeroize();
+    n
+}
+
+/// Takes a tfhe client key apart and zeroizes every secret-key buffer in it (the compute GLWE
+/// and LWE keys, the compact-public-key secret and the compression key's secret); returns the
+/// number of key words wiped. Components the pinned parameters never create (noise squashing,
+/// OPRF, transciphering) are dropped as they are.
+pub fn wipe_client_key(key: ClientKey) -> usize {
+    let (integer, compact, compression, _squash, _squash_comp, _rerand, _oprf, _trans, _tag) =
+        key.into_raw_parts();
+    let mut wiped = match integer.into_raw_parts().atomic_pattern {
+        AtomicPatternClientKey::Standard(k) => {
+            let (glwe, lwe, _, _) = k.into_raw_parts();
+            wipe(glwe.into_container()) + wipe(lwe.into_container())
+        }
+        AtomicPatternClientKey::KeySwitch32(k) => {
+            let (glwe, lwe, _) = k.into_raw_parts();
+            wipe(glwe.into_container()) + wipe(lwe.into_container())
+        }
+    };
+    if let Some((compact, _)) = compact {
+        let (lwe, _) = compact.into_raw_parts().into_raw_parts();
+        wiped += wipe(lwe.into_container());
+    }
+    if let Some(compression) = compression {
+        wiped += wipe(
+            compression
+                .into_raw_parts()
+                .post_packing_ks_key
+                .into_container(),
+        );
+    }
+    wiped
 }
 
 impl fmt::Debug for SecretKeys {
@@ -138,7 +186,10 @@ impl SecretKeys {
 
     /// The FHE client key, for decrypting results.
     pub fn client_key(&self) -> &ClientKey {
-        &self.client_key
+        // The key is only taken out in `Drop`, after which `self` is unreachable.
+        self.client_key
+            .as_ref()
+            .expect("client key is present until drop")
     }
 
     /// The X25519 secret, for opening transcripts.
@@ -571,7 +622,7 @@ impl KeySet {
         Ok(KeySet {
             secret: SecretKeys {
                 key_id,
-                client_key,
+                client_key: Some(client_key),
                 transcript,
             },
             public: PublicBundle {

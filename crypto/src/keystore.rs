@@ -145,7 +145,7 @@ impl<'a> KeystoreFile<'a> {
         let transcript = Zeroizing::new(transcript);
         Ok(SecretKeys {
             key_id: self.key_id.to_owned(),
-            client_key,
+            client_key: Some(client_key),
             transcript: TranscriptSecretKey::from_bytes(*transcript),
         })
     }
@@ -174,7 +174,7 @@ pub fn seal_keystore(secret: &SecretKeys, passphrase: &str, iterations: u32) -> 
     })?;
     let client_key = Zeroizing::new(codec::encode(
         "client key",
-        &secret.client_key,
+        secret.client_key(),
         limits::CLIENT_KEY,
     )?);
     let transcript = secret.transcript.to_bytes();

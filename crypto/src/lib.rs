@@ -33,7 +33,7 @@ pub use envelope::{Envelope, FORMAT_VERSION, Kind, MAGIC, check_key_id};
 pub use error::{Error, Result};
 pub use keys::{
     AppBundle, Fingerprints, KeyManifest, KeySet, KeygenStep, MANIFEST_FORMAT, PublicBundle,
-    SecretKeys, TranscriptPublicKey, TranscriptSecretKey, decode_server_key,
+    SecretKeys, TranscriptPublicKey, TranscriptSecretKey, decode_server_key, wipe_client_key,
 };
 pub use keystore::{
     DEFAULT_ITERATIONS, KeystoreFile, KeystoreHeader, MAX_ITERATIONS, MIN_ITERATIONS, seal_keystore,

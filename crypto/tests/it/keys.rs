@@ -216,3 +216,14 @@ fn no_secret_appears_in_debug_output() {
     let public = k.secret.transcript_secret().public_key();
     assert_eq!(&public, k.public.app_bundle().transcript_key());
 }
+
+#[test]
+fn wiping_a_client_key_reaches_every_secret_buffer() {
+    let key = ClientKey::generate(params::config());
+    let p = params::COMPUTE_PARAMS;
+    let compute = p.glwe_dimension.0 * p.polynomial_size.0 + p.lwe_dimension.0;
+    let compact = params::PKE_PARAMS.encryption_lwe_dimension.0;
+    let wiped = blindsight_crypto::wipe_client_key(key);
+    // Compute GLWE + LWE keys, the compact-public-key secret, and the compression secret.
+    assert!(wiped > compute + compact, "wiped only {wiped} words");
+}
