@@ -2,10 +2,18 @@
 //! signs what it did.
 //!
 //! This crate depends on `blindsight-crypto` and never on `blindsight-client`: no code path
-//! in the server can hold a client key. So far it holds the public-bundle admission check the
-//! key-registration route will use; the HTTP API, storage and jobs are built on it.
+//! in the server can hold a client key.
+//!
+//! - [`http`]: the router (`app()`), driven by tests in-process and by `serve` over a socket.
+//! - [`ApiError`]: the one error type, rendered as RFC 7807 problem JSON with stable types.
+//! - [`admit_public_bundle`]: the admission check key registration uses.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod error;
+pub mod http;
+
+pub use error::{ApiError, PROBLEM_BASE};
 
 use blindsight_crypto::{KeyManifest, PublicBundle};
 

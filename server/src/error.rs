@@ -1,0 +1,132 @@
+//! The one HTTP error type: every failure becomes RFC 7807 problem JSON
+//! (`application/problem+json`) with a stable, machine-readable `type`. A 5xx never carries
+//! internal detail; the detail is logged instead.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The prefix of every problem `type`; the suffix is the stable slug.
+pub const PROBLEM_BASE: &str = "https://blindsight.dev/problems/";
+
+/// An error the API returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The request was refused by a check; `slug` is its stable type.
+    #[error("{detail}")]
+    Rejected {
+        /// HTTP status.
+        status: StatusCode,
+        /// Stable problem type slug (e.g. `proof-invalid`).
+        slug: &'static str,
+        /// What was wrong and what to do.
+        detail: String,
+    },
+    /// No route or resource.
+    #[error("not found")]
+    NotFound,
+    /// Anything unexpected: logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+impl ApiError {
+    /// A refusal with a status, a stable slug and a detail for the caller.
+    pub fn rejected(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Rejected {
+            status,
+            slug,
+            detail: detail.into(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Rejected { status, .. } => *status,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable problem type slug.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            ApiError::Rejected { slug, .. } => slug,
+            ApiError::NotFound => "not-found",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<blindsight_crypto::Error> for ApiError {
+    /// Every check in the crypto core gets its own stable problem type, so clients can tell a
+    /// bad proof from an oversized body from a key-set mismatch.
+    fn from(e: blindsight_crypto::Error) -> Self {
+        use blindsight_crypto::Error as E;
+        let (status, slug) = match &e {
+            E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
+            E::Malformed { .. } => (StatusCode::BAD_REQUEST, "malformed"),
+            E::UnsupportedVersion(_) => (StatusCode::BAD_REQUEST, "unsupported-format-version"),
+            E::NonConformant { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "non-conformant"),
+            E::WrongParameterSet { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "wrong-parameter-set")
+            }
+            E::WrongKeyId { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "wrong-key-id"),
+            E::WrongKind { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "wrong-envelope-kind"),
+            E::MetadataMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "metadata-mismatch"),
+            E::ProofInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "proof-invalid"),
+            E::ShapeMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "shape-mismatch"),
+            E::TrivialCiphertext { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "trivial-ciphertext"),
+            E::InvalidField { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-field"),
+            E::InvalidSchema { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-schema"),
+            E::FingerprintMismatch { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "fingerprint-mismatch")
+            }
+            // Server-side sealing, keystore, tfhe or RNG failures are ours, not the caller's.
+            _ => return ApiError::Internal(e.to_string()),
+        };
+        ApiError::rejected(status, slug, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = match &self {
+            ApiError::Rejected { detail, .. } => Some(detail.as_str()),
+            ApiError::NotFound => None,
+            ApiError::Internal(internal) => {
+                tracing::error!(error = %internal, "internal error");
+                None
+            }
+        };
+        let problem = Problem {
+            kind: format!("{PROBLEM_BASE}{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("error"),
+            status: status.as_u16(),
+            detail,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            )],
+            body,
+        )
+            .into_response()
+    }
+}
