@@ -389,6 +389,23 @@ impl Verifier {
         }
     }
 
+    /// [`Self::verify_record`] over many records at once, in parallel on the rayon pool (proof
+    /// verification is independent per record). Results are in input order.
+    pub fn verify_records(
+        &self,
+        records: &[RecordEnvelope],
+        schema: &RecordSchema,
+    ) -> Vec<Result<()>> {
+        use rayon::prelude::*;
+        records
+            .par_iter()
+            .map(|r| {
+                self.verify_record(&r.proven_list, schema, &r.metadata)
+                    .map(drop)
+            })
+            .collect()
+    }
+
     /// Everything [`Self::verify_record`] checks, then expands the list into typed FHE values
     /// (one keyswitch + PBS per block) and refuses trivial ciphertexts.
     ///

@@ -245,3 +245,19 @@ fn record_envelope_round_trips() {
             .is_ok()
     );
 }
+
+#[test]
+fn batch_verification_reports_each_record_in_order() {
+    let good = |id: &str| RecordEnvelope {
+        metadata: meta(id),
+        proven_list: proven(id),
+        sealed_transcript: Vec::new(),
+    };
+    let mut replayed = good("rec-x");
+    replayed.metadata.record_id = "rec-y".into();
+    let records = [good("rec-p"), replayed, good("rec-q")];
+    let results = verifier().verify_records(&records, &schema());
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(Error::ProofInvalid)));
+    assert!(results[2].is_ok());
+}
