@@ -211,8 +211,8 @@ fn server_side(
     uploads: &[Vec<u8>],
     step: &mut dyn FnMut(&str),
 ) -> Result<Vec<u8>> {
-    let registered = PublicBundle::decode(&public.encode()?)?;
-    let server_key = registered.server_key()?.decompress();
+    let (registered, server_key) = PublicBundle::decode_with_server_key(&public.encode()?)?;
+    let server_key = server_key.decompress();
     set_server_key(server_key);
     let verifier = Verifier::new(registered.app_bundle().clone());
     let mut builder = CompressedCiphertextListBuilder::new();

@@ -535,6 +535,12 @@ impl PublicBundle {
     /// Decodes a bundle and checks every component against its manifest (size limits,
     /// conformance of every key, fingerprints).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
+        Self::decode_with_server_key(bytes).map(|(bundle, _)| bundle)
+    }
+
+    /// [`Self::decode`], also returning the server key it decoded and checked, so a caller
+    /// that needs the key does not decode its ~100 MB a second time.
+    pub fn decode_with_server_key(bytes: &[u8]) -> Result<(Self, CompressedServerKey)> {
         let envelope = Envelope::decode_expecting(bytes, Kind::PublicBundle, None)?;
         let parts = decode_parts("public bundle", envelope.payload, 5)?;
         let app = AppBundle::from_parts(envelope.key_id, &parts[..4])?;
@@ -544,11 +550,12 @@ impl PublicBundle {
             &app.manifest.fingerprints.server_key,
             sk.payload,
         )?;
-        decode_server_key(sk.payload)?;
-        Ok(Self {
+        let server_key = decode_server_key(sk.payload)?;
+        let bundle = Self {
             app,
             server_key_bytes: sk.payload.to_vec(),
-        })
+        };
+        Ok((bundle, server_key))
     }
 }
 

@@ -76,6 +76,8 @@ fn public_bundle_round_trips_with_conformance_and_fingerprints() {
     let decoded = PublicBundle::decode(&bytes).unwrap();
     assert_eq!(decoded.manifest(), k.public.manifest());
     assert_eq!(decoded.server_key_bytes(), k.public.server_key_bytes());
+    let (with_key, _server_key) = PublicBundle::decode_with_server_key(&bytes).unwrap();
+    assert_eq!(with_key.manifest(), k.public.manifest());
     let app = AppBundle::decode(&k.public.app_bundle().encode().unwrap()).unwrap();
     assert_eq!(app.manifest(), k.public.manifest());
     // The app bundle is not a public bundle and vice versa.
