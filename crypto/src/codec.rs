@@ -105,3 +105,9 @@ where
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
+
+/// The size of `value`'s plain bincode encoding: for tfhe keys, which are mostly flat vectors
+/// of integers, a close estimate of the memory they occupy (used to bound key caches).
+pub fn encoded_size<T: Serialize>(value: &T) -> u64 {
+    bincode::serialized_size(value).unwrap_or(u64::MAX)
+}

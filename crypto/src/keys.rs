@@ -583,9 +583,17 @@ impl KeySet {
     }
 
     /// Runs the key ceremony, calling `progress` before each step.
-    pub fn generate_with_progress(mut progress: impl FnMut(KeygenStep)) -> Result<Self> {
-        let config = params::config();
+    pub fn generate_with_progress(progress: impl FnMut(KeygenStep)) -> Result<Self> {
         let key_id = format!("ks_{}", hex::encode(random_bytes::<12>()?));
+        Self::generate_with_id(&key_id, progress)
+    }
+
+    /// Runs the key ceremony under a key-set id the key holder chose (e.g. `clinic-2026-q4`):
+    /// at most 64 characters of `A–Z a–z 0–9 - _`.
+    pub fn generate_with_id(key_id: &str, mut progress: impl FnMut(KeygenStep)) -> Result<Self> {
+        crate::envelope::check_key_id(key_id)?;
+        let key_id = key_id.to_owned();
+        let config = params::config();
 
         progress(KeygenStep::ClientKey);
         let client_key = ClientKey::generate(config);

@@ -28,7 +28,7 @@ mod schema;
 pub mod schemas;
 mod seal;
 
-pub use codec::{limits, sha256_hex};
+pub use codec::{encoded_size, limits, sha256_hex};
 pub use envelope::{Envelope, FORMAT_VERSION, Kind, MAGIC, check_key_id};
 pub use error::{Error, Result};
 pub use keys::{
@@ -56,7 +56,7 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `N` bytes from the operating system's CSPRNG (ring's `SystemRandom`).
-pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     use ring::rand::SecureRandom;
     let mut out = [0u8; N];
     ring::rand::SystemRandom::new()

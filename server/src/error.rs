@@ -22,6 +22,8 @@ pub enum ApiError {
         slug: &'static str,
         /// What was wrong and what to do.
         detail: String,
+        /// Seconds after which a retry may succeed (`Retry-After`), for 429 and 503.
+        retry_after: Option<u64>,
     },
     /// No route or resource.
     #[error("not found")]
@@ -29,6 +31,21 @@ pub enum ApiError {
     /// Anything unexpected: logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// The RFC 7807 problem document every error response carries (for the OpenAPI document).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemDoc {
+    /// `https://blindsight.dev/problems/<slug>`: stable, machine-readable.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The HTTP status text.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What was wrong and what to do (absent on 5xx).
+    pub detail: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -48,7 +65,18 @@ impl ApiError {
             status,
             slug,
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+
+    /// Adds a `Retry-After` (rounded up to whole seconds, at least 1).
+    #[must_use]
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        if let ApiError::Rejected { retry_after, .. } = &mut self {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            *retry_after = Some(secs.max(1));
+        }
+        self
     }
 
     /// The HTTP status.
@@ -101,6 +129,18 @@ impl From<blindsight_crypto::Error> for ApiError {
     }
 }
 
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Internal(format!("database: {e}"))
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -119,7 +159,7 @@ impl IntoResponse for ApiError {
             detail,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        (
+        let mut response = (
             status,
             [(
                 header::CONTENT_TYPE,
@@ -127,6 +167,22 @@ impl IntoResponse for ApiError {
             )],
             body,
         )
-            .into_response()
+            .into_response();
+        if let ApiError::Rejected {
+            retry_after: Some(secs),
+            ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"blindsight\""),
+            );
+        }
+        response
     }
 }

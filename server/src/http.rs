@@ -1,54 +1,341 @@
 //! The HTTP application: one `app()` building the router, driven by tests with
 //! `tower::ServiceExt::oneshot` and by `blindsight-server serve` over a real socket.
+//!
+//! Layers, outermost first: request metrics and a log line per request; then, for `/v1` API
+//! routes only, load shedding (503 + `Retry-After` beyond `max_in_flight` requests) and the
+//! request timeout. Health, readiness, metrics and the OpenAPI document stay outside the
+//! limits so probes keep answering under load.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use blindsight_crypto::Verifier;
+use blindsight_crypto::tfhe::ServerKey;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::{BoxError, ServiceBuilder};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::api;
+use crate::auth::Guard;
+use crate::config::ServerConfig;
+use crate::db::Db;
 use crate::error::ApiError;
+use crate::fhe::{FhePool, WeightedCache};
+use crate::metrics::{Gauges, Metrics};
 
-/// Shared state of the HTTP application.
-#[derive(Clone, Debug, Default)]
-pub struct AppState {
-    ready: Arc<AtomicBool>,
+/// Decoded key material kept in the key cache.
+pub enum KeyMaterial {
+    /// A key set's proof verifier (compact public key and CRS).
+    Verifier(Arc<Verifier>),
+    /// A key set's decompressed server key.
+    ServerKey(Arc<ServerKey>),
 }
 
-impl AppState {
-    /// Marks the server ready (storage migrated, keys loaded) or not (shutting down).
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::SeqCst);
+impl std::fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyMaterial::Verifier(_) => "KeyMaterial::Verifier",
+            KeyMaterial::ServerKey(_) => "KeyMaterial::ServerKey",
+        })
     }
 }
 
+/// Cache key: tenant, key-set id, and which material.
+pub type KeyCacheKey = (String, String, &'static str);
+
+struct Inner {
+    db: Db,
+    config: ServerConfig,
+    guard: Guard,
+    fhe: FhePool,
+    metrics: Metrics,
+    key_cache: WeightedCache<KeyCacheKey, KeyMaterial>,
+    ready: AtomicBool,
+    in_flight: AtomicUsize,
+}
+
+/// Shared state of the HTTP application.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("backend", &self.0.db.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over a connected, migrated database.
+    pub fn new(db: Db, config: ServerConfig) -> Self {
+        Self(Arc::new(Inner {
+            guard: Guard::new(config.guard.clone()),
+            fhe: FhePool::new(config.limits.fhe_workers),
+            key_cache: WeightedCache::new(config.limits.key_cache_bytes),
+            metrics: Metrics::default(),
+            ready: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            db,
+            config,
+        }))
+    }
+
+    /// Marks the server ready (storage migrated) or not (shutting down).
+    pub fn set_ready(&self, ready: bool) {
+        self.0.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.0.db
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.0.config
+    }
+
+    /// Rate limiting and lockout.
+    pub fn guard(&self) -> &Guard {
+        &self.0.guard
+    }
+
+    /// Where FHE and proof work runs.
+    pub fn fhe(&self) -> &FhePool {
+        &self.0.fhe
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// Decoded key material, bounded by `limits.key_cache_bytes`.
+    pub fn key_cache(&self) -> &WeightedCache<KeyCacheKey, KeyMaterial> {
+        &self.0.key_cache
+    }
+
+    fn gauges(&self) -> Gauges {
+        let (cached_keys, cached_key_bytes) = self.0.key_cache.stats();
+        Gauges {
+            fhe_queued: self.0.fhe.queued(),
+            fhe_running: self.0.fhe.running(),
+            cached_keys,
+            cached_key_bytes,
+            in_flight: self.0.in_flight.load(Ordering::SeqCst),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Blindsight",
+        description = "Privacy-preserving compute over encrypted mental-health session data. Errors are RFC 7807 problem JSON with a stable `type`.",
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "tenants", description = "Tenants and their tokens (admin)"),
+        (name = "keysets", description = "Public key material"),
+        (name = "schemas", description = "Record schemas"),
+        (name = "records", description = "Encrypted, proven records"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, what) in [
+            ("admin", "The admin token from the server's configuration"),
+            ("token", "A tenant token (keyholder, ingest or auditor)"),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(what))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+/// Every route, registered from the same annotations that generate the OpenAPI document: the
+/// `/v1` API (under the load limits) and the operational routes (outside them).
+fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(api::tenants::create))
+        .routes(routes!(api::keysets::register))
+        .routes(routes!(api::keysets::public))
+        .routes(routes!(api::schemas::register))
+        .routes(routes!(api::records::create, api::records::list))
+        .routes(routes!(api::records::proof))
+        .routes(routes!(api::records::transcript));
+    let ops = OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json));
+    (api, ops)
+}
+
+/// The OpenAPI document of every route `app()` serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (api, ops) = routes();
+    let mut doc = api.into_openapi();
+    doc.merge(ops.into_openapi());
+    doc
+}
+
+static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
+    openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+});
+
 /// Builds the router.
 pub fn app(state: AppState) -> Router {
+    let (api, ops) = routes();
+    let limits = &state.config().limits;
+    // axum applies a layer to each route separately: the limit must share one semaphore
+    // across all of them to bound the server as a whole.
+    let api: Router<AppState> = Router::from(api).layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(overloaded))
+            .load_shed()
+            .layer(GlobalConcurrencyLimitLayer::new(
+                limits.max_in_flight.max(1),
+            ))
+            .timeout(limits.request_timeout),
+    );
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .merge(api)
+        .merge(Router::from(ops))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
 
+/// Turns load shedding and timeouts into problem JSON with `Retry-After`.
+async fn overloaded(err: BoxError) -> ApiError {
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::rejected(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the server is at its concurrency limit; retry after the delay given",
+        )
+        .with_retry_after(Duration::from_secs(1))
+    } else if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::rejected(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took longer than the server's time limit and was abandoned; an uncommitted write was rolled back (a record upload retried after this gets 409 if it had been stored)",
+        )
+        .with_retry_after(Duration::from_secs(5))
+    } else {
+        ApiError::Internal(format!("middleware: {err}"))
+    }
+}
+
+/// Counts the request in the metrics and logs one line (route template, status, time: never
+/// bodies, tokens or query values).
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    state.0.in_flight.fetch_add(1, Ordering::SeqCst);
+    let response = next.run(request).await;
+    state.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    let took = start.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics()
+        .observe_request(&route, &method, status, took);
+    tracing::debug!(%method, %route, status, ms = took.as_millis() as u64, "request");
+    response
+}
+
 /// Liveness: the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive", body = String)))]
 async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the process is ready for traffic (and not shutting down).
+/// Readiness: storage is migrated and the server is not shutting down.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = String),
+        (status = 503, description = "Starting, shutting down, or the database is unreachable", body = crate::error::ProblemDoc),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    if state.ready.load(Ordering::SeqCst) {
-        Ok("ready")
-    } else {
-        Err(ApiError::rejected(
+    let not_ready = |why: &str| {
+        ApiError::rejected(
             StatusCode::SERVICE_UNAVAILABLE,
             "not-ready",
-            "the server is starting or shutting down; retry shortly",
-        ))
+            format!("{why}; retry shortly"),
+        )
+        .with_retry_after(Duration::from_secs(1))
+    };
+    if !state.0.ready.load(Ordering::SeqCst) {
+        return Err(not_ready("the server is starting or shutting down"));
     }
+    if sqlx::query("SELECT 1")
+        .execute(state.db().pool())
+        .await
+        .is_err()
+    {
+        return Err(not_ready("the database is unreachable"));
+    }
+    Ok("ready")
+}
+
+/// Prometheus metrics (text exposition format). Holds no tenant data; keep it on an internal
+/// network all the same.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String)))]
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics().render(state.gauges()),
+    )
+        .into_response()
+}
+
+/// This OpenAPI document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI_JSON.as_str(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {

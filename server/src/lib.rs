@@ -4,16 +4,29 @@
 //! This crate depends on `blindsight-crypto` and never on `blindsight-client`: no code path
 //! in the server can hold a client key.
 //!
-//! - [`http`]: the router (`app()`), driven by tests in-process and by `serve` over a socket.
+//! - [`http`]: the router (`app()`) and its state, driven by tests in-process and by `serve`
+//!   over a socket; [`api`]: the `/v1` handlers.
+//! - [`db`] and [`store`]: SQLite or PostgreSQL through one sqlx pool, migrations compiled in,
+//!   every query in one place.
+//! - [`auth`]: tokens (hashes only), roles, rate limiting and lockout.
+//! - [`fhe`]: the bounded pool FHE and proof work runs on, and the key cache.
 //! - [`ApiError`]: the one error type, rendered as RFC 7807 problem JSON with stable types.
-//! - [`admit_public_bundle`]: the admission check key registration uses.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
 mod error;
+pub mod fhe;
 pub mod http;
+pub mod metrics;
+pub mod store;
 
-pub use error::{ApiError, PROBLEM_BASE};
+pub use config::{AdminToken, Limits, ServerConfig};
+pub use db::{Backend, Db, DbError};
+pub use error::{ApiError, PROBLEM_BASE, ProblemDoc};
 
 use blindsight_crypto::{KeyManifest, PublicBundle};
 
@@ -27,4 +40,15 @@ use blindsight_crypto::{KeyManifest, PublicBundle};
 pub fn admit_public_bundle(bytes: &[u8]) -> blindsight_crypto::Result<KeyManifest> {
     let bundle = PublicBundle::decode(bytes)?;
     Ok(bundle.manifest().clone())
+}
+
+/// Connects to the database and applies any migration it lacks (what `serve` does on start).
+pub async fn open_and_migrate(
+    database_url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> Result<Db, DbError> {
+    let db = Db::connect(database_url, data_dir).await?;
+    db.migrate().await?;
+    db.check_version().await?;
+    Ok(db)
 }

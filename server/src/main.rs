@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use blindsight_server::http::{AppState, app};
-use clap::{Parser, Subcommand};
+use blindsight_server::{AdminToken, ServerConfig};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "blindsight-server", version, about = "Blindsight server")]
@@ -16,13 +17,57 @@ struct Cli {
     command: Command,
 }
 
+/// Where the data lives.
+#[derive(Args, Clone)]
+struct Storage {
+    /// PostgreSQL URL (`postgres://user@host/db`). Unset: the embedded SQLite database under
+    /// the data directory.
+    #[arg(long, env = "BLINDSIGHT_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Directory for the SQLite database (and, later, the audit signing key).
+    #[arg(long, env = "BLINDSIGHT_DATA_DIR", default_value = "blindsight-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BLINDSIGHT_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    storage: Storage,
+    /// Requests handled at once before load shedding (503 + Retry-After).
+    #[arg(long, env = "BLINDSIGHT_MAX_IN_FLIGHT", default_value_t = 256)]
+    max_in_flight: usize,
+    /// Seconds a request may take.
+    #[arg(long, env = "BLINDSIGHT_REQUEST_TIMEOUT", default_value_t = 120)]
+    request_timeout: u64,
+    /// FHE and proof-verification jobs run at once (default: one per CPU).
+    #[arg(long, env = "BLINDSIGHT_FHE_WORKERS")]
+    fhe_workers: Option<usize>,
+    /// Memory bound of the decoded-key cache, in MiB.
+    #[arg(long, env = "BLINDSIGHT_KEY_CACHE_MIB", default_value_t = 4096)]
+    key_cache_mib: u64,
+    /// Sustained requests per second per token (burst: 4x).
+    #[arg(long, env = "BLINDSIGHT_RATE_PER_TOKEN", default_value_t = 50.0)]
+    rate_per_token: f64,
+    /// Failed authentications from one address (within 5 minutes) before a 15-minute lockout.
+    #[arg(long, env = "BLINDSIGHT_LOCKOUT_AFTER", default_value_t = 10)]
+    lockout_after: u32,
+    /// Smallest cohort an aggregate may run over, for tenants created without their own (≥ 2).
+    #[arg(long, env = "BLINDSIGHT_MIN_COHORT", default_value_t = 10)]
+    min_cohort: u32,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API until SIGTERM or Ctrl-C (in-flight requests finish first).
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "BLINDSIGHT_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+    /// Serve the HTTP API until SIGTERM or Ctrl-C (in-flight requests finish first). Applies
+    /// migrations on start. The admin token comes from BLINDSIGHT_ADMIN_TOKEN.
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        storage: Storage,
     },
     /// Administrative commands.
     #[command(subcommand)]
@@ -61,26 +106,86 @@ async fn shutdown_signal(state: AppState) {
     state.set_ready(false);
 }
 
-async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
-    let state = AppState::default();
-    let listener = tokio::net::TcpListener::bind(listen)
+fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
+    let mut config = ServerConfig::new();
+    match std::env::var("BLINDSIGHT_ADMIN_TOKEN") {
+        Ok(t) => config.admin_token = Some(AdminToken::new(&t).map_err(anyhow::Error::msg)?),
+        Err(_) => tracing::warn!(
+            "BLINDSIGHT_ADMIN_TOKEN is not set: tenants cannot be created until it is"
+        ),
+    }
+    anyhow::ensure!(
+        args.min_cohort >= 2,
+        "--min-cohort must be at least 2: a cohort of one is one person's data"
+    );
+    anyhow::ensure!(
+        args.rate_per_token > 0.0,
+        "--rate-per-token must be positive"
+    );
+    config.default_min_cohort = args.min_cohort;
+    config.limits.max_in_flight = args.max_in_flight.max(1);
+    config.limits.request_timeout = std::time::Duration::from_secs(args.request_timeout.max(1));
+    if let Some(n) = args.fhe_workers {
+        config.limits.fhe_workers = n.max(1);
+    }
+    config.limits.key_cache_bytes = args.key_cache_mib << 20;
+    config.guard.rate_per_sec = args.rate_per_token;
+    config.guard.burst = args.rate_per_token * 4.0;
+    config.guard.max_failures = args.lockout_after.max(1);
+    Ok(config)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = server_config(&args)?;
+    let storage = &args.storage;
+    let db =
+        blindsight_server::open_and_migrate(storage.database_url.as_deref(), &storage.data_dir)
+            .await
+            .context("couldn't open the database")?;
+    tracing::info!(backend = ?db.backend(), version = db.known_version(), "database ready");
+    let state = AppState::new(db.clone(), config);
+    let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("couldn't listen on {listen}"))?;
-    tracing::info!(%listen, "serving");
+        .with_context(|| format!("couldn't listen on {}", args.listen))?;
+    tracing::info!(listen = %args.listen, "serving");
     state.set_ready(true);
-    axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(shutdown_signal(state))
-        .await
-        .context("the HTTP server failed")
+    axum::serve(
+        listener,
+        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal(state))
+    .await
+    .context("the HTTP server failed")?;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("couldn't start the async runtime")
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen } => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("couldn't start the async runtime")?
-            .block_on(serve(listen)),
+        Command::Serve(args) => runtime()?.block_on(serve(args)),
+        Command::Migrate { storage } => runtime()?.block_on(async {
+            let db = blindsight_server::open_and_migrate(
+                storage.database_url.as_deref(),
+                &storage.data_dir,
+            )
+            .await
+            .context("migration failed")?;
+            println!(
+                "database ({:?}) is at schema version {}",
+                db.backend(),
+                db.applied_version().await?
+            );
+            db.close().await;
+            Ok(())
+        }),
         Command::Admin(Admin::CheckBundle { path }) => {
             let bytes = std::fs::read(&path)
                 .with_context(|| format!("couldn't read public bundle {}", path.display()))?;

@@ -1,0 +1,233 @@
+//! The `/v1` API handlers, and what every one of them shares: authentication with roles,
+//! bounded body reading and strict JSON parsing.
+
+pub mod keysets;
+pub mod records;
+pub mod schemas;
+pub mod tenants;
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use http_body_util::LengthLimitError;
+use serde::de::DeserializeOwned;
+
+use crate::auth::{Role, TokenHash};
+use crate::error::ApiError;
+use crate::http::AppState;
+use crate::store;
+
+/// The address a request came from (unspecified when unknown, e.g. in-process tests).
+fn client_ip(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn locked_out(retry: std::time::Duration) -> ApiError {
+    ApiError::rejected(
+        StatusCode::TOO_MANY_REQUESTS,
+        "locked-out",
+        "too many failed authentications from this address; wait and retry with a valid token",
+    )
+    .with_retry_after(retry)
+}
+
+fn unauthorized(presented: bool) -> ApiError {
+    ApiError::rejected(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        if presented {
+            "the bearer token is not valid; use a token issued when the tenant was created"
+        } else {
+            "this route needs `Authorization: Bearer <token>`"
+        },
+    )
+}
+
+/// Runs the address lockout check and, on failure, counts it.
+fn note_failure(state: &AppState, ip: IpAddr) {
+    if let Some(lockout) = state.guard().record_failure(ip) {
+        tracing::warn!(%ip, lockout_s = lockout.as_secs(), "address locked out after repeated failed authentications");
+    }
+}
+
+/// An authenticated tenant token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The tenant the token belongs to; every query is scoped to it.
+    pub tenant_id: String,
+    /// What the token may do.
+    pub role: Role,
+}
+
+impl Caller {
+    /// Refuses the request unless the token has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            return Ok(());
+        }
+        let wanted: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        Err(ApiError::rejected(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this route needs a {} token; this one is a {} token",
+                wanted.join(" or "),
+                self.role
+            ),
+        ))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = client_ip(parts);
+        state.guard().check_address(ip).map_err(locked_out)?;
+        let Some(token) = bearer(parts) else {
+            note_failure(state, ip);
+            return Err(unauthorized(false));
+        };
+        let hash = TokenHash::of(token);
+        let Some((tenant_id, role)) = store::authenticate(state.db(), &hash).await? else {
+            note_failure(state, ip);
+            return Err(unauthorized(true));
+        };
+        state.guard().take(hash).map_err(|retry| {
+            ApiError::rejected(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "this token is sending requests faster than its rate limit; slow down",
+            )
+            .with_retry_after(retry)
+        })?;
+        Ok(Caller { tenant_id, role })
+    }
+}
+
+/// The operator, holding the admin token from the server's configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = client_ip(parts);
+        state.guard().check_address(ip).map_err(locked_out)?;
+        let Some(admin) = &state.config().admin_token else {
+            return Err(ApiError::rejected(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "admin-disabled",
+                "no admin token is configured; set BLINDSIGHT_ADMIN_TOKEN and restart the server",
+            ));
+        };
+        match bearer(parts) {
+            Some(token) if admin.matches(token) => Ok(Admin),
+            presented => {
+                note_failure(state, ip);
+                Err(unauthorized(presented.is_some()))
+            }
+        }
+    }
+}
+
+/// Reads a request body of at most `limit` bytes; a larger one is refused with 413.
+pub async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::rejected(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("the {what} is larger than this route's limit of {limit} bytes"),
+        )
+    };
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(s) = source {
+                if s.is::<LengthLimitError>() {
+                    return Err(too_large());
+                }
+                source = s.source();
+            }
+            Err(ApiError::rejected(
+                StatusCode::BAD_REQUEST,
+                "body-unreadable",
+                format!("couldn't read the request body: {e}"),
+            ))
+        }
+    }
+}
+
+/// Refuses a body whose declared length is over the limit before reading any of it.
+pub fn check_content_length(
+    parts: &axum::http::HeaderMap,
+    limit: usize,
+    what: &str,
+) -> Result<(), ApiError> {
+    let declared = parts
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => Err(ApiError::rejected(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("the {what} is {n} bytes; this route's limit is {limit} bytes"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Parses a JSON control body strictly: unknown fields, wrong types and trailing data are
+/// refused with the parser's message, which names the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::rejected(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            format!("the JSON body was refused: {e}"),
+        )
+    })
+}
+
+/// An identifier in a path or body: 1–128 characters of `A–Z a–z 0–9 - _ . : @`, the same
+/// rule record metadata follows.
+pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::rejected(
+            StatusCode::BAD_REQUEST,
+            "invalid-id",
+            format!("the {what} must be 1–128 characters of A–Z a–z 0–9 - _ . : @"),
+        ))
+    }
+}
+
+/// A binary response.
+pub fn octets(bytes: Vec<u8>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+}

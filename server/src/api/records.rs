@@ -1,0 +1,310 @@
+//! Records: `POST /v1/records` (ingest) verifies a record's proof against the tenant's key set
+//! with the record's own metadata, then stores it; `GET /v1/records` lists routing metadata;
+//! `GET /v1/records/{record_id}/proof` and `/transcript` return the stored blobs.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use blindsight_crypto::RecordEnvelope;
+use serde::{Deserialize, Serialize};
+
+use super::{Caller, check_content_length, check_id, octets, read_body};
+use crate::auth::Role;
+use crate::error::ApiError;
+use crate::http::AppState;
+use crate::store::{self, RecordFilter, RecordRow, RecordSummary, WriteError};
+
+/// A stored record.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RecordStored {
+    /// The record id (chosen by the client).
+    pub record_id: String,
+    /// Position in the server's ingest order.
+    pub seq: i64,
+    /// SHA-256 of the stored proven list.
+    pub proven_list_digest: String,
+}
+
+fn exists(record_id: &str) -> ApiError {
+    ApiError::rejected(
+        StatusCode::CONFLICT,
+        "record-exists",
+        format!(
+            "record {record_id:?} is already stored; record ids are never reused (a retry of an upload that succeeded ends here)"
+        ),
+    )
+}
+
+/// Uploads one record envelope: metadata, proven list and sealed transcript. The proof is
+/// verified against the tenant's CRS and public key with the envelope's own metadata before
+/// anything is stored.
+#[utoipa::path(
+    post,
+    path = "/v1/records",
+    tag = "records",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A record envelope"),
+    security(("token" = ["ingest"])),
+    responses(
+        (status = 201, description = "Verified and stored", body = RecordStored),
+        (status = 400, description = "Not a record envelope, or a malformed one", body = crate::error::ProblemDoc),
+        (status = 401, description = "Missing or invalid token", body = crate::error::ProblemDoc),
+        (status = 403, description = "Not an ingest token", body = crate::error::ProblemDoc),
+        (status = 409, description = "The record id is already stored", body = crate::error::ProblemDoc),
+        (status = 413, description = "Larger than the record limit", body = crate::error::ProblemDoc),
+        (status = 422, description = "Proof invalid, metadata for another tenant, unknown key set or schema, wrong parameter set, shape mismatch", body = crate::error::ProblemDoc),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Ingest])?;
+    let limit = state.config().limits.record_body_bytes;
+    check_content_length(&headers, limit, "record envelope")?;
+    let bytes = read_body(body, limit, "record envelope").await?;
+    let envelope = state
+        .fhe()
+        .run(move || RecordEnvelope::decode(&bytes))
+        .await??;
+    let meta = &envelope.metadata;
+    let tenant = caller.tenant_id.as_str();
+    if meta.tenant != tenant {
+        return Err(ApiError::rejected(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "metadata-mismatch",
+            "the record's metadata names another tenant than this token's; encrypt it with this tenant's id",
+        ));
+    }
+    let schema = super::schemas::resolve(&state, tenant, &meta.schema_id, meta.schema_version)
+        .await?
+        .ok_or_else(|| {
+            ApiError::rejected(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown-schema",
+                format!(
+                    "schema {}@{} is neither built in nor registered for this tenant",
+                    meta.schema_id, meta.schema_version
+                ),
+            )
+        })?;
+    let verifier = super::keysets::verifier(&state, tenant, &meta.key_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::rejected(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown-key-set",
+                format!(
+                    "the record is encrypted under key set {:?}, which this tenant has not registered",
+                    meta.key_id
+                ),
+            )
+        })?;
+    // Cheap refusal of a replay before the proof is checked; the unique key below is what
+    // guarantees it under concurrency.
+    if store::record_exists(state.db(), tenant, &meta.record_id).await? {
+        return Err(exists(&meta.record_id));
+    }
+    let (envelope, outcome, took) = state
+        .fhe()
+        .run(move || {
+            let start = Instant::now();
+            let outcome = verifier
+                .verify_record(&envelope.proven_list, &schema, &envelope.metadata)
+                .map(drop);
+            (envelope, outcome, start.elapsed())
+        })
+        .await?;
+    state
+        .metrics()
+        .observe_proof(if outcome.is_ok() { "valid" } else { "invalid" }, took);
+    if let Err(e) = outcome {
+        tracing::info!(tenant, record = %envelope.metadata.record_id, error = %e, "record refused");
+        return Err(e.into());
+    }
+    let digest = blindsight_crypto::sha256_hex(&envelope.proven_list);
+    let row = RecordRow {
+        metadata: &envelope.metadata,
+        proven_list: &envelope.proven_list,
+        proven_list_digest: &digest,
+        sealed_transcript: (!envelope.sealed_transcript.is_empty())
+            .then_some(envelope.sealed_transcript.as_slice()),
+    };
+    let record_id = envelope.metadata.record_id.clone();
+    let seq = match store::insert_record(state.db(), &row).await {
+        Ok(seq) => seq,
+        Err(WriteError::Exists) => return Err(exists(&record_id)),
+        Err(WriteError::Sql(e)) => return Err(e.into()),
+    };
+    tracing::info!(tenant, record = %record_id, seq, verify_ms = took.as_millis() as u64, "record stored");
+    let mut response = (
+        StatusCode::CREATED,
+        Json(RecordStored {
+            record_id: record_id.clone(),
+            seq,
+            proven_list_digest: digest,
+        }),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/records/{record_id}/proof")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Which records to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only records with this cohort label.
+    pub cohort: Option<String>,
+    /// Only records recorded (or, when undeclared, received) at or after this time (seconds
+    /// since the epoch).
+    pub since: Option<i64>,
+    /// Only records recorded (or received) before this time.
+    pub until: Option<i64>,
+    /// Only records after this `seq` (the previous page's `next_after`).
+    pub after: Option<i64>,
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// A page of records.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordPage {
+    /// The records, in ingest order.
+    pub records: Vec<RecordSummary>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<i64>,
+}
+
+/// The largest page.
+pub const MAX_PAGE: i64 = 1000;
+
+/// Lists the tenant's records (routing metadata and digests only), filtered by cohort and
+/// time, in pages.
+#[utoipa::path(
+    get,
+    path = "/v1/records",
+    tag = "records",
+    params(ListQuery),
+    security(("token" = ["keyholder", "auditor"])),
+    responses(
+        (status = 200, description = "A page of records", body = RecordPage),
+        (status = 400, description = "An unknown or malformed query parameter", body = crate::error::ProblemDoc),
+        (status = 401, description = "Missing or invalid token", body = crate::error::ProblemDoc),
+        (status = 403, description = "Not a keyholder or auditor token", body = crate::error::ProblemDoc),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<RecordPage>, ApiError> {
+    caller.require(&[Role::Keyholder, Role::Auditor])?;
+    let Query(q) = query.map_err(|e| {
+        ApiError::rejected(StatusCode::BAD_REQUEST, "malformed-query", e.body_text())
+    })?;
+    if let Some(c) = &q.cohort {
+        check_id("cohort", c)?;
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::rejected(
+            StatusCode::BAD_REQUEST,
+            "malformed-query",
+            format!("`limit` must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let filter = RecordFilter {
+        cohort: q.cohort,
+        since: q.since,
+        until: q.until,
+        after: q.after,
+        limit: limit + 1,
+    };
+    let mut records = store::list_records(state.db(), &caller.tenant_id, &filter).await?;
+    let next_after = if records.len() as i64 > limit {
+        records.truncate(limit as usize);
+        records.last().map(|r| r.seq)
+    } else {
+        None
+    };
+    Ok(Json(RecordPage {
+        records,
+        next_after,
+    }))
+}
+
+async fn blob(
+    state: &AppState,
+    caller: &Caller,
+    record_id: &str,
+    transcript: bool,
+) -> Result<Response, ApiError> {
+    check_id("record id", record_id)?;
+    match store::record_blob(state.db(), &caller.tenant_id, record_id, transcript).await? {
+        None => Err(ApiError::rejected(
+            StatusCode::NOT_FOUND,
+            "unknown-record",
+            format!("this tenant has no record {record_id:?}"),
+        )),
+        Some(None) => Err(ApiError::rejected(
+            StatusCode::NOT_FOUND,
+            "no-transcript",
+            format!("record {record_id:?} was uploaded without a transcript"),
+        )),
+        Some(Some(bytes)) => Ok(octets(bytes)),
+    }
+}
+
+/// The stored proven list of a record (for re-verification with its listed metadata).
+#[utoipa::path(
+    get,
+    path = "/v1/records/{record_id}/proof",
+    tag = "records",
+    params(("record_id" = String, Path, description = "The record id")),
+    security(("token" = ["keyholder", "auditor"])),
+    responses(
+        (status = 200, description = "The safe-serialized proven list", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 403, description = "Not a keyholder or auditor token", body = crate::error::ProblemDoc),
+        (status = 404, description = "No such record for this tenant", body = crate::error::ProblemDoc),
+    )
+)]
+pub async fn proof(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(record_id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Keyholder, Role::Auditor])?;
+    blob(&state, &caller, &record_id, false).await
+}
+
+/// The sealed transcript of a record: only the key holder's transcript key opens it.
+#[utoipa::path(
+    get,
+    path = "/v1/records/{record_id}/transcript",
+    tag = "records",
+    params(("record_id" = String, Path, description = "The record id")),
+    security(("token" = ["keyholder"])),
+    responses(
+        (status = 200, description = "The sealed box", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 403, description = "Not a keyholder token", body = crate::error::ProblemDoc),
+        (status = 404, description = "No such record, or no transcript with it", body = crate::error::ProblemDoc),
+    )
+)]
+pub async fn transcript(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(record_id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Keyholder])?;
+    blob(&state, &caller, &record_id, true).await
+}

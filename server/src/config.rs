@@ -1,0 +1,98 @@
+//! Server configuration: limits and the admin credential. The binary fills it from flags and
+//! environment variables (see docs/OPERATIONS.md); tests build it directly.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::auth::{GuardConfig, TokenHash};
+
+/// The admin credential. Only its hash is kept; `Debug` never shows it.
+#[derive(Clone)]
+pub struct AdminToken(TokenHash);
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(redacted)")
+    }
+}
+
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
+
+impl AdminToken {
+    /// Takes the admin token (from `BLINDSIGHT_ADMIN_TOKEN`); refuses one too short to resist
+    /// guessing.
+    pub fn new(token: &str) -> Result<Self, String> {
+        if token.trim().len() < MIN_ADMIN_TOKEN_LEN {
+            return Err(format!(
+                "the admin token must be at least {MIN_ADMIN_TOKEN_LEN} characters (e.g. `openssl rand -hex 32`)"
+            ));
+        }
+        Ok(Self(TokenHash::of(token.trim())))
+    }
+
+    /// Constant-time check of a presented token.
+    pub fn matches(&self, presented: &str) -> bool {
+        TokenHash::of(presented).matches(&self.0.0)
+    }
+}
+
+/// Request-size, time and concurrency limits.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest record upload (`POST /v1/records`): a proven list and a sealed transcript at
+    /// their own limits, plus framing.
+    pub record_body_bytes: usize,
+    /// Largest key-set upload (`PUT /v1/keysets/{key_id}`): the public bundle, whose server
+    /// key alone is ~100 MB.
+    pub keyset_body_bytes: usize,
+    /// Largest JSON control request.
+    pub json_body_bytes: usize,
+    /// Time a request may take before it is abandoned (its transaction rolls back).
+    pub request_timeout: Duration,
+    /// Requests handled at once; beyond it requests are shed with 503 and `Retry-After`.
+    pub max_in_flight: usize,
+    /// FHE and proof work run at once, each on its own blocking thread.
+    pub fhe_workers: usize,
+    /// Memory bound of the cache of decoded key material (verifiers, server keys), in bytes.
+    pub key_cache_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        use blindsight_crypto::limits;
+        Self {
+            record_body_bytes: (limits::PROVEN_LIST + limits::TRANSCRIPT + (64 << 10)) as usize,
+            keyset_body_bytes: (limits::SERVER_KEY + limits::CRS + (4 << 20)) as usize,
+            json_body_bytes: 1 << 20,
+            request_timeout: Duration::from_secs(120),
+            max_in_flight: 256,
+            fhe_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            key_cache_bytes: 4 << 30,
+        }
+    }
+}
+
+/// Everything the HTTP application needs besides its database.
+#[derive(Clone, Debug, Default)]
+pub struct ServerConfig {
+    /// The admin credential; without one, admin routes answer 503 saying how to set it.
+    pub admin_token: Option<AdminToken>,
+    /// Size, time and concurrency limits.
+    pub limits: Limits,
+    /// Rate limiting and lockout.
+    pub guard: GuardConfig,
+    /// The smallest cohort an aggregate may run over, for tenants created without their own
+    /// setting (never below 2).
+    pub default_min_cohort: u32,
+}
+
+impl ServerConfig {
+    /// The defaults, with a minimum cohort of 10.
+    pub fn new() -> Self {
+        Self {
+            default_min_cohort: 10,
+            ..Self::default()
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! Every query the server makes. Rows hold ciphertext, proofs, sealed boxes, public keys,
+//! digests and routing metadata only (docs/STORAGE.md describes each column). Writes that
+//! belong together run in one transaction.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::auth::{Role, TokenHash};
+use crate::db::{Db, now};
+
+/// A write refused by a uniqueness rule rather than failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The row exists already.
+    #[error("already exists")]
+    Exists,
+    /// The database failed.
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl WriteError {
+    fn from_insert(e: sqlx::Error) -> Self {
+        if is_unique_violation(&e) {
+            WriteError::Exists
+        } else {
+            WriteError::Sql(e)
+        }
+    }
+}
+
+/// Creates a tenant and its tokens (hashes only) in one transaction.
+pub async fn create_tenant(
+    db: &Db,
+    tenant_id: &str,
+    name: &str,
+    min_cohort_size: u32,
+    tokens: &[(Role, TokenHash)],
+) -> Result<(), WriteError> {
+    let mut tx = db.begin_write().await?;
+    let at = now();
+    sqlx::query(
+        "INSERT INTO tenants (tenant_id, name, min_cohort_size, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(tenant_id)
+    .bind(name)
+    .bind(i64::from(min_cohort_size))
+    .bind(at)
+    .execute(&mut *tx)
+    .await
+    .map_err(WriteError::from_insert)?;
+    for (role, hash) in tokens {
+        sqlx::query(
+            "INSERT INTO tokens (lookup, token_hash, tenant_id, role, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(hash.lookup())
+        .bind(hash.0.to_vec())
+        .bind(tenant_id)
+        .bind(role.as_str())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The tenant and role of a presented token, if it is one the server issued. The row is found
+/// by the hash's first 8 bytes and the whole hash compared in constant time.
+pub async fn authenticate(
+    db: &Db,
+    hash: &TokenHash,
+) -> Result<Option<(String, Role)>, sqlx::Error> {
+    let row = sqlx::query("SELECT token_hash, tenant_id, role FROM tokens WHERE lookup = $1")
+        .bind(hash.lookup())
+        .fetch_optional(db.pool())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let stored: Vec<u8> = row.try_get("token_hash")?;
+    if !hash.matches(&stored) {
+        return Ok(None);
+    }
+    let role: String = row.try_get("role")?;
+    Ok(Role::parse(&role).map(|r| (row.get::<String, _>("tenant_id"), r)))
+}
+
+/// A tenant's setting for the smallest cohort an aggregate may run over.
+pub async fn tenant_min_cohort(db: &Db, tenant_id: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT min_cohort_size FROM tenants WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_optional(db.pool())
+        .await
+}
+
+/// A key set as stored.
+#[derive(Debug)]
+pub struct KeysetRow<'a> {
+    /// Owner.
+    pub tenant_id: &'a str,
+    /// Key-set id.
+    pub key_id: &'a str,
+    /// Parameter-set id from the manifest.
+    pub parameter_set: &'a str,
+    /// SHA-256 of the canonical manifest (what apps pin).
+    pub manifest_fingerprint: &'a str,
+    /// SHA-256 of the uploaded bundle (idempotency).
+    pub bundle_digest: &'a str,
+    /// The manifest's canonical JSON.
+    pub manifest: &'a [u8],
+    /// The app bundle envelope (compact public key, CRS, transcript key, manifest).
+    pub app_bundle: &'a [u8],
+    /// The compressed server key (safe-serialized).
+    pub server_key: &'a [u8],
+}
+
+/// Whether a key-set upload created a row or found the same bundle already there.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeysetOutcome {
+    /// Stored now.
+    Created,
+    /// The same bundle was stored before.
+    Unchanged,
+    /// A different bundle is stored under this id.
+    Conflict,
+}
+
+/// The stored bundle digest of a key set, if any.
+pub async fn keyset_digest(
+    db: &Db,
+    tenant_id: &str,
+    key_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT bundle_digest FROM keysets WHERE tenant_id = $1 AND key_id = $2")
+        .bind(tenant_id)
+        .bind(key_id)
+        .fetch_optional(db.pool())
+        .await
+}
+
+/// Stores a key set unless one is stored under its id (idempotent for the same bundle).
+pub async fn insert_keyset(db: &Db, row: &KeysetRow<'_>) -> Result<KeysetOutcome, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let existing: Option<String> = sqlx::query_scalar(
+        "SELECT bundle_digest FROM keysets WHERE tenant_id = $1 AND key_id = $2",
+    )
+    .bind(row.tenant_id)
+    .bind(row.key_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(digest) = existing {
+        return Ok(if digest == row.bundle_digest {
+            KeysetOutcome::Unchanged
+        } else {
+            KeysetOutcome::Conflict
+        });
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO keysets (tenant_id, key_id, parameter_set, manifest_fingerprint, bundle_digest, manifest, app_bundle, server_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(row.tenant_id)
+    .bind(row.key_id)
+    .bind(row.parameter_set)
+    .bind(row.manifest_fingerprint)
+    .bind(row.bundle_digest)
+    .bind(row.manifest.to_vec())
+    .bind(row.app_bundle.to_vec())
+    .bind(row.server_key.to_vec())
+    .bind(now())
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        // A concurrent upload of the same id won the race (PostgreSQL).
+        Err(e) if is_unique_violation(&e) => {
+            drop(tx);
+            return Ok(match keyset_digest(db, row.tenant_id, row.key_id).await? {
+                Some(d) if d == row.bundle_digest => KeysetOutcome::Unchanged,
+                _ => KeysetOutcome::Conflict,
+            });
+        }
+        Err(e) => return Err(e),
+    }
+    tx.commit().await?;
+    Ok(KeysetOutcome::Created)
+}
+
+/// The app bundle envelope and manifest fingerprint of a key set.
+pub async fn app_bundle(
+    db: &Db,
+    tenant_id: &str,
+    key_id: &str,
+) -> Result<Option<(Vec<u8>, String)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT app_bundle, manifest_fingerprint FROM keysets WHERE tenant_id = $1 AND key_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(key_id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| Ok((r.try_get("app_bundle")?, r.try_get("manifest_fingerprint")?)))
+        .transpose()
+}
+
+/// The compressed server key of a key set.
+pub async fn server_key(
+    db: &Db,
+    tenant_id: &str,
+    key_id: &str,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT server_key FROM keysets WHERE tenant_id = $1 AND key_id = $2")
+        .bind(tenant_id)
+        .bind(key_id)
+        .fetch_optional(db.pool())
+        .await
+}
+
+/// A registered schema's JSON definition and digest.
+pub async fn schema(
+    db: &Db,
+    tenant_id: &str,
+    schema_id: &str,
+    version: u32,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT definition, digest FROM schemas WHERE tenant_id = $1 AND schema_id = $2 AND schema_version = $3",
+    )
+    .bind(tenant_id)
+    .bind(schema_id)
+    .bind(i64::from(version))
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| Ok((r.try_get("definition")?, r.try_get("digest")?)))
+        .transpose()
+}
+
+/// Stores a schema definition.
+pub async fn insert_schema(
+    db: &Db,
+    tenant_id: &str,
+    schema_id: &str,
+    version: u32,
+    definition: &str,
+    digest: &str,
+) -> Result<(), WriteError> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "INSERT INTO schemas (tenant_id, schema_id, schema_version, definition, digest, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant_id)
+    .bind(schema_id)
+    .bind(i64::from(version))
+    .bind(definition)
+    .bind(digest)
+    .bind(now())
+    .execute(&mut *tx)
+    .await
+    .map_err(WriteError::from_insert)?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A record as stored.
+#[derive(Debug)]
+pub struct RecordRow<'a> {
+    /// The verified metadata.
+    pub metadata: &'a blindsight_crypto::RecordMetadata,
+    /// The safe-serialized proven list.
+    pub proven_list: &'a [u8],
+    /// SHA-256 of the proven list.
+    pub proven_list_digest: &'a str,
+    /// The sealed transcript, if the session had one.
+    pub sealed_transcript: Option<&'a [u8]>,
+}
+
+/// Whether a record id is taken within a tenant.
+pub async fn record_exists(db: &Db, tenant_id: &str, record_id: &str) -> Result<bool, sqlx::Error> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM records WHERE tenant_id = $1 AND record_id = $2")
+            .bind(tenant_id)
+            .bind(record_id)
+            .fetch_one(db.pool())
+            .await?;
+    Ok(n > 0)
+}
+
+/// Stores a verified record; [`WriteError::Exists`] when its id is taken.
+pub async fn insert_record(db: &Db, row: &RecordRow<'_>) -> Result<i64, WriteError> {
+    let m = row.metadata;
+    let recorded_at = m.recorded_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+    let mut tx = db.begin_write().await?;
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO records (tenant_id, record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, received_at, proven_list, proven_list_digest, sealed_transcript) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq",
+    )
+    .bind(&m.tenant)
+    .bind(&m.record_id)
+    .bind(&m.key_id)
+    .bind(&m.schema_id)
+    .bind(i64::from(m.schema_version))
+    .bind(m.cohort.as_deref())
+    .bind(m.lexicon_version.as_deref())
+    .bind(recorded_at)
+    .bind(now())
+    .bind(row.proven_list.to_vec())
+    .bind(row.proven_list_digest)
+    .bind(row.sealed_transcript.map(<[u8]>::to_vec))
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(WriteError::from_insert)?;
+    tx.commit().await?;
+    Ok(seq)
+}
+
+/// A record's routing metadata, as listed.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordSummary {
+    /// Position in the server's ingest order (use as `after` to page).
+    pub seq: i64,
+    /// The record id.
+    pub record_id: String,
+    /// The key set it is encrypted under.
+    pub key_id: String,
+    /// Schema id.
+    pub schema_id: String,
+    /// Schema version.
+    pub schema_version: i64,
+    /// Cohort label.
+    pub cohort: Option<String>,
+    /// Lexicon version of the text features.
+    pub lexicon_version: Option<String>,
+    /// When the session was recorded (seconds since the epoch), as the app declared.
+    pub recorded_at: Option<i64>,
+    /// When the server stored it.
+    pub received_at: i64,
+    /// SHA-256 of the stored proven list.
+    pub proven_list_digest: String,
+    /// Whether a sealed transcript is stored with it.
+    pub has_transcript: bool,
+}
+
+/// Which records to list.
+#[derive(Clone, Debug, Default)]
+pub struct RecordFilter {
+    /// Only this cohort.
+    pub cohort: Option<String>,
+    /// Only records recorded (or, when undeclared, received) at or after this time.
+    pub since: Option<i64>,
+    /// Only records recorded (or received) before this time.
+    pub until: Option<i64>,
+    /// Only records after this `seq`.
+    pub after: Option<i64>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// Lists a tenant's records in ingest order.
+pub async fn list_records(
+    db: &Db,
+    tenant_id: &str,
+    f: &RecordFilter,
+) -> Result<Vec<RecordSummary>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT seq, record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, received_at, proven_list_digest, \
+                CASE WHEN sealed_transcript IS NULL THEN 0 ELSE 1 END AS has_transcript \
+         FROM records \
+         WHERE tenant_id = $1 \
+           AND ($2 IS NULL OR cohort = $2) \
+           AND ($3 IS NULL OR COALESCE(recorded_at, received_at) >= $3) \
+           AND ($4 IS NULL OR COALESCE(recorded_at, received_at) < $4) \
+           AND seq > $5 \
+         ORDER BY seq LIMIT $6",
+    )
+    .bind(tenant_id)
+    .bind(f.cohort.as_deref())
+    .bind(f.since)
+    .bind(f.until)
+    .bind(f.after.unwrap_or(0))
+    .bind(f.limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RecordSummary {
+                seq: r.try_get("seq")?,
+                record_id: r.try_get("record_id")?,
+                key_id: r.try_get("key_id")?,
+                schema_id: r.try_get("schema_id")?,
+                schema_version: r.try_get("schema_version")?,
+                cohort: r.try_get("cohort")?,
+                lexicon_version: r.try_get("lexicon_version")?,
+                recorded_at: r.try_get("recorded_at")?,
+                received_at: r.try_get("received_at")?,
+                proven_list_digest: r.try_get("proven_list_digest")?,
+                has_transcript: r.try_get::<i32, _>("has_transcript")? != 0,
+            })
+        })
+        .collect()
+}
+
+/// A stored record's proven list, or its sealed transcript (`None` inside when it has none).
+pub async fn record_blob(
+    db: &Db,
+    tenant_id: &str,
+    record_id: &str,
+    transcript: bool,
+) -> Result<Option<Option<Vec<u8>>>, sqlx::Error> {
+    let sql = if transcript {
+        "SELECT sealed_transcript FROM records WHERE tenant_id = $1 AND record_id = $2"
+    } else {
+        "SELECT proven_list FROM records WHERE tenant_id = $1 AND record_id = $2"
+    };
+    let row = sqlx::query(sql)
+        .bind(tenant_id)
+        .bind(record_id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|r| r.try_get::<Option<Vec<u8>>, _>(0)).transpose()
+}

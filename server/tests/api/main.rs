@@ -1,0 +1,9 @@
+//! The server's API, in-process over SQLite and (when `BLINDSIGHT_TEST_POSTGRES_URL` is set)
+//! PostgreSQL: one suite, both backends.
+
+mod basics;
+mod common;
+mod flows;
+mod limits;
+mod negative;
+mod storage;

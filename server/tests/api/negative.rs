@@ -1,0 +1,233 @@
+//! Bad input, on every backend: each gets its documented status and stable problem type, and
+//! leaves the database exactly as it was.
+
+use axum::http::{Method, StatusCode};
+use blindsight_crypto::{PARAMETER_SET_ID, RecordEnvelope};
+
+use crate::common::{ADMIN, KEY_ID, TENANT_A, backends, config, keys, records_a};
+
+fn patch_parameter_set(mut bytes: Vec<u8>) -> Vec<u8> {
+    let id = PARAMETER_SET_ID.as_bytes();
+    let at = bytes
+        .windows(id.len())
+        .position(|w| w == id)
+        .expect("the envelope names its parameter set");
+    bytes[at + id.len() - 1] ^= 0x01;
+    bytes
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_and_change_nothing() {
+    let (ka, _) = keys();
+    let rec = &records_a()[0];
+    let good = rec.encode().unwrap();
+    for ctx in backends(config).await {
+        let a = ctx.create_tenant(TENANT_A).await;
+        ctx.register(a.tokens.keyholder.expose(), ka).await;
+        let ingest = a.tokens.ingest.expose();
+        assert_eq!(ctx.upload(ingest, rec).await.status, StatusCode::CREATED);
+        let before = ctx.snapshot().await;
+
+        // A proof bound to other metadata: the same list claimed for another record id, and
+        // under another cohort.
+        for meta in [
+            blindsight_crypto::RecordMetadata {
+                record_id: "rec-forged".into(),
+                ..rec.metadata.clone()
+            },
+            blindsight_crypto::RecordMetadata {
+                cohort: Some("elsewhere".into()),
+                record_id: "rec-forged-2".into(),
+                ..rec.metadata.clone()
+            },
+        ] {
+            let forged = RecordEnvelope {
+                metadata: meta,
+                ..rec.clone()
+            };
+            ctx.upload(ingest, &forged)
+                .await
+                .expect(422, "proof-invalid");
+        }
+        // Another record's list under this one's metadata.
+        let swapped = RecordEnvelope {
+            proven_list: records_a()[1].proven_list.clone(),
+            metadata: blindsight_crypto::RecordMetadata {
+                record_id: "rec-swapped".into(),
+                ..rec.metadata.clone()
+            },
+            ..rec.clone()
+        };
+        ctx.upload(ingest, &swapped)
+            .await
+            .expect(422, "proof-invalid");
+
+        let post = |body: Vec<u8>| ctx.request(Method::POST, "/v1/records", Some(ingest), body);
+        // Garbage, truncation, a wrong parameter set.
+        post(b"definitely not an envelope".to_vec())
+            .await
+            .expect(400, "malformed");
+        post(good[..good.len() / 2].to_vec())
+            .await
+            .expect(400, "malformed");
+        post(patch_parameter_set(good.clone()))
+            .await
+            .expect(422, "wrong-parameter-set");
+        // A replayed record id.
+        ctx.upload(ingest, rec).await.expect(409, "record-exists");
+        // Oversized, declared or streamed.
+        let limit = ctx.state.config().limits.record_body_bytes;
+        post(vec![0u8; limit + 1]).await.expect(413, "too-large");
+        let mut req = axum::http::Request::post("/v1/records")
+            .header("authorization", format!("Bearer {ingest}"))
+            .header("content-length", (limit + 1).to_string());
+        req = req.header("content-type", "application/octet-stream");
+        let response = tower::ServiceExt::oneshot(
+            ctx.app.clone(),
+            req.body(axum::body::Body::from(vec![0u8; 16])).unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+        // Missing token, wrong token, wrong role.
+        ctx.request(Method::POST, "/v1/records", None, good.clone())
+            .await
+            .expect(401, "unauthorized");
+        let r = ctx
+            .request(Method::POST, "/v1/records", Some("bst_0000"), good.clone())
+            .await;
+        r.expect(401, "unauthorized");
+        assert!(r.headers.contains_key("www-authenticate"));
+        for tok in [&a.tokens.keyholder, &a.tokens.auditor] {
+            ctx.request(
+                Method::POST,
+                "/v1/records",
+                Some(tok.expose()),
+                good.clone(),
+            )
+            .await
+            .expect(403, "forbidden");
+        }
+        ctx.request(
+            Method::PUT,
+            &format!("/v1/keysets/{KEY_ID}"),
+            Some(ingest),
+            ka.bundle.clone(),
+        )
+        .await
+        .expect(403, "forbidden");
+        ctx.get("/v1/records", Some(ingest))
+            .await
+            .expect(403, "forbidden");
+        ctx.get(
+            "/v1/records/rec-0/transcript",
+            Some(a.tokens.auditor.expose()),
+        )
+        .await
+        .expect(403, "forbidden");
+        ctx.get("/v1/records/rec-0/proof", Some(ingest))
+            .await
+            .expect(403, "forbidden");
+        // Tenant tokens are not admin tokens.
+        ctx.request(
+            Method::POST,
+            "/v1/tenants",
+            Some(a.tokens.keyholder.expose()),
+            br#"{"name": "x"}"#.to_vec(),
+        )
+        .await
+        .expect(401, "unauthorized");
+
+        assert_eq!(ctx.snapshot().await, before, "{}", ctx.name);
+        ctx.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn bad_control_requests_are_refused_and_change_nothing() {
+    let (ka, kb) = keys();
+    for ctx in backends(config).await {
+        let a = ctx.create_tenant(TENANT_A).await;
+        let kh = a.tokens.keyholder.expose();
+        let before = ctx.snapshot().await;
+        let admin =
+            |body: &[u8]| ctx.request(Method::POST, "/v1/tenants", Some(ADMIN), body.to_vec());
+        admin(br#"{"name": "x", "colour": "red"}"#)
+            .await
+            .expect(400, "malformed-json");
+        admin(br#"{"name": 5}"#).await.expect(400, "malformed-json");
+        admin(br#"{"name": "x", "tenant_id": "no spaces"}"#)
+            .await
+            .expect(400, "invalid-id");
+        admin(br#"{"name": "x", "min_cohort_size": 1}"#)
+            .await
+            .expect(422, "invalid-field");
+        admin(br#"{"name": "   "}"#)
+            .await
+            .expect(422, "invalid-field");
+        admin(format!(r#"{{"name": "x", "tenant_id": "{TENANT_A}"}}"#).as_bytes())
+            .await
+            .expect(409, "tenant-exists");
+        ctx.request(
+            Method::POST,
+            "/v1/tenants",
+            Some("wrong-admin-token"),
+            b"{}".to_vec(),
+        )
+        .await
+        .expect(401, "unauthorized");
+
+        // Key sets: garbage, the path naming another id, a bundle's bytes tampered.
+        let c = &ctx;
+        let put = |path: String, body: Vec<u8>| async move {
+            c.request(Method::PUT, &path, Some(kh), body).await
+        };
+        put(format!("/v1/keysets/{KEY_ID}"), b"garbage".to_vec())
+            .await
+            .expect(400, "malformed");
+        put("/v1/keysets/ks-other".into(), ka.bundle.clone())
+            .await
+            .expect(422, "wrong-key-id");
+        put("/v1/keysets/bad%20id".into(), ka.bundle.clone())
+            .await
+            .expect(400, "malformed");
+        let mut tampered = kb.bundle.clone();
+        let n = tampered.len();
+        tampered[n - 100] ^= 0x40;
+        let r = put(format!("/v1/keysets/{KEY_ID}"), tampered).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.slug(), "fingerprint-mismatch");
+
+        // Records for a key set or schema the tenant has not registered.
+        let rec = &records_a()[0];
+        ctx.upload(a.tokens.ingest.expose(), rec)
+            .await
+            .expect(422, "unknown-key-set");
+        ctx.register(kh, ka).await;
+        let after_register = ctx.snapshot().await;
+        let mut unknown_schema = rec.clone();
+        unknown_schema.metadata.schema_id = "nope".into();
+        let r = ctx.upload(a.tokens.ingest.expose(), &unknown_schema).await;
+        r.expect(422, "unknown-schema");
+        // Bad queries.
+        ctx.get("/v1/records?colour=red", Some(kh))
+            .await
+            .expect(400, "malformed-query");
+        ctx.get("/v1/records?limit=0", Some(kh))
+            .await
+            .expect(400, "malformed-query");
+        ctx.get("/v1/records?limit=abc", Some(kh))
+            .await
+            .expect(400, "malformed-query");
+        assert_eq!(ctx.snapshot().await, after_register, "{}", ctx.name);
+        // Apart from the registered key set, nothing changed since the start.
+        assert_eq!(after_register[..3][..2], before[..2]);
+        ctx.finish().await;
+    }
+}
