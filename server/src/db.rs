@@ -86,6 +86,19 @@ pub struct Db {
     backend: Backend,
 }
 
+/// Creates the data directory (owner-only on Unix when this call creates it; an existing
+/// directory's mode is the operator's choice).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// Percent-encodes the characters that would end or change a `sqlite://` URL's path.
 fn sqlite_url(path: &Path) -> String {
     let mut url = String::from("sqlite://");
@@ -106,7 +119,7 @@ impl Db {
         install_default_drivers();
         let (url, backend) = match database_url {
             None => {
-                std::fs::create_dir_all(data_dir).map_err(|source| DbError::DataDir {
+                create_private_dir(data_dir).map_err(|source| DbError::DataDir {
                     path: data_dir.to_owned(),
                     source,
                 })?;

@@ -38,6 +38,12 @@ async fn sqlite_is_created_under_the_data_dir_in_wal_mode_and_needs_migrating() 
     let db = Db::connect(None, &data).await.unwrap();
     assert_eq!(db.backend(), Backend::Sqlite);
     assert!(data.join(blindsight_server::db::SQLITE_FILE).exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "data dir mode {mode:o}");
+    }
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(db.pool())
         .await
