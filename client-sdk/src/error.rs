@@ -19,6 +19,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The server refused a request or could not be reached.
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiError),
     /// A keystore already exists where a new one would be written.
     #[error(
         "{0} already exists; refusing to overwrite a keystore (move it away or choose another path)"

@@ -4,11 +4,14 @@
 //!
 //! - [`keystore`]: saving and loading secret keys in a passphrase-encrypted file, written
 //!   atomically with mode 0600.
+//! - [`api`]: the HTTP client for `blindsight-server` (retries that cannot duplicate a record,
+//!   pinned key bundles, problem JSON as typed errors).
 //! - [`demo`]: the end-to-end walk through the cryptographic pipeline that
 //!   `blindsight demo` runs.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod demo;
 mod error;
 pub mod keystore;

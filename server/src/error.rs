@@ -24,6 +24,8 @@ pub enum ApiError {
         detail: String,
         /// Seconds after which a retry may succeed (`Retry-After`), for 429 and 503.
         retry_after: Option<u64>,
+        /// RFC 7807 extension members (e.g. `same_content` on `record-exists`).
+        extensions: serde_json::Map<String, serde_json::Value>,
     },
     /// No route or resource.
     #[error("not found")]
@@ -56,6 +58,8 @@ struct Problem<'a> {
     status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
+    #[serde(flatten)]
+    extensions: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
@@ -66,7 +70,17 @@ impl ApiError {
             slug,
             detail: detail.into(),
             retry_after: None,
+            extensions: serde_json::Map::new(),
         }
+    }
+
+    /// Adds an RFC 7807 extension member to a refusal.
+    #[must_use]
+    pub fn with_extension(mut self, key: &str, value: serde_json::Value) -> Self {
+        if let ApiError::Rejected { extensions, .. } = &mut self {
+            extensions.insert(key.to_owned(), value);
+        }
+        self
     }
 
     /// Adds a `Retry-After` (rounded up to whole seconds, at least 1).
@@ -157,6 +171,10 @@ impl IntoResponse for ApiError {
             title: status.canonical_reason().unwrap_or("error"),
             status: status.as_u16(),
             detail,
+            extensions: match &self {
+                ApiError::Rejected { extensions, .. } => Some(extensions),
+                _ => None,
+            },
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (

@@ -277,15 +277,19 @@ pub struct RecordRow<'a> {
     pub sealed_transcript: Option<&'a [u8]>,
 }
 
-/// Whether a record id is taken within a tenant.
-pub async fn record_exists(db: &Db, tenant_id: &str, record_id: &str) -> Result<bool, sqlx::Error> {
-    let n: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM records WHERE tenant_id = $1 AND record_id = $2")
-            .bind(tenant_id)
-            .bind(record_id)
-            .fetch_one(db.pool())
-            .await?;
-    Ok(n > 0)
+/// The proven-list digest of a stored record, if the id is taken within the tenant.
+pub async fn record_digest(
+    db: &Db,
+    tenant_id: &str,
+    record_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT proven_list_digest FROM records WHERE tenant_id = $1 AND record_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(record_id)
+    .fetch_optional(db.pool())
+    .await
 }
 
 /// Stores a verified record; [`WriteError::Exists`] when its id is taken.

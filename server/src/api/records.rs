@@ -30,14 +30,24 @@ pub struct RecordStored {
     pub proven_list_digest: String,
 }
 
-fn exists(record_id: &str) -> ApiError {
+/// 409 for a used record id. `same_content` tells a client retrying an upload whose first
+/// attempt was stored (its response lost) that it is done; it reveals nothing the uploader does
+/// not hold already.
+async fn exists(state: &AppState, tenant: &str, record_id: &str, digest: &str) -> ApiError {
+    let same = match store::record_digest(state.db(), tenant, record_id).await {
+        Ok(Some(stored)) => stored == digest,
+        _ => false,
+    };
     ApiError::rejected(
         StatusCode::CONFLICT,
         "record-exists",
-        format!(
-            "record {record_id:?} is already stored; record ids are never reused (a retry of an upload that succeeded ends here)"
-        ),
+        if same {
+            format!("record {record_id:?} is already stored with this exact content (an earlier attempt succeeded)")
+        } else {
+            format!("record {record_id:?} is already stored with other content; record ids are never reused")
+        },
     )
+    .with_extension("same_content", serde_json::Value::Bool(same))
 }
 
 /// Uploads one record envelope: metadata, proven list and sealed transcript. The proof is
@@ -108,8 +118,12 @@ pub async fn create(
         })?;
     // Cheap refusal of a replay before the proof is checked; the unique key below is what
     // guarantees it under concurrency.
-    if store::record_exists(state.db(), tenant, &meta.record_id).await? {
-        return Err(exists(&meta.record_id));
+    let digest = blindsight_crypto::sha256_hex(&envelope.proven_list);
+    if store::record_digest(state.db(), tenant, &meta.record_id)
+        .await?
+        .is_some()
+    {
+        return Err(exists(&state, tenant, &meta.record_id, &digest).await);
     }
     let (envelope, outcome, took) = state
         .fhe()
@@ -128,7 +142,6 @@ pub async fn create(
         tracing::info!(tenant, record = %envelope.metadata.record_id, error = %e, "record refused");
         return Err(e.into());
     }
-    let digest = blindsight_crypto::sha256_hex(&envelope.proven_list);
     let row = RecordRow {
         metadata: &envelope.metadata,
         proven_list: &envelope.proven_list,
@@ -139,7 +152,7 @@ pub async fn create(
     let record_id = envelope.metadata.record_id.clone();
     let seq = match store::insert_record(state.db(), &row).await {
         Ok(seq) => seq,
-        Err(WriteError::Exists) => return Err(exists(&record_id)),
+        Err(WriteError::Exists) => return Err(exists(&state, tenant, &record_id, &digest).await),
         Err(WriteError::Sql(e)) => return Err(e.into()),
     };
     tracing::info!(tenant, record = %record_id, seq, verify_ms = took.as_millis() as u64, "record stored");

@@ -161,3 +161,51 @@ async fn serves_over_a_real_socket() {
     server.abort();
     ctx.finish().await;
 }
+
+/// SIGTERM's path: once shutdown is signalled the server stops accepting connections, but a
+/// request in flight (here a key-set upload in its conformance check) finishes and commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_requests_finish() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (ka, _) = crate::common::keys();
+    let ctx = Ctx::new("sqlite", config()).await.unwrap();
+    let a = ctx.create_tenant(crate::common::TENANT_A).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            app(ctx.state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        })
+        .into_future(),
+    );
+    let token = a.tokens.keyholder.expose().to_owned();
+    let upload = tokio::spawn(async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "PUT /v1/keysets/{} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            crate::common::KEY_ID,
+            ka.bundle.len()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&ka.bundle).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    });
+    while ctx.state.fhe().running() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    stop.send(()).unwrap();
+    let response = upload.await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    server.await.unwrap().unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    let keysets = &ctx.snapshot().await[2];
+    assert_eq!(keysets.1.len(), 1);
+    ctx.finish().await;
+}

@@ -73,8 +73,18 @@ async fn bad_uploads_are_refused_and_change_nothing() {
         post(patch_parameter_set(good.clone()))
             .await
             .expect(422, "wrong-parameter-set");
-        // A replayed record id.
-        ctx.upload(ingest, rec).await.expect(409, "record-exists");
+        // A replayed record id: the same upload again (a client retry learns it is done), and
+        // another record's content under the used id.
+        let r = ctx.upload(ingest, rec).await;
+        r.expect(409, "record-exists");
+        assert_eq!(r.json()["same_content"], true);
+        let other = RecordEnvelope {
+            metadata: rec.metadata.clone(),
+            ..crate::common::make_record(ka, &rec.metadata, 99)
+        };
+        let r = ctx.upload(ingest, &other).await;
+        r.expect(409, "record-exists");
+        assert_eq!(r.json()["same_content"], false);
         // Oversized, declared or streamed.
         let limit = ctx.state.config().limits.record_body_bytes;
         post(vec![0u8; limit + 1]).await.expect(413, "too-large");
