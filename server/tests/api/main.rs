@@ -5,5 +5,6 @@ mod basics;
 mod common;
 mod flows;
 mod limits;
+mod logs;
 mod negative;
 mod storage;
