@@ -8,6 +8,7 @@
 //!   over a socket; [`api`]: the `/v1` handlers.
 //! - [`db`] and [`store`]: SQLite or PostgreSQL through one sqlx pool, migrations compiled in,
 //!   every query in one place.
+//! - [`jobs`]: the job queue (leases with fencing tokens, bounded attempts).
 //! - [`auth`]: tokens (hashes only), roles, rate limiting and lockout.
 //! - [`fhe`]: the bounded pool FHE and proof work runs on, and the key cache.
 //! - [`ApiError`]: the one error type, rendered as RFC 7807 problem JSON with stable types.
@@ -21,6 +22,7 @@ pub mod db;
 mod error;
 pub mod fhe;
 pub mod http;
+pub mod jobs;
 pub mod metrics;
 pub mod store;
 

@@ -4,6 +4,7 @@
 mod basics;
 mod common;
 mod flows;
+mod jobs;
 mod limits;
 mod logs;
 mod negative;
