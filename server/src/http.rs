@@ -254,6 +254,21 @@ async fn overloaded(err: BoxError) -> ApiError {
     }
 }
 
+struct InFlight(AppState);
+
+impl InFlight {
+    fn enter(state: &AppState) -> Self {
+        state.0.in_flight.fetch_add(1, Ordering::SeqCst);
+        Self(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Counts the request in the metrics and logs one line (route template, status, time: never
 /// bodies, tokens or query values).
 async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -264,9 +279,12 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
     let method = request.method().as_str().to_owned();
-    state.0.in_flight.fetch_add(1, Ordering::SeqCst);
-    let response = next.run(request).await;
-    state.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    let response = {
+        // A guard, so a request whose client went away (its future dropped) is not counted
+        // as in flight for ever.
+        let _in_flight = InFlight::enter(&state);
+        next.run(request).await
+    };
     let took = start.elapsed();
     let status = response.status().as_u16();
     state

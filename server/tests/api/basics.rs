@@ -209,3 +209,30 @@ async fn shutdown_lets_in_flight_requests_finish() {
     assert_eq!(keysets.1.len(), 1);
     ctx.finish().await;
 }
+
+/// A request whose client goes away (its future dropped mid-way) is not counted as in flight
+/// for ever.
+#[tokio::test]
+async fn abandoned_requests_leave_the_in_flight_gauge() {
+    use tower::ServiceExt;
+    let (ka, _) = crate::common::keys();
+    let ctx = Ctx::new("sqlite", config()).await.unwrap();
+    let a = ctx.create_tenant(crate::common::TENANT_A).await;
+    let request = axum::http::Request::put(format!("/v1/keysets/{}", crate::common::KEY_ID))
+        .header(
+            "authorization",
+            format!("Bearer {}", a.tokens.keyholder.expose()),
+        )
+        .body(axum::body::Body::from(ka.bundle.clone()))
+        .unwrap();
+    let gone = tokio::time::timeout(
+        std::time::Duration::from_millis(20),
+        ctx.app.clone().oneshot(request),
+    )
+    .await;
+    assert!(gone.is_err(), "the upload should still have been running");
+    let text = String::from_utf8(ctx.get("/metrics", None).await.body.to_vec()).unwrap();
+    // Only the metrics request itself.
+    assert!(text.contains("blindsight_http_in_flight 1\n"), "{text}");
+    ctx.finish().await;
+}
