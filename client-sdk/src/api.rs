@@ -280,6 +280,19 @@ impl Client {
         path: &str,
         body: Option<(&[u8], &str)>,
     ) -> Result<Reply, ApiError> {
+        self.send_with(method, path, body, true)
+    }
+
+    /// [`Self::send`]; with `idempotent` false, only refusals that happen before the server
+    /// starts on the request (load shedding, readiness, rate limits) are retried, never a lost
+    /// connection or a timeout, which may have committed.
+    fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&[u8], &str)>,
+        idempotent: bool,
+    ) -> Result<Reply, ApiError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -287,7 +300,7 @@ impl Client {
             let backoff = Duration::from_millis(500 << (attempt - 1).min(6));
             let reply = match self.once(&method, path, body) {
                 Ok(r) => r,
-                Err(e) if last => return Err(e),
+                Err(e) if last || !idempotent => return Err(e),
                 Err(_) => {
                     std::thread::sleep(backoff);
                     continue;
@@ -301,10 +314,11 @@ impl Client {
                 .as_ref()
                 .map(|p| p.kind.rsplit('/').next().unwrap_or_default().to_owned())
                 .unwrap_or_default();
-            let retryable = matches!(
-                (reply.status, slug.as_str()),
-                (503, _) | (429, "rate-limited")
-            );
+            let retryable = match (reply.status, slug.as_str()) {
+                (503, "timeout") => idempotent,
+                (503, _) | (429, "rate-limited") => true,
+                _ => false,
+            };
             if retryable && !last {
                 let wait = reply
                     .headers
@@ -344,10 +358,13 @@ impl Client {
     ) -> Result<TenantCreated, ApiError> {
         let body = serde_json::json!({"name": name, "tenant_id": tenant_id});
         let body = serde_json::to_vec(&body).map_err(|e| ApiError::BadResponse(e.to_string()))?;
-        let reply = self.send(
+        // Tokens are shown once: a retry after a lost response could only create a second
+        // tenant, so a lost connection or timeout is reported, not retried.
+        let reply = self.send_with(
             Method::POST,
             "/v1/tenants",
             Some((&body, "application/json")),
+            false,
         )?;
         Self::json(&reply)
     }

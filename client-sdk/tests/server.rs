@@ -95,3 +95,26 @@ fn an_unreachable_server_is_named_with_a_hint() {
     assert!(matches!(err, ApiError::Unreachable { .. }));
     assert!(err.to_string().contains(&url), "{err}");
 }
+
+/// A server that accepts connections and drops them: idempotent calls are retried, creating a
+/// tenant (whose tokens are shown once) is not.
+#[test]
+fn lost_connections_are_retried_only_where_a_retry_is_safe() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let client = Client::new(&url, "bst_x").with_max_attempts(3);
+    assert!(client.records(&RecordQuery::default()).is_err());
+    assert_eq!(accepted.swap(0, Ordering::SeqCst), 3);
+    assert!(client.create_tenant("x", None).is_err());
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
