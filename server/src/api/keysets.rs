@@ -13,7 +13,7 @@ use blindsight_crypto::tfhe::ServerKey;
 use blindsight_crypto::{AppBundle, PublicBundle, Verifier};
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, check_content_length, octets, read_body};
+use super::{Caller, octets, read_body};
 use crate::auth::Role;
 use crate::error::ApiError;
 use crate::http::{AppState, KeyMaterial};
@@ -76,8 +76,7 @@ pub async fn register(
     caller.require(&[Role::Keyholder])?;
     blindsight_crypto::check_key_id(&key_id)?;
     let limit = state.config().limits.keyset_body_bytes;
-    check_content_length(&headers, limit, "public bundle")?;
-    let bytes = read_body(body, limit, "public bundle").await?;
+    let bytes = read_body(&headers, body, limit, "public bundle").await?;
     let digest = blindsight_crypto::sha256_hex(&bytes);
     let tenant = caller.tenant_id.as_str();
     // The same bytes again: they were checked when first stored.

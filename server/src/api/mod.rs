@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::LengthLimitError;
 use serde::de::DeserializeOwned;
 
@@ -147,22 +147,37 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// Reads a request body of at most `limit` bytes; a larger one is refused with 413.
-pub async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, ApiError> {
-    let too_large = || {
+/// Reads a request body of at most `limit` bytes. One whose declared length is over the limit
+/// is refused with 413 before any of it is read; one that streams past it, as soon as it does.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    what: &str,
+) -> Result<Bytes, ApiError> {
+    let too_large = |size: String| {
         ApiError::rejected(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
-            format!("the {what} is larger than this route's limit of {limit} bytes"),
+            format!("the {what} is {size}; this route's limit is {limit} bytes"),
         )
     };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared
+        && n > limit as u64
+    {
+        return Err(too_large(format!("{n} bytes")));
+    }
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => Ok(bytes),
         Err(e) => {
             let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
             while let Some(s) = source {
                 if s.is::<LengthLimitError>() {
-                    return Err(too_large());
+                    return Err(too_large("larger than that".into()));
                 }
                 source = s.source();
             }
@@ -172,26 +187,6 @@ pub async fn read_body(body: Body, limit: usize, what: &str) -> Result<Bytes, Ap
                 format!("couldn't read the request body: {e}"),
             ))
         }
-    }
-}
-
-/// Refuses a body whose declared length is over the limit before reading any of it.
-pub fn check_content_length(
-    parts: &axum::http::HeaderMap,
-    limit: usize,
-    what: &str,
-) -> Result<(), ApiError> {
-    let declared = parts
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(n) if n > limit as u64 => Err(ApiError::rejected(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            format!("the {what} is {n} bytes; this route's limit is {limit} bytes"),
-        )),
-        _ => Ok(()),
     }
 }
 

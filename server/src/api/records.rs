@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use blindsight_crypto::RecordEnvelope;
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, check_content_length, check_id, octets, read_body};
+use super::{Caller, check_id, octets, read_body};
 use crate::auth::Role;
 use crate::error::ApiError;
 use crate::http::AppState;
@@ -30,14 +30,10 @@ pub struct RecordStored {
     pub proven_list_digest: String,
 }
 
-/// 409 for a used record id. `same_content` tells a client retrying an upload whose first
-/// attempt was stored (its response lost) that it is done; it reveals nothing the uploader does
-/// not hold already.
-async fn exists(state: &AppState, tenant: &str, record_id: &str, digest: &str) -> ApiError {
-    let same = match store::record_digest(state.db(), tenant, record_id).await {
-        Ok(Some(stored)) => stored == digest,
-        _ => false,
-    };
+/// 409 for a used record id. `same_content` (the stored proven list is byte-identical to
+/// this upload) tells a client retrying an upload whose first attempt was stored, its response
+/// lost, that it is done; it reveals nothing the uploader does not hold already.
+fn exists(record_id: &str, same: bool) -> ApiError {
     ApiError::rejected(
         StatusCode::CONFLICT,
         "record-exists",
@@ -77,8 +73,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Ingest])?;
     let limit = state.config().limits.record_body_bytes;
-    check_content_length(&headers, limit, "record envelope")?;
-    let bytes = read_body(body, limit, "record envelope").await?;
+    let bytes = read_body(&headers, body, limit, "record envelope").await?;
     let envelope = state
         .fhe()
         .run(move || RecordEnvelope::decode(&bytes))
@@ -119,11 +114,8 @@ pub async fn create(
     // Cheap refusal of a replay before the proof is checked; the unique key below is what
     // guarantees it under concurrency.
     let digest = blindsight_crypto::sha256_hex(&envelope.proven_list);
-    if store::record_digest(state.db(), tenant, &meta.record_id)
-        .await?
-        .is_some()
-    {
-        return Err(exists(&state, tenant, &meta.record_id, &digest).await);
+    if let Some(stored) = store::record_digest(state.db(), tenant, &meta.record_id).await? {
+        return Err(exists(&meta.record_id, stored == digest));
     }
     let (envelope, outcome, took) = state
         .fhe()
@@ -152,7 +144,14 @@ pub async fn create(
     let record_id = envelope.metadata.record_id.clone();
     let seq = match store::insert_record(state.db(), &row).await {
         Ok(seq) => seq,
-        Err(WriteError::Exists) => return Err(exists(&state, tenant, &record_id, &digest).await),
+        // A concurrent upload of the same id committed first.
+        Err(WriteError::Exists) => {
+            let stored = store::record_digest(state.db(), tenant, &record_id).await?;
+            return Err(exists(
+                &record_id,
+                stored.as_deref() == Some(digest.as_str()),
+            ));
+        }
         Err(WriteError::Sql(e)) => return Err(e.into()),
     };
     tracing::info!(tenant, record = %record_id, seq, verify_ms = took.as_millis() as u64, "record stored");

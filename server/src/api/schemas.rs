@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use blindsight_crypto::RecordSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Caller, check_content_length, check_id, parse_json, read_body};
+use super::{Caller, check_id, parse_json, read_body};
 use crate::auth::Role;
 use crate::error::ApiError;
 use crate::http::AppState;
@@ -79,8 +79,7 @@ pub async fn register(
     caller.require(&[Role::Keyholder])?;
     check_id("schema id", &schema_id)?;
     let limit = state.config().limits.json_body_bytes;
-    check_content_length(&headers, limit, "schema")?;
-    let schema: RecordSchema = parse_json(&read_body(body, limit, "schema").await?)?;
+    let schema: RecordSchema = parse_json(&read_body(&headers, body, limit, "schema").await?)?;
     if schema.id != schema_id || schema.version != version {
         return Err(ApiError::rejected(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{Admin, check_content_length, check_id, parse_json, read_body};
+use super::{Admin, check_id, parse_json, read_body};
 use crate::auth::{Role, Token};
 use crate::error::ApiError;
 use crate::http::AppState;
@@ -77,8 +77,7 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let limit = state.config().limits.json_body_bytes;
-    check_content_length(&headers, limit, "request body")?;
-    let req: CreateTenant = parse_json(&read_body(body, limit, "request body").await?)?;
+    let req: CreateTenant = parse_json(&read_body(&headers, body, limit, "request body").await?)?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(ApiError::rejected(

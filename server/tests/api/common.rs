@@ -156,6 +156,17 @@ impl Resp {
             .to_owned()
     }
 
+    /// Asserts a success status, showing the body when it is not.
+    #[track_caller]
+    pub(crate) fn expect_status(&self, status: StatusCode) {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+    }
+
     #[track_caller]
     pub(crate) fn expect(&self, status: u16, slug: &str) {
         assert_eq!(
@@ -271,12 +282,7 @@ impl Ctx {
                 .unwrap(),
             )
             .await;
-        assert_eq!(
-            r.status,
-            StatusCode::CREATED,
-            "{}",
-            String::from_utf8_lossy(&r.body)
-        );
+        r.expect_status(StatusCode::CREATED);
         serde_json::from_slice(&r.body).unwrap()
     }
 

@@ -116,13 +116,7 @@ async fn records_are_verified_stored_listed_and_read_back() {
         let ingest = a.tokens.ingest.expose();
         for (i, rec) in records.iter().enumerate() {
             let r = ctx.upload(ingest, rec).await;
-            assert_eq!(
-                r.status,
-                StatusCode::CREATED,
-                "{}: {}",
-                ctx.name,
-                String::from_utf8_lossy(&r.body)
-            );
+            r.expect_status(StatusCode::CREATED);
             assert_eq!(r.json()["record_id"], format!("rec-{i}"));
             assert_eq!(
                 r.headers["location"],
@@ -209,12 +203,7 @@ async fn custom_schemas_register_once_and_records_use_them() {
         let r = ctx
             .request(Method::PUT, "/v1/schemas/intake/2", Some(kh), body.clone())
             .await;
-        assert_eq!(
-            r.status,
-            StatusCode::CREATED,
-            "{}",
-            String::from_utf8_lossy(&r.body)
-        );
+        r.expect_status(StatusCode::CREATED);
         let r = ctx
             .request(Method::PUT, "/v1/schemas/intake/2", Some(kh), body)
             .await;
@@ -267,12 +256,7 @@ async fn custom_schemas_register_once_and_records_use_them() {
             sealed_transcript: Vec::new(),
         };
         let r = ctx.upload(a.tokens.ingest.expose(), &rec).await;
-        assert_eq!(
-            r.status,
-            StatusCode::CREATED,
-            "{}",
-            String::from_utf8_lossy(&r.body)
-        );
+        r.expect_status(StatusCode::CREATED);
         ctx.get("/v1/records/intake-1/transcript", Some(kh))
             .await
             .expect(404, "no-transcript");

@@ -35,12 +35,7 @@ async fn thirty_two_concurrent_uploads_lose_nothing() {
             .collect();
         for t in tasks {
             let r = t.await.unwrap();
-            assert_eq!(
-                r.status,
-                StatusCode::CREATED,
-                "{}",
-                String::from_utf8_lossy(&r.body)
-            );
+            r.expect_status(StatusCode::CREATED);
         }
         let page = ctx
             .get("/v1/records?limit=1000", Some(a.tokens.auditor.expose()))
