@@ -111,6 +111,17 @@ pub enum Error {
         /// The fingerprint of the bytes given.
         found: String,
     },
+    /// A risk model is not well-formed or does not fit its schema.
+    #[error("model {model:?} is invalid: {reason}")]
+    InvalidModel {
+        /// The model id.
+        model: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An aggregate query is not well-formed or does not fit its schema.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
     /// tfhe reported an error while building keys, encrypting or expanding.
     #[error("FHE operation failed: {0}")]
     Fhe(String),

@@ -7,6 +7,8 @@
 //!   decoder has a size limit and a conformance check.
 //! - [`RecordSchema`], [`encrypt_record`], [`Verifier`]: records as proven compact ciphertext
 //!   lists bound to their metadata, and the server-side verify + expand.
+//! - [`compute`]: risk models and cohort queries, evaluated on ciphertext (optimised and
+//!   straightforward), in clear (the reference), and their encrypted outputs.
 //! - [`seal`]/[`open`]: transcripts sealed to the key holder.
 //! - [`seal_keystore`]/[`KeystoreFile`]: the passphrase-encrypted keystore format.
 //!
@@ -16,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod codec;
+pub mod compute;
 pub mod decoders;
 mod envelope;
 mod error;

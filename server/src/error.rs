@@ -133,6 +133,8 @@ impl From<blindsight_crypto::Error> for ApiError {
             E::TrivialCiphertext { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "trivial-ciphertext"),
             E::InvalidField { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-field"),
             E::InvalidSchema { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-schema"),
+            E::InvalidModel { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-model"),
+            E::InvalidQuery(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-query"),
             E::FingerprintMismatch { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "fingerprint-mismatch")
             }

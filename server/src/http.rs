@@ -150,6 +150,8 @@ impl AppState {
         (name = "keysets", description = "Public key material"),
         (name = "schemas", description = "Record schemas"),
         (name = "records", description = "Encrypted, proven records"),
+        (name = "models", description = "Risk models (clear weights, thresholds, rules)"),
+        (name = "jobs", description = "Risk scoring and cohort analytics on ciphertext"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -187,7 +189,12 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(api::schemas::register))
         .routes(routes!(api::records::create, api::records::list))
         .routes(routes!(api::records::proof))
-        .routes(routes!(api::records::transcript));
+        .routes(routes!(api::records::transcript))
+        .routes(routes!(api::models::register, api::models::list))
+        .routes(routes!(api::jobs::create, api::jobs::list))
+        .routes(routes!(api::jobs::get))
+        .routes(routes!(api::jobs::result))
+        .routes(routes!(api::jobs::events));
     let ops = OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::db::{Backend, Db, now};
@@ -24,7 +24,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// A job's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     /// Waiting for a worker (new, or released for a retry).
@@ -330,4 +330,33 @@ pub async fn result(
     .bind(job_id)
     .fetch_optional(db.pool())
     .await
+}
+
+/// Gives a job back to the queue without counting the attempt (a worker shutting down).
+/// `false` when the lease was lost already.
+pub async fn release(db: &Db, lease: &Lease) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let n = sqlx::query(
+        "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_token = NULL, lease_expires = NULL \
+         WHERE job_id = $1 AND lease_token = $2 AND status = 'running'",
+    )
+    .bind(&lease.job.job_id)
+    .bind(&lease.token)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+/// A tenant's jobs, newest first (at most `limit`).
+pub async fn list(db: &Db, tenant_id: &str, limit: i64) -> Result<Vec<Job>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 ORDER BY created_at DESC, job_id DESC LIMIT $2"
+    ))
+    .bind(tenant_id)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(job_from_row).collect()
 }

@@ -8,7 +8,8 @@
 //!   over a socket; [`api`]: the `/v1` handlers.
 //! - [`db`] and [`store`]: SQLite or PostgreSQL through one sqlx pool, migrations compiled in,
 //!   every query in one place.
-//! - [`jobs`]: the job queue (leases with fencing tokens, bounded attempts).
+//! - [`jobs`]: the job queue (leases with fencing tokens, bounded attempts); [`compute`]: job
+//!   requests, specs and the FHE work; [`worker`]: the workers that run them.
 //! - [`auth`]: tokens (hashes only), roles, rate limiting and lockout.
 //! - [`fhe`]: the bounded pool FHE and proof work runs on, and the key cache.
 //! - [`ApiError`]: the one error type, rendered as RFC 7807 problem JSON with stable types.
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod compute;
 pub mod config;
 pub mod db;
 mod error;
@@ -25,6 +27,7 @@ pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod store;
+pub mod worker;
 
 pub use config::{AdminToken, Limits, ServerConfig};
 pub use db::{Backend, Db, DbError};

@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use blindsight_server::http::{AppState, app};
+use blindsight_server::worker::{self, WorkerConfig};
 use blindsight_server::{AdminToken, ServerConfig};
 use clap::{Args, Parser, Subcommand};
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(name = "blindsight-server", version, about = "Blindsight server")]
@@ -57,6 +59,43 @@ struct ServeArgs {
     /// Smallest cohort an aggregate may run over, for tenants created without their own (≥ 2).
     #[arg(long, env = "BLINDSIGHT_MIN_COHORT", default_value_t = 10)]
     min_cohort: u32,
+    /// Job workers to run beside the API (0: the API only; run `blindsight-server worker`
+    /// processes instead).
+    #[arg(long, env = "BLINDSIGHT_WORKERS", default_value_t = 1)]
+    workers: usize,
+    #[command(flatten)]
+    lease: LeaseArgs,
+}
+
+#[derive(Args, Clone)]
+struct LeaseArgs {
+    /// Seconds a job lease lasts without a heartbeat; a worker that dies loses its job to
+    /// another after this long.
+    #[arg(long, env = "BLINDSIGHT_JOB_LEASE", default_value_t = 60)]
+    job_lease: u64,
+}
+
+impl LeaseArgs {
+    fn config(&self) -> WorkerConfig {
+        WorkerConfig {
+            lease: std::time::Duration::from_secs(self.job_lease.max(3)),
+            ..WorkerConfig::default()
+        }
+    }
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    #[command(flatten)]
+    storage: Storage,
+    /// Workers in this process (each runs one job at a time, using every core).
+    #[arg(long, env = "BLINDSIGHT_WORKERS", default_value_t = 1)]
+    workers: usize,
+    /// Memory bound of the decoded-key cache, in MiB.
+    #[arg(long, env = "BLINDSIGHT_KEY_CACHE_MIB", default_value_t = 4096)]
+    key_cache_mib: u64,
+    #[command(flatten)]
+    lease: LeaseArgs,
 }
 
 #[derive(Subcommand)]
@@ -64,6 +103,9 @@ enum Command {
     /// Serve the HTTP API until SIGTERM or Ctrl-C (in-flight requests finish first). Applies
     /// migrations on start. The admin token comes from BLINDSIGHT_ADMIN_TOKEN.
     Serve(ServeArgs),
+    /// Run job workers only (no HTTP API) until SIGTERM or Ctrl-C: any number of these can
+    /// share one PostgreSQL database with `serve` processes.
+    Worker(WorkerArgs),
     /// Apply the database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -83,7 +125,8 @@ enum Admin {
     },
 }
 
-async fn shutdown_signal(state: AppState) {
+/// Resolves on SIGTERM or Ctrl-C.
+async fn signalled() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -102,8 +145,15 @@ async fn shutdown_signal(state: AppState) {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+async fn shutdown_signal(state: AppState, stop: watch::Sender<bool>) {
+    signalled().await;
+    tracing::info!(
+        "shutdown requested; finishing in-flight requests, giving running jobs back to the queue"
+    );
     state.set_ready(false);
+    let _ = stop.send(true);
 }
 
 fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
@@ -144,6 +194,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .context("couldn't open the database")?;
     tracing::info!(backend = ?db.backend(), version = db.known_version(), "database ready");
     let state = AppState::new(db.clone(), config);
+    let (stop, stopped) = watch::channel(false);
+    let workers = tokio::spawn(worker::run(
+        state.clone(),
+        args.workers,
+        args.lease.config(),
+        stopped,
+    ));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("couldn't listen on {}", args.listen))?;
@@ -153,11 +210,37 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listener,
         app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal(state))
+    .with_graceful_shutdown(shutdown_signal(state, stop))
     .await
     .context("the HTTP server failed")?;
+    let _ = workers.await;
     db.close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn work(args: WorkerArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.workers >= 1, "--workers must be at least 1");
+    let storage = &args.storage;
+    let db =
+        blindsight_server::open_and_migrate(storage.database_url.as_deref(), &storage.data_dir)
+            .await
+            .context("couldn't open the database")?;
+    let mut config = ServerConfig::new();
+    config.limits.key_cache_bytes = args.key_cache_mib << 20;
+    let state = AppState::new(db.clone(), config);
+    let (stop, stopped) = watch::channel(false);
+    let workers = tokio::spawn(worker::run(
+        state,
+        args.workers,
+        args.lease.config(),
+        stopped,
+    ));
+    signalled().await;
+    tracing::info!("shutdown requested; giving running jobs back to the queue");
+    let _ = stop.send(true);
+    let _ = workers.await;
+    db.close().await;
     Ok(())
 }
 
@@ -171,6 +254,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime()?.block_on(serve(args)),
+        Command::Worker(args) => runtime()?.block_on(work(args)),
         Command::Migrate { storage } => runtime()?.block_on(async {
             let db = blindsight_server::open_and_migrate(
                 storage.database_url.as_deref(),

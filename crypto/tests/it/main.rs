@@ -2,6 +2,7 @@
 //! generated once per process and shared.
 
 mod common;
+mod compute;
 mod decoders;
 mod envelope;
 mod fixtures;

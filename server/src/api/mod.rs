@@ -1,7 +1,9 @@
 //! The `/v1` API handlers, and what every one of them shares: authentication with roles,
 //! bounded body reading and strict JSON parsing.
 
+pub mod jobs;
 pub mod keysets;
+pub mod models;
 pub mod records;
 pub mod schemas;
 pub mod tenants;

@@ -3,6 +3,7 @@
 
 mod basics;
 mod common;
+mod compute;
 mod flows;
 mod jobs;
 mod limits;

@@ -425,3 +425,9 @@ pub async fn record_blob(
         .await?;
     row.map(|r| r.try_get::<Option<Vec<u8>>, _>(0)).transpose()
 }
+
+mod models;
+mod selection;
+
+pub use models::{ModelRow, insert_model, list_models, model};
+pub use selection::{MAX_JOB_RECORDS, Selection, StoredRecord, records_by_id, select_records};

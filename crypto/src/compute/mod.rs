@@ -1,0 +1,78 @@
+//! Computation on ciphertext: risk scoring with registered models, and cohort analytics.
+//!
+//! Everything here is deterministic (no randomness anywhere in evaluation), so an auditor
+//! holding only the server key and the stored inputs can re-run a job and get the same output
+//! bytes. Each computation exists three times: optimised on ciphertext (what jobs run), the
+//! straightforward tfhe high-level version (tests check both agree; the comparison harness
+//! measures the gap), and in clear (the reference the demo and the tests check decrypted
+//! results against).
+//!
+//! - [`RiskModel`] / [`crisis_v1`]: weights, thresholds and rules; [`score_records`].
+//! - [`AggregateQuery`]: count, sum, mean, min, max, histogram, count at least, conditional
+//!   sum; [`CompiledQuery::evaluate`].
+//! - [`JobOutput`]: what a job returns to the key holder.
+
+mod aggregate;
+mod eval;
+mod features;
+mod model;
+mod output;
+mod risk;
+
+pub use aggregate::{
+    Aggregate, AggregateQuery, AggregateValue, CompiledQuery, MAX_AGGREGATES, MAX_EDGES,
+};
+pub use features::{Derived, FeatureRef, MOOD_CHANGE_OFFSET, blocks_for, result_type_for};
+pub use model::{
+    CRISIS_MODEL_ID, CompiledModel, CompiledRule, MAX_RULES, MAX_SCORE, MAX_WEIGHT, RiskModel,
+    Rule, Thresholds, Tier, crisis_v1,
+};
+pub use output::{JobOutput, MAX_OUTPUTS, OutputManifest, OutputSpec, compress_outputs};
+pub use risk::{ScoredRecord, score_record, score_record_reference, score_records};
+
+use tfhe::integer::RadixCiphertext;
+
+use crate::Result;
+
+/// The function id of aggregate jobs (bumped when the evaluation changes its output).
+pub const AGGREGATE_FUNCTION: &str = "aggregate/v1";
+
+/// Lays out scored records as a job output: `<record id>/score` and `<record id>/tier` per
+/// record, in order, compressed into one list.
+pub fn risk_output(
+    model: &CompiledModel,
+    record_ids: &[String],
+    scored: Vec<ScoredRecord>,
+) -> Result<JobOutput> {
+    let mut specs = Vec::with_capacity(2 * scored.len());
+    let mut values = Vec::with_capacity(2 * scored.len());
+    for (id, s) in record_ids.iter().zip(scored) {
+        specs.push(OutputSpec::new(format!("{id}/score"), model.score_type));
+        specs.push(OutputSpec::new(format!("{id}/tier"), crate::FieldType::U2));
+        values.push(s.score);
+        values.push(RadixCiphertext::from(vec![s.tier]));
+    }
+    let list = compress_outputs(&specs, values)?;
+    Ok(JobOutput {
+        manifest: OutputManifest {
+            function: model.function_id.clone(),
+            outputs: specs,
+            clear: [("records".to_owned(), record_ids.len() as u64)].into(),
+        },
+        list,
+    })
+}
+
+/// Lays out a query's results as a job output.
+pub fn aggregate_output(query: &CompiledQuery, results: Vec<RadixCiphertext>) -> Result<JobOutput> {
+    let specs = query.outputs();
+    let list = compress_outputs(&specs, results)?;
+    Ok(JobOutput {
+        manifest: OutputManifest {
+            function: AGGREGATE_FUNCTION.into(),
+            outputs: specs,
+            clear: [("records".to_owned(), query.records() as u64)].into(),
+        },
+        list,
+    })
+}

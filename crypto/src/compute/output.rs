@@ -1,0 +1,217 @@
+//! Job outputs: encrypted results with their layout, as the key holder receives them.
+//!
+//! An output envelope (kind `result list`) carries two parts: a JSON manifest (the function
+//! that produced the results, a label and type per result, clear values such as the record
+//! count) and a tfhe compressed ciphertext list holding the results in manifest order. The
+//! decoder checks the list against the manifest's types (see [`crate::decode_result_list`]).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tfhe::integer::{IntegerCiphertext, RadixCiphertext};
+use tfhe::{
+    CompressedCiphertextList, CompressedCiphertextListBuilder, FheUint2, FheUint2Id, FheUint4,
+    FheUint4Id, FheUint6, FheUint6Id, FheUint8, FheUint8Id, FheUint10, FheUint10Id, FheUint12,
+    FheUint12Id, FheUint14, FheUint14Id, FheUint16, FheUint16Id, FheUint32, FheUint32Id,
+    ReRandomizationMetadata, Tag,
+};
+
+use crate::envelope::{Envelope, Kind, decode_parts, encode_parts};
+use crate::results::{decode_result_list, encode_result_list};
+use crate::schema::FieldType;
+use crate::{Error, Result};
+
+/// The most results one output may hold.
+pub const MAX_OUTPUTS: usize = 200_000;
+
+/// One result: its label (e.g. `rec-0001/score`, `2:ge:10`) and type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// What the result is.
+    pub label: String,
+    /// Its encrypted type.
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+}
+
+impl OutputSpec {
+    /// A labelled result of type `ty`.
+    pub fn new(label: impl Into<String>, ty: FieldType) -> Self {
+        Self {
+            label: label.into(),
+            ty,
+        }
+    }
+}
+
+/// The layout of a job's results.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputManifest {
+    /// The function that produced them, e.g. `risk_score/crisis-v1` or `aggregate/v1`.
+    pub function: String,
+    /// The encrypted results, in list order.
+    pub outputs: Vec<OutputSpec>,
+    /// Values that are not secret (e.g. `records`: the cohort size the server selected).
+    #[serde(default)]
+    pub clear: BTreeMap<String, u64>,
+}
+
+/// Compresses integer-level results into one list, in order, each as its output type.
+pub fn compress_outputs(
+    specs: &[OutputSpec],
+    values: Vec<RadixCiphertext>,
+) -> Result<CompressedCiphertextList> {
+    if specs.len() != values.len() {
+        return Err(Error::ShapeMismatch(format!(
+            "{} results for {} outputs",
+            values.len(),
+            specs.len()
+        )));
+    }
+    let mut builder = CompressedCiphertextListBuilder::new();
+    for (spec, radix) in specs.iter().zip(values) {
+        if radix.blocks().len() != spec.ty.blocks() as usize {
+            return Err(Error::ShapeMismatch(format!(
+                "result {:?} has {} blocks, its type {:?} has {}",
+                spec.label,
+                radix.blocks().len(),
+                spec.ty,
+                spec.ty.blocks()
+            )));
+        }
+        macro_rules! push {
+            ($t:ident, $id:ident) => {
+                builder.push($t::from_raw_parts(
+                    radix,
+                    $id,
+                    Tag::default(),
+                    ReRandomizationMetadata::default(),
+                ))
+            };
+        }
+        match spec.ty {
+            FieldType::Bool | FieldType::U2 => push!(FheUint2, FheUint2Id),
+            FieldType::U4 => push!(FheUint4, FheUint4Id),
+            FieldType::U6 => push!(FheUint6, FheUint6Id),
+            FieldType::U8 => push!(FheUint8, FheUint8Id),
+            FieldType::U10 => push!(FheUint10, FheUint10Id),
+            FieldType::U12 => push!(FheUint12, FheUint12Id),
+            FieldType::U14 => push!(FheUint14, FheUint14Id),
+            FieldType::U16 => push!(FheUint16, FheUint16Id),
+            FieldType::U32 => push!(FheUint32, FheUint32Id),
+        };
+    }
+    builder.build().map_err(|e| Error::Fhe(e.to_string()))
+}
+
+/// A job's output: manifest and compressed list.
+#[derive(Clone)]
+pub struct JobOutput {
+    /// The layout.
+    pub manifest: OutputManifest,
+    /// The results.
+    pub list: CompressedCiphertextList,
+}
+
+impl std::fmt::Debug for JobOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobOutput")
+            .field("function", &self.manifest.function)
+            .field("outputs", &self.manifest.outputs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Result types a manifest may name: booleans travel as 2-bit values.
+fn stored_type(ty: FieldType) -> FieldType {
+    if ty == FieldType::Bool {
+        FieldType::U2
+    } else {
+        ty
+    }
+}
+
+impl JobOutput {
+    /// Frames the output as a `result list` envelope for key set `key_id`.
+    pub fn encode(&self, key_id: &str) -> Result<Vec<u8>> {
+        let manifest = serde_json::to_vec(&self.manifest).map_err(|e| Error::Malformed {
+            what: "output manifest",
+            reason: e.to_string(),
+        })?;
+        let list = encode_result_list(&self.list)?;
+        Envelope::encode(
+            Kind::ResultList,
+            key_id,
+            &[],
+            &encode_parts(&[&manifest, &list]),
+        )
+    }
+
+    /// Decodes an output envelope for key set `key_id`: framing, manifest (unknown fields
+    /// refused), and the list checked against the manifest's types.
+    pub fn decode(bytes: &[u8], key_id: &str) -> Result<Self> {
+        let envelope = Envelope::decode_expecting(bytes, Kind::ResultList, Some(key_id))?;
+        let parts = decode_parts("result list", envelope.payload, 2)?;
+        let manifest: OutputManifest =
+            serde_json::from_slice(parts[0]).map_err(|e| Error::Malformed {
+                what: "output manifest",
+                reason: e.to_string(),
+            })?;
+        if manifest.outputs.len() > MAX_OUTPUTS {
+            return Err(Error::Malformed {
+                what: "output manifest",
+                reason: format!("more than {MAX_OUTPUTS} outputs"),
+            });
+        }
+        let types: Vec<FieldType> = manifest.outputs.iter().map(|o| stored_type(o.ty)).collect();
+        let list = decode_result_list(parts[1], &types)?;
+        Ok(Self { manifest, list })
+    }
+
+    /// SHA-256 of the compressed list as encoded: the output digest receipts name.
+    pub fn digest(&self) -> Result<String> {
+        Ok(crate::sha256_hex(&encode_result_list(&self.list)?))
+    }
+
+    /// Decrypts every result, in manifest order.
+    ///
+    /// Reading a compressed list needs a decompression key. The key holder does not keep
+    /// the server key, so one is derived here from the client key (a one-off cost of about a
+    /// second per call); the copy of the secret key used for it is wiped afterwards.
+    pub fn decrypt(&self, client_key: &tfhe::ClientKey) -> Result<Vec<u64>> {
+        let (integer, compact, compression, squash, squash_comp, rerand, oprf, trans, tag) =
+            client_key.clone().into_raw_parts();
+        let result = (|| {
+            let private = compression.as_ref().ok_or_else(|| {
+                Error::Fhe(
+                    "the client key has no compression key; it was not made by this build".into(),
+                )
+            })?;
+            let (_, decompression) = integer.new_compression_decompression_keys(private);
+            let (list, _, _) = self.list.clone().into_raw_parts();
+            (0..self.manifest.outputs.len())
+                .map(|i| {
+                    let radix: RadixCiphertext = list
+                        .get(i, &decompression)
+                        .map_err(|e| Error::Fhe(e.to_string()))?
+                        .ok_or_else(|| Error::ShapeMismatch(format!("result {i} is missing")))?;
+                    Ok(integer.decrypt_radix::<u64>(&radix))
+                })
+                .collect::<Result<Vec<u64>>>()
+        })();
+        crate::wipe_client_key(tfhe::ClientKey::from_raw_parts(
+            integer,
+            compact,
+            compression,
+            squash,
+            squash_comp,
+            rerand,
+            oprf,
+            trans,
+            tag,
+        ));
+        result
+    }
+}

@@ -1,0 +1,206 @@
+//! What jobs compute: the request a key holder sends, the spec it is frozen into when the job
+//! is created (the selected record ids and, for risk jobs, the exact model), and the FHE work
+//! a worker runs on a blocking thread.
+//!
+//! Every record a job reads is verified again (its proof, with its own metadata) and expanded
+//! on the worker before any computation, on rayon threads that each hold the tenant's server
+//! key; evaluation is deterministic, so the same spec and key give the same output bytes.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use blindsight_crypto::compute::{
+    AggregateQuery, JobOutput, RiskModel, aggregate_output, risk_output, score_record,
+};
+use blindsight_crypto::tfhe::{ServerKey, with_server_key_as_context};
+use blindsight_crypto::{RecordSchema, Verifier};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::store::StoredRecord;
+
+/// A risk model named by id and version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRef {
+    /// Model id (the built-in default is `crisis`).
+    pub id: String,
+    /// Model version.
+    pub version: u32,
+}
+
+fn default_schema_id() -> String {
+    blindsight_crypto::schemas::SESSION_SCHEMA_ID.into()
+}
+
+fn default_schema_version() -> u32 {
+    blindsight_crypto::schemas::SESSION_SCHEMA_VERSION
+}
+
+/// Which records a job reads, by routing metadata (never by content).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelectionRequest {
+    /// Schema id (default `session`).
+    #[serde(default = "default_schema_id")]
+    pub schema_id: String,
+    /// Schema version (default 1).
+    #[serde(default = "default_schema_version")]
+    pub schema_version: u32,
+    /// Only this cohort label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort: Option<String>,
+    /// Recorded (or, when undeclared, received) at or after (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+    /// Recorded (or received) before (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    /// Only these records (each must match the rest of the selection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_ids: Option<Vec<String>>,
+}
+
+impl Default for SelectionRequest {
+    fn default() -> Self {
+        Self {
+            schema_id: default_schema_id(),
+            schema_version: default_schema_version(),
+            cohort: None,
+            since: None,
+            until: None,
+            record_ids: None,
+        }
+    }
+}
+
+/// A job request (`POST /v1/jobs`), tagged by `kind`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum JobRequest {
+    /// Score every selected record with a risk model.
+    RiskScore {
+        /// The key set the records are encrypted under.
+        key_id: String,
+        /// The model.
+        model: ModelRef,
+        /// The records.
+        #[serde(default)]
+        select: SelectionRequest,
+    },
+    /// Compute aggregates over the selected cohort.
+    Aggregate {
+        /// The key set the records are encrypted under.
+        key_id: String,
+        /// The aggregates.
+        query: AggregateQuery,
+        /// The cohort.
+        #[serde(default)]
+        select: SelectionRequest,
+    },
+}
+
+impl JobRequest {
+    /// `risk_score` or `aggregate`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobRequest::RiskScore { .. } => "risk_score",
+            JobRequest::Aggregate { .. } => "aggregate",
+        }
+    }
+
+    /// The key set.
+    pub fn key_id(&self) -> &str {
+        match self {
+            JobRequest::RiskScore { key_id, .. } | JobRequest::Aggregate { key_id, .. } => key_id,
+        }
+    }
+
+    /// The selection.
+    pub fn select(&self) -> &SelectionRequest {
+        match self {
+            JobRequest::RiskScore { select, .. } | JobRequest::Aggregate { select, .. } => select,
+        }
+    }
+}
+
+/// A job as frozen at creation: the request, the exact model it runs (risk jobs), and the
+/// records it reads, in ingest order. Stored as the job's `spec` (JSON); holds no data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// What the key holder asked for.
+    pub request: JobRequest,
+    /// The model definition resolved at creation (risk jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<RiskModel>,
+    /// The selected record ids.
+    pub records: Vec<String>,
+}
+
+/// Why a job's computation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ComputeError {
+    /// A record or the spec was refused (not worth retrying).
+    #[error("{0}")]
+    Refused(#[from] blindsight_crypto::Error),
+    /// The spec does not describe a job this server runs.
+    #[error("invalid job spec: {0}")]
+    Spec(String),
+}
+
+/// Runs a job's FHE work: verifies and expands every record, computes, and returns the
+/// encoded output envelope. Blocking and CPU-bound: call it from a worker thread.
+/// `progress` counts records expanded, then records computed (`2 × records` in all).
+pub fn execute(
+    key: &ServerKey,
+    verifier: &Verifier,
+    schema: &RecordSchema,
+    spec: &JobSpec,
+    records: &[StoredRecord],
+    progress: &AtomicI64,
+) -> Result<Vec<u8>, ComputeError> {
+    let key_id = spec.request.key_id();
+    let expanded = records
+        .par_iter()
+        .map(|r| {
+            let values = with_server_key_as_context(key.clone(), || {
+                verifier.verify_and_expand(&r.proven_list, schema, &r.metadata)
+            })
+            .map_err(|e| blindsight_crypto::Error::Malformed {
+                what: "stored record",
+                reason: format!("record {:?}: {e}", r.metadata.record_id),
+            })?;
+            progress.fetch_add(1, Ordering::Relaxed);
+            Ok(values)
+        })
+        .collect::<Result<Vec<_>, blindsight_crypto::Error>>()?;
+    let output: JobOutput = match &spec.request {
+        JobRequest::RiskScore { .. } => {
+            let model = spec
+                .model
+                .as_ref()
+                .ok_or_else(|| ComputeError::Spec("a risk job without its model".into()))?
+                .compile(schema)?;
+            let scored = expanded
+                .par_iter()
+                .map(|values| {
+                    let s = score_record(key, &model, values);
+                    progress.fetch_add(1, Ordering::Relaxed);
+                    s
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let ids: Vec<String> = records
+                .iter()
+                .map(|r| r.metadata.record_id.clone())
+                .collect();
+            with_server_key_as_context(key.clone(), || risk_output(&model, &ids, scored))?
+        }
+        JobRequest::Aggregate { query, .. } => {
+            let compiled = query.compile(schema, expanded.len())?;
+            let results = compiled.evaluate(key, &expanded)?;
+            progress.fetch_add(expanded.len() as i64, Ordering::Relaxed);
+            with_server_key_as_context(key.clone(), || aggregate_output(&compiled, results))?
+        }
+    };
+    Ok(output.encode(key_id)?)
+}

@@ -1,0 +1,213 @@
+//! Workers: claim a job, run its FHE work on a blocking thread while renewing the lease, and
+//! write the result only while still holding it. `serve` runs workers beside the API;
+//! `blindsight-server worker` runs them alone, so any number of processes can share one
+//! PostgreSQL queue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::api::keysets;
+use crate::api::schemas;
+use crate::compute::{self, ComputeError, JobSpec};
+use crate::http::AppState;
+use crate::jobs::{self, Lease};
+use crate::store;
+
+/// How workers lease and poll.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// How long a lease lasts without a heartbeat (renewed every third of it).
+    pub lease: Duration,
+    /// How long an idle worker waits before looking for work again.
+    pub poll: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(60),
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Runs `count` workers until `stop` turns true; a job in progress at that moment is given
+/// back to the queue (its attempt not counted).
+pub async fn run(state: AppState, count: usize, config: WorkerConfig, stop: watch::Receiver<bool>) {
+    let workers: Vec<_> = (0..count)
+        .map(|i| {
+            let (state, config, stop) = (state.clone(), config.clone(), stop.clone());
+            tokio::spawn(async move { worker(i, state, config, stop).await })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+}
+
+async fn worker(id: usize, state: AppState, config: WorkerConfig, mut stop: watch::Receiver<bool>) {
+    tracing::info!(worker = id, "worker started");
+    while !*stop.borrow() {
+        match jobs::claim(state.db(), config.lease).await {
+            Ok(Some(lease)) => {
+                tracing::info!(worker = id, job = %lease.job.job_id, kind = %lease.job.kind, attempt = lease.job.attempts, "job leased");
+                process(&state, &config, lease, &mut stop).await;
+            }
+            Ok(None) => {
+                tokio::select! {
+                    () = tokio::time::sleep(config.poll) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker = id, error = %e, "couldn't claim a job; retrying");
+                tokio::time::sleep(config.poll * 4).await;
+            }
+        }
+    }
+    tracing::info!(worker = id, "worker stopped");
+}
+
+/// What went wrong before or during the computation, and whether another attempt may help.
+struct Failure {
+    message: String,
+    retryable: bool,
+}
+
+impl Failure {
+    fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+}
+
+async fn process(
+    state: &AppState,
+    config: &WorkerConfig,
+    lease: Lease,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let job_id = lease.job.job_id.clone();
+    let outcome = run_job(state, config, &lease, stop).await;
+    let db = state.db();
+    let written = match outcome {
+        Ok(Some(result)) => jobs::complete(db, &lease, &result).await,
+        Ok(None) => {
+            tracing::info!(job = %job_id, "shutting down: job given back to the queue");
+            jobs::release(db, &lease).await
+        }
+        Err(f) => {
+            tracing::warn!(job = %job_id, error = %f.message, retryable = f.retryable, "job attempt failed");
+            jobs::fail(db, &lease, &f.message, f.retryable).await
+        }
+    };
+    match written {
+        Ok(true) => tracing::info!(job = %job_id, "job finished"),
+        Ok(false) => {
+            tracing::warn!(job = %job_id, "lease lost before the result was written; another worker owns the job")
+        }
+        Err(e) => {
+            tracing::error!(job = %job_id, error = %e, "couldn't record the job's outcome; its lease will expire and it will be retried")
+        }
+    }
+}
+
+/// Runs one leased job. `Ok(None)`: stopped for shutdown.
+async fn run_job(
+    state: &AppState,
+    config: &WorkerConfig,
+    lease: &Lease,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<Vec<u8>>, Failure> {
+    let job = &lease.job;
+    let spec: JobSpec = serde_json::from_str(&job.spec).map_err(|e| {
+        Failure::permanent(format!("the job spec is not one this server reads: {e}"))
+    })?;
+    let select = spec.request.select();
+    let schema = schemas::resolve(
+        state,
+        &job.tenant_id,
+        &select.schema_id,
+        select.schema_version,
+    )
+    .await
+    .map_err(|e| Failure::transient(format!("couldn't load the schema: {e}")))?
+    .ok_or_else(|| {
+        Failure::permanent(format!(
+            "schema {}@{} is not registered",
+            select.schema_id, select.schema_version
+        ))
+    })?;
+    let key = keysets::server_key(state, &job.tenant_id, &job.key_id)
+        .await
+        .map_err(|e| Failure::transient(format!("couldn't load the server key: {e}")))?
+        .ok_or_else(|| Failure::permanent(format!("key set {} is not registered", job.key_id)))?;
+    let verifier = keysets::verifier(state, &job.tenant_id, &job.key_id)
+        .await
+        .map_err(|e| Failure::transient(format!("couldn't load the verifier: {e}")))?
+        .ok_or_else(|| Failure::permanent(format!("key set {} is not registered", job.key_id)))?;
+    let records = store::records_by_id(state.db(), &job.tenant_id, &spec.records)
+        .await
+        .map_err(|e| Failure::transient(format!("couldn't load the records: {e}")))?;
+    if records.len() != spec.records.len() {
+        return Err(Failure::permanent(format!(
+            "{} of the job's {} records are no longer stored",
+            spec.records.len() - records.len(),
+            spec.records.len()
+        )));
+    }
+    let total = 2 * records.len() as i64;
+    let progress = Arc::new(AtomicI64::new(0));
+    if let Ok(false) = jobs::heartbeat(state.db(), lease, config.lease, 0, total).await {
+        return Err(Failure::transient(
+            "the lease was lost (the job was taken over)",
+        ));
+    }
+    // Progress is written at every heartbeat: often enough for a progress bar.
+    let beat = (config.lease / 3).min(Duration::from_secs(2));
+    let mut work = {
+        let progress = Arc::clone(&progress);
+        tokio::task::spawn_blocking(move || {
+            compute::execute(&key, &verifier, &schema, &spec, &records, &progress)
+        })
+    };
+    loop {
+        tokio::select! {
+            done = &mut work => {
+                return match done {
+                    Ok(Ok(bytes)) => Ok(Some(bytes)),
+                    Ok(Err(ComputeError::Refused(e))) => Err(Failure::permanent(e.to_string())),
+                    Ok(Err(e @ ComputeError::Spec(_))) => Err(Failure::permanent(e.to_string())),
+                    Err(e) => Err(Failure::transient(format!("the computation stopped unexpectedly: {e}"))),
+                };
+            }
+            () = tokio::time::sleep(beat) => {
+                let done = progress.load(Ordering::Relaxed);
+                match jobs::heartbeat(state.db(), lease, config.lease, done, total).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err(Failure::transient("the lease was lost (the job was taken over)")),
+                    Err(e) => tracing::warn!(job = %job.job_id, error = %e, "heartbeat failed; retrying"),
+                }
+            }
+            _ = stop.changed() => {
+                if *stop.borrow() {
+                    // The blocking computation cannot be interrupted; it finishes in the
+                    // background and its result is dropped.
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
