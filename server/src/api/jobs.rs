@@ -185,10 +185,13 @@ pub async fn create(
             .with_extension("minimum", minimum.into()));
         }
     }
+    // Milliseconds first, so ids sort (and workers take jobs) in creation order; random
+    // bits after, so ids cannot be guessed.
     let job_id = format!(
-        "job-{}",
+        "job-{:012x}{}",
+        jobs::now_ms(),
         hex::encode(
-            blindsight_crypto::random_bytes::<12>()
+            blindsight_crypto::random_bytes::<8>()
                 .map_err(|e| ApiError::Internal(e.to_string()))?
         )
     );

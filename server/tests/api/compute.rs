@@ -184,7 +184,10 @@ async fn jobs_compute_on_ciphertext_and_decrypt_to_the_clear_reference() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(dead.job.job_id, risk_id);
+        assert_eq!(
+            dead.job.job_id, risk_id,
+            "workers take jobs in creation order"
+        );
 
         // Two workers share the queue.
         let (stop, stopped) = watch::channel(false);
