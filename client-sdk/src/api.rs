@@ -5,10 +5,18 @@
 //! a dropped connection) are retried with the server's `Retry-After` or an exponential backoff.
 //! Every retry is safe: record ids are chosen by the client, so a record upload retried after
 //! its first attempt was stored is recognised (409 with `same_content`) and reported as
-//! [`Uploaded::AlreadyStored`], never stored twice.
+//! [`Uploaded::AlreadyStored`], never stored twice. Calls whose retry could do something
+//! twice (creating a tenant, whose tokens are shown once; queueing a job) are retried only when
+//! the server refused before starting on them, never after a lost connection.
+//!
+//! Key holders register risk models ([`Client::register_model`]), queue jobs
+//! ([`Client::create_job`] with a [`JobRequest`]), follow them ([`Client::wait_for_job`]) and
+//! fetch their encrypted outputs ([`Client::job_result`]), which [`crate::results`] decrypts.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use blindsight_crypto::compute::{AggregateQuery, RiskModel};
+use blindsight_crypto::schemas::{SESSION_SCHEMA_ID, SESSION_SCHEMA_VERSION};
 use blindsight_crypto::{AppBundle, RecordEnvelope};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -48,6 +56,24 @@ pub enum ApiError {
     /// The server's answer was not what this client understands.
     #[error("the server's response was not understood: {0}")]
     BadResponse(String),
+    /// A job did not finish within the time the caller was prepared to wait. It keeps running
+    /// on the server; wait again or fetch it later.
+    #[error(
+        "job {job_id} did not finish within {} s (it is {status}, {done} of {total} steps); it keeps running on the server",
+        waited.as_secs()
+    )]
+    WaitTimedOut {
+        /// The job.
+        job_id: String,
+        /// How long the caller waited.
+        waited: Duration,
+        /// Its status when the wait ended.
+        status: JobStatus,
+        /// Steps done.
+        done: i64,
+        /// Steps in all (0 until known).
+        total: i64,
+    },
 }
 
 impl ApiError {
@@ -173,12 +199,294 @@ impl std::fmt::Debug for TenantTokens {
     }
 }
 
+/// A new tenant, as the admin creates it ([`Client::create_tenant_with`]).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NewTenant {
+    /// A display name (1–200 characters).
+    pub name: String,
+    /// The tenant id; the server generates one when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// The smallest cohort an aggregate job may run over (at least 2); the server's default
+    /// (normally 10) when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_cohort_size: Option<u32>,
+}
+
+/// A risk model as the server stored it (`POST /v1/models`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModelRegistered {
+    /// The model id.
+    pub model_id: String,
+    /// Its version.
+    pub version: u32,
+    /// SHA-256 of its canonical JSON: what receipts of jobs that ran it name.
+    pub digest: String,
+    /// `risk_score/<id>-v<version>`: the function id in its jobs' outputs.
+    pub function_id: String,
+    /// Whether this call stored it (false: the identical model was already registered).
+    #[serde(skip_deserializing, default)]
+    pub created: bool,
+}
+
+/// A model the server knows (`GET /v1/models`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// The model id.
+    pub model_id: String,
+    /// Its version.
+    pub version: u32,
+    /// SHA-256 of its canonical JSON.
+    pub digest: String,
+    /// `risk_score/<id>-v<version>`.
+    pub function_id: String,
+    /// Whether it is built into the server (such as `crisis` v1) rather than registered.
+    #[serde(default)]
+    pub builtin: bool,
+    /// The model itself.
+    pub definition: RiskModel,
+}
+
+#[derive(Deserialize)]
+struct ModelList {
+    models: Vec<ModelInfo>,
+}
+
+/// A risk model named by id and version.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModelRef {
+    /// Model id (the built-in default is `crisis`).
+    pub id: String,
+    /// Model version.
+    pub version: u32,
+}
+
+impl ModelRef {
+    /// The model `id` at `version`.
+    pub fn new(id: impl Into<String>, version: u32) -> Self {
+        Self {
+            id: id.into(),
+            version,
+        }
+    }
+
+    /// The built-in `crisis` v1.
+    pub fn crisis_v1() -> Self {
+        Self::new(blindsight_crypto::compute::CRISIS_MODEL_ID, 1)
+    }
+}
+
+/// Which records a job reads, by routing metadata only (the server never sees content).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Selection {
+    /// Schema id (`session` by default).
+    #[serde(default = "default_schema_id")]
+    pub schema_id: String,
+    /// Schema version (1 by default).
+    #[serde(default = "default_schema_version")]
+    pub schema_version: u32,
+    /// Only records with this cohort label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort: Option<String>,
+    /// Recorded (or, when undeclared, received) at or after, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+    /// Recorded (or received) before, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    /// Only these records (each must also match the rest of the selection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_ids: Option<Vec<String>>,
+}
+
+fn default_schema_id() -> String {
+    SESSION_SCHEMA_ID.into()
+}
+
+fn default_schema_version() -> u32 {
+    SESSION_SCHEMA_VERSION
+}
+
+impl Default for Selection {
+    /// Every record of the built-in `session` v1 schema.
+    fn default() -> Self {
+        Self {
+            schema_id: default_schema_id(),
+            schema_version: default_schema_version(),
+            cohort: None,
+            since: None,
+            until: None,
+            record_ids: None,
+        }
+    }
+}
+
+/// A job request (`POST /v1/jobs`), tagged by `kind`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum JobRequest {
+    /// Score every selected record with a risk model; each record's score and tier come back
+    /// encrypted.
+    RiskScore {
+        /// The key set the records are encrypted under.
+        key_id: String,
+        /// The model.
+        model: ModelRef,
+        /// The records.
+        #[serde(default)]
+        select: Selection,
+    },
+    /// Compute aggregates over the selected cohort (at least the tenant's minimum cohort).
+    Aggregate {
+        /// The key set the records are encrypted under.
+        key_id: String,
+        /// The aggregates.
+        query: AggregateQuery,
+        /// The cohort.
+        #[serde(default)]
+        select: Selection,
+    },
+}
+
+impl JobRequest {
+    /// A risk-scoring job.
+    pub fn risk_score(key_id: impl Into<String>, model: ModelRef, select: Selection) -> Self {
+        JobRequest::RiskScore {
+            key_id: key_id.into(),
+            model,
+            select,
+        }
+    }
+
+    /// An aggregate job.
+    pub fn aggregate(key_id: impl Into<String>, query: AggregateQuery, select: Selection) -> Self {
+        JobRequest::Aggregate {
+            key_id: key_id.into(),
+            query,
+            select,
+        }
+    }
+
+    /// `risk_score` or `aggregate`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobRequest::RiskScore { .. } => "risk_score",
+            JobRequest::Aggregate { .. } => "aggregate",
+        }
+    }
+
+    /// The key set.
+    pub fn key_id(&self) -> &str {
+        match self {
+            JobRequest::RiskScore { key_id, .. } | JobRequest::Aggregate { key_id, .. } => key_id,
+        }
+    }
+
+    /// The selection.
+    pub fn select(&self) -> &Selection {
+        match self {
+            JobRequest::RiskScore { select, .. } | JobRequest::Aggregate { select, .. } => select,
+        }
+    }
+}
+
+/// A job's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker is computing it.
+    Running,
+    /// Its encrypted output is stored.
+    Succeeded,
+    /// The server gave up; [`Job::error`] says why.
+    Failed,
+}
+
+impl JobStatus {
+    /// Succeeded or failed: nothing more will happen.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+    }
+
+    /// Its lowercase name, as the server spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A queued job (`POST /v1/jobs`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobCreated {
+    /// The job id.
+    pub job_id: String,
+    /// `risk_score` or `aggregate`.
+    pub kind: String,
+    /// Records selected.
+    pub records: u64,
+    /// `queued`.
+    pub status: JobStatus,
+}
+
+/// A job as the server reports it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Job {
+    /// The job id.
+    pub job_id: String,
+    /// The owning tenant.
+    pub tenant_id: String,
+    /// The key set its inputs (and output) are encrypted under.
+    pub key_id: String,
+    /// `risk_score` or `aggregate`.
+    pub kind: String,
+    /// The job's parameters as frozen at creation (JSON): the request, the exact model of a
+    /// risk job, the selected record ids. Never data.
+    pub spec: String,
+    /// State.
+    pub status: JobStatus,
+    /// Leases taken so far.
+    pub attempts: i64,
+    /// Leases allowed before the job fails.
+    pub max_attempts: i64,
+    /// Steps done.
+    pub progress_done: i64,
+    /// Steps in all (0 until known).
+    pub progress_total: i64,
+    /// Why it failed (or why the last attempt failed).
+    pub error: Option<String>,
+    /// Creation time (seconds since the epoch).
+    pub created_at: i64,
+    /// First lease time.
+    pub started_at: Option<i64>,
+    /// Completion time.
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct JobList {
+    jobs: Vec<Job>,
+}
+
 /// A connection to one server with one token.
 pub struct Client {
     base: String,
     token: Zeroizing<String>,
     agent: ureq::Agent,
     max_attempts: u32,
+    poll_interval: Duration,
 }
 
 impl std::fmt::Debug for Client {
@@ -220,7 +528,15 @@ impl Client {
             token: Zeroizing::new(token.to_owned()),
             agent,
             max_attempts: 5,
+            poll_interval: Duration::from_millis(500),
         }
+    }
+
+    /// Sets how often [`Self::wait_for_job`] asks for a job's state (at least every 10 ms).
+    #[must_use]
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(10));
+        self
     }
 
     /// Sets how many times a request is tried in all (at least 1).
@@ -350,14 +666,22 @@ impl Client {
         serde_json::from_slice(&reply.body).map_err(|e| ApiError::BadResponse(e.to_string()))
     }
 
-    /// Creates a tenant (admin token).
+    /// Creates a tenant (admin token) with the server's default minimum cohort.
     pub fn create_tenant(
         &self,
         name: &str,
         tenant_id: Option<&str>,
     ) -> Result<TenantCreated, ApiError> {
-        let body = serde_json::json!({"name": name, "tenant_id": tenant_id});
-        let body = serde_json::to_vec(&body).map_err(|e| ApiError::BadResponse(e.to_string()))?;
+        self.create_tenant_with(&NewTenant {
+            name: name.to_owned(),
+            tenant_id: tenant_id.map(str::to_owned),
+            min_cohort_size: None,
+        })
+    }
+
+    /// Creates a tenant (admin token) with every setting spelled out.
+    pub fn create_tenant_with(&self, tenant: &NewTenant) -> Result<TenantCreated, ApiError> {
+        let body = to_json(tenant)?;
         // Tokens are shown once: a retry after a lost response could only create a second
         // tenant, so a lost connection or timeout is reported, not retried.
         let reply = self.send_with(
@@ -453,4 +777,106 @@ impl Client {
         let path = format!("/v1/records/{}/transcript", percent_encode(record_id));
         Ok(self.send(Method::GET, &path, None)?.body)
     }
+
+    /// Registers a risk model (keyholder token). Registering the identical model again is
+    /// not an error ([`ModelRegistered::created`] is false); other content under a used id
+    /// and version is refused with `model-exists`, an invalid model with `invalid-model`.
+    pub fn register_model(&self, model: &RiskModel) -> Result<ModelRegistered, ApiError> {
+        let body = to_json(model)?;
+        let reply = self.send(
+            Method::POST,
+            "/v1/models",
+            Some((&body, "application/json")),
+        )?;
+        let mut registered: ModelRegistered = Self::json(&reply)?;
+        registered.created = reply.status == 201;
+        Ok(registered)
+    }
+
+    /// The models the server knows for this tenant (keyholder or auditor token).
+    pub fn models(&self) -> Result<Vec<ModelInfo>, ApiError> {
+        let reply = self.send(Method::GET, "/v1/models", None)?;
+        Ok(Self::json::<ModelList>(&reply)?.models)
+    }
+
+    /// Queues a job (keyholder token). Every check that can refuse it (unknown key set,
+    /// schema or model, an invalid query, no records, a cohort below the tenant's minimum:
+    /// `cohort-too-small`) happens now, not when it runs. A lost connection is reported, not
+    /// retried: the first attempt may have queued the job.
+    pub fn create_job(&self, request: &JobRequest) -> Result<JobCreated, ApiError> {
+        let body = to_json(request)?;
+        let reply = self.send_with(
+            Method::POST,
+            "/v1/jobs",
+            Some((&body, "application/json")),
+            false,
+        )?;
+        Self::json(&reply)
+    }
+
+    /// The tenant's jobs, newest first (keyholder or auditor token).
+    pub fn jobs(&self) -> Result<Vec<Job>, ApiError> {
+        let reply = self.send(Method::GET, "/v1/jobs", None)?;
+        Ok(Self::json::<JobList>(&reply)?.jobs)
+    }
+
+    /// One job's state and progress (keyholder or auditor token).
+    pub fn job(&self, job_id: &str) -> Result<Job, ApiError> {
+        let path = format!("/v1/jobs/{}", percent_encode(job_id));
+        Self::json(&self.send(Method::GET, &path, None)?)
+    }
+
+    /// A finished job's encrypted output envelope (keyholder token); decrypt it with
+    /// [`crate::results::decrypt`]. Refused with `job-not-finished` while the job is queued or
+    /// running and `job-failed` when it failed.
+    pub fn job_result(&self, job_id: &str) -> Result<Vec<u8>, ApiError> {
+        let path = format!("/v1/jobs/{}/result", percent_encode(job_id));
+        Ok(self.send(Method::GET, &path, None)?.body)
+    }
+
+    /// Polls a job until it has succeeded or failed and returns it as it finished (a failed
+    /// job is returned, not an error: see [`Job::error`]). `on_progress` sees the job first and
+    /// then whenever its status or progress changes. Gives up with
+    /// [`ApiError::WaitTimedOut`] after `timeout`; the job keeps running on the server.
+    pub fn wait_for_job(
+        &self,
+        job_id: &str,
+        mut on_progress: impl FnMut(&Job),
+        timeout: Duration,
+    ) -> Result<Job, ApiError> {
+        let start = Instant::now();
+        let mut last: Option<(JobStatus, i64, i64, i64)> = None;
+        loop {
+            let job = self.job(job_id)?;
+            let seen = (
+                job.status,
+                job.progress_done,
+                job.progress_total,
+                job.attempts,
+            );
+            if last != Some(seen) {
+                last = Some(seen);
+                on_progress(&job);
+            }
+            if job.status.is_finished() {
+                return Ok(job);
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(ApiError::WaitTimedOut {
+                    job_id: job.job_id,
+                    waited,
+                    status: job.status,
+                    done: job.progress_done,
+                    total: job.progress_total,
+                });
+            }
+            std::thread::sleep(self.poll_interval.min(timeout - waited));
+        }
+    }
+}
+
+/// A request body as JSON (the types serialized here cannot fail to serialize).
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(value).map_err(|e| ApiError::BadResponse(format!("request body: {e}")))
 }

@@ -27,6 +27,56 @@ pub enum Error {
         "{0} already exists; refusing to overwrite a keystore (move it away or choose another path)"
     )]
     KeystoreExists(PathBuf),
+    /// A job's output is encrypted under another key set than the keystore's.
+    #[error(
+        "job {job_id} is encrypted under key set {job_key_id}, but the keystore holds key set {keystore_key_id}; use that key set's keystore"
+    )]
+    WrongKeystore {
+        /// The job.
+        job_id: String,
+        /// The key set the job ran under.
+        job_key_id: String,
+        /// The key set of the keystore given.
+        keystore_key_id: String,
+    },
+    /// A job has no result yet.
+    #[error("job {job_id} is {status}, not finished; wait for it and try again")]
+    JobNotFinished {
+        /// The job.
+        job_id: String,
+        /// Its status.
+        status: crate::api::JobStatus,
+    },
+    /// A job failed on the server.
+    #[error("job {job_id} failed on the server: {reason}")]
+    JobFailed {
+        /// The job.
+        job_id: String,
+        /// The server's reason.
+        reason: String,
+    },
+    /// A job's output does not have the layout its request implies (a server fault, or an
+    /// output that belongs to another job): nothing is reported from it.
+    #[error("the output of job {job_id} does not match its request: {reason}")]
+    UnexpectedOutput {
+        /// The job.
+        job_id: String,
+        /// What does not match.
+        reason: String,
+    },
+    /// The job reads a schema this client does not have (pass it to
+    /// [`crate::results::decrypt_with_schema`]).
+    #[error(
+        "job {job_id} reads schema {schema_id}@{schema_version}, which is not built in; decrypt it with that schema"
+    )]
+    UnknownSchema {
+        /// The job.
+        job_id: String,
+        /// Schema id.
+        schema_id: String,
+        /// Schema version.
+        schema_version: u32,
+    },
 }
 
 /// Result alias for this crate.

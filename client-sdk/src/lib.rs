@@ -5,7 +5,9 @@
 //! - [`keystore`]: saving and loading secret keys in a passphrase-encrypted file, written
 //!   atomically with mode 0600.
 //! - [`api`]: the HTTP client for `blindsight-server` (retries that cannot duplicate a record,
-//!   pinned key bundles, problem JSON as typed errors).
+//!   pinned key bundles, problem JSON as typed errors; models and jobs).
+//! - [`results`]: a job's encrypted output, checked against its request, decrypted with the
+//!   key holder's keys, and rendered as a table, CSV or JSON.
 //! - [`demo`]: the end-to-end walk through the cryptographic pipeline that
 //!   `blindsight demo` runs.
 #![forbid(unsafe_code)]
@@ -16,6 +18,7 @@ pub mod demo;
 mod error;
 pub mod keystore;
 pub mod lexicon;
+pub mod results;
 pub mod session;
 
 pub use error::{Error, Result};

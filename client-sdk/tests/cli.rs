@@ -1,11 +1,15 @@
-//! The `blindsight` CLI against a real server (in-process, loopback, temporary SQLite):
-//! keygen → register → record a JSONL batch → transcript open; and the one-line errors.
+//! The `blindsight` CLI against a real server (in-process, loopback, temporary SQLite, one job
+//! worker): keygen → register → record a JSONL batch → transcript open → model → score →
+//! query → jobs → results (table, CSV, JSON); and the one-line errors with their hints.
 
 mod common;
 
 use std::process::{Command, Output};
 
-use blindsight_client::api::{Client, RecordQuery};
+use blindsight_client::api::{Client, NewTenant, RecordQuery};
+use blindsight_client::session::Session;
+use blindsight_crypto::compute::{AggregateQuery, crisis_v1};
+use blindsight_crypto::schemas::session_v1;
 use common::{ADMIN, start_server};
 
 const PASSPHRASE: &str = "correct horse battery staple";
@@ -18,6 +22,8 @@ fn blindsight(args: &[&str], envs: &[(&str, &str)]) -> Output {
         "BLINDSIGHT_TOKEN",
         "BLINDSIGHT_TENANT",
         "BLINDSIGHT_CONFIG",
+        "BLINDSIGHT_KEY_ID",
+        "BLINDSIGHT_KEYSTORE",
     ] {
         cmd.env_remove(var);
     }
@@ -45,12 +51,36 @@ fn session_line(record_id: &str, mood_after: u32, transcript: &str) -> String {
     serde_json::to_string(&s).unwrap()
 }
 
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failure reported as one line on stderr.
+fn one_line_error(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "stdout: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = stderr(o);
+    assert!(
+        err.starts_with("error: ") && err.trim_end().lines().count() == 1,
+        "{err}"
+    );
+    err
+}
+
+/// One key set, server and batch for the whole CLI story: keys are generated once.
 #[test]
-fn keygen_register_record_and_open_a_transcript() {
+fn keygen_register_record_open_a_transcript_score_query_and_decrypt() {
     let dir = tempfile::tempdir().unwrap();
     let url = start_server(&dir.path().join("server"));
     let tenant = Client::new(&url, ADMIN)
-        .create_tenant("Northside", Some("northside"))
+        .create_tenant_with(&NewTenant {
+            name: "Northside".into(),
+            tenant_id: Some("northside".into()),
+            min_cohort_size: Some(2),
+        })
         .unwrap();
     let keys = dir.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
@@ -162,4 +192,163 @@ fn keygen_register_record_and_open_a_transcript() {
         !o.status.success() && err.contains("BLINDSIGHT_TOKEN"),
         "{err}"
     );
+
+    let batch: Vec<Session> = std::fs::read_to_string(&batch)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    jobs_through_the_cli(dir.path(), &keyholder, &batch);
+}
+
+/// Models, risk scores, aggregates and their decrypted results through the CLI, checked
+/// against the clear reference of the batch.
+fn jobs_through_the_cli(dir: &std::path::Path, keyholder: &[(&str, &str)], batch: &[Session]) {
+    // A model: registered, then recognised; an unknown one is refused with a hint.
+    let mut model = crisis_v1();
+    model.id = "crisis-local".into();
+    model.version = 2;
+    let model_file = dir.join("model.json");
+    std::fs::write(&model_file, serde_json::to_string(&model).unwrap()).unwrap();
+    let out = stdout(&blindsight(
+        &["model", model_file.to_str().unwrap()],
+        keyholder,
+    ));
+    assert!(out.contains("model crisis-local v2 registered"), "{out}");
+    assert!(out.contains(&model.digest()), "{out}");
+    let out = stdout(&blindsight(
+        &["model", model_file.to_str().unwrap()],
+        keyholder,
+    ));
+    assert!(out.contains("was already registered"), "{out}");
+    let out = stdout(&blindsight(&["models"], keyholder));
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("crisis ") && l.contains("built in")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("crisis-local") && l.contains(&model.digest())),
+        "{out}"
+    );
+    let err = one_line_error(&blindsight(&["score", "--model", "nope"], keyholder));
+    assert!(
+        err.contains("unknown-model") && err.contains("hint: register it"),
+        "{err}"
+    );
+
+    // Risk scores: the job id alone on stdout, plain progress lines on stderr (no terminal).
+    let o = blindsight(&["score", "--wait"], keyholder);
+    let job_id = stdout(&o).trim().to_owned();
+    assert!(job_id.starts_with("job-"), "{job_id}");
+    let err = stderr(&o);
+    assert!(
+        err.contains("over 3 record(s)") && err.contains("succeeded"),
+        "{err}"
+    );
+    let csv = dir.join("scores.csv");
+    let json = dir.join("scores.json");
+    let out = stdout(&blindsight(
+        &[
+            "results",
+            &job_id,
+            "--csv",
+            csv.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        keyholder,
+    ));
+    let compiled = crisis_v1().compile(&session_v1()).unwrap();
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(csv.lines().next(), Some("record_id,score,tier"));
+    for s in batch {
+        let values = session_v1().order_values(&s.values().unwrap()).unwrap();
+        let (score, tier) = compiled.evaluate_clear(&values);
+        assert!(
+            csv.contains(&format!("{},{score},{tier}\n", s.record_id)),
+            "{csv}"
+        );
+        assert!(out.contains(&s.record_id), "{out}");
+    }
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["function"], "risk_score/crisis-v1");
+    assert_eq!(doc["rows"].as_array().unwrap().len(), 3);
+    // Decrypted data is written for the owner only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&json).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // Aggregates over the cohort: queued without waiting, then `results` waits and decrypts.
+    let query = dir.join("query.json");
+    let query_json = serde_json::json!({"aggregates": [
+        {"op": "count"},
+        {"op": "mean", "field": "mood_change"},
+        {"op": "histogram", "field": "phq9_total", "edges": [5, 10]},
+    ]});
+    std::fs::write(&query, query_json.to_string()).unwrap();
+    let q = query.to_str().unwrap();
+    let cohort = batch[0].cohort.clone().unwrap();
+    let job_id = stdout(&blindsight(&["query", q, "--cohort", &cohort], keyholder))
+        .trim()
+        .to_owned();
+    let csv = dir.join("aggregates.csv");
+    let out = stdout(&blindsight(
+        &["results", &job_id, "--csv", csv.to_str().unwrap()],
+        keyholder,
+    ));
+    assert!(out.contains("mean(mood_change)"), "{out}");
+    let reference = serde_json::from_value::<AggregateQuery>(query_json)
+        .unwrap()
+        .evaluate_clear(
+            &session_v1(),
+            &batch
+                .iter()
+                .map(|s| session_v1().order_values(&s.values().unwrap()).unwrap())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    assert!(csv.contains("count,count,3\n"), "{csv}");
+    let blindsight_crypto::compute::AggregateValue::Mean { sum, count } = reference[1] else {
+        panic!("{reference:?}")
+    };
+    assert!(
+        csv.contains(&format!("mean(mood_change),sum,{sum}\n")),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(&format!("mean(mood_change),count,{count}\n")),
+        "{csv}"
+    );
+    let blindsight_crypto::compute::AggregateValue::Histogram { buckets } = &reference[2] else {
+        panic!("{reference:?}")
+    };
+    let histogram = "\"histogram(phq9_total; [5, 10])\"";
+    for (label, n) in ["< 5", "\"[5, 10)\"", ">= 10"].iter().zip(buckets) {
+        assert!(csv.contains(&format!("{histogram},{label},{n}\n")), "{csv}");
+    }
+
+    // A cohort below the tenant's minimum: one line, with the hint.
+    let err = one_line_error(&blindsight(&["query", q, "--record", "s-1"], keyholder));
+    assert!(
+        err.contains("cohort-too-small") && err.contains("hint: widen the selection"),
+        "{err}"
+    );
+
+    // The jobs, listed and shown.
+    let out = stdout(&blindsight(&["jobs"], keyholder));
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("job-")).count(),
+        2,
+        "{out}"
+    );
+    let out = stdout(&blindsight(&["jobs", &job_id], keyholder));
+    assert!(out.contains("status    succeeded"), "{out}");
+    assert!(out.contains("records   3"), "{out}");
 }

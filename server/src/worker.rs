@@ -59,7 +59,12 @@ async fn worker(id: usize, state: AppState, config: WorkerConfig, mut stop: watc
             Ok(None) => {
                 tokio::select! {
                     () = tokio::time::sleep(config.poll) => {}
-                    _ = stop.changed() => {}
+                    changed = stop.changed() => {
+                        // A dropped sender can never say "stop": treat it as one.
+                        if changed.is_err() {
+                            break;
+                        }
+                    }
                 }
             }
             Err(e) => {
@@ -201,8 +206,8 @@ async fn run_job(
                     Err(e) => tracing::warn!(job = %job.job_id, error = %e, "heartbeat failed; retrying"),
                 }
             }
-            _ = stop.changed() => {
-                if *stop.borrow() {
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
                     // The blocking computation cannot be interrupted; it finishes in the
                     // background and its result is dropped.
                     return Ok(None);

@@ -1,14 +1,18 @@
 //! The `blindsight` command-line tool.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
-use blindsight_client::api::{Client, RecordQuery, Uploaded};
+use blindsight_client::api::{
+    ApiError, Client, Job, JobRequest, JobStatus, ModelRef, RecordQuery, Selection, Uploaded,
+};
 use blindsight_client::session::Session;
-use blindsight_client::{demo, keystore};
-use blindsight_crypto::{DEFAULT_ITERATIONS, KeySet, RecordMetadata};
+use blindsight_client::{demo, keystore, results};
+use blindsight_crypto::compute::{AggregateQuery, CRISIS_MODEL_ID, RiskModel};
+use blindsight_crypto::{DEFAULT_ITERATIONS, KeySet, RecordMetadata, SecretKeys};
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -62,6 +66,114 @@ enum Command {
     /// Sealed transcripts.
     #[command(subcommand)]
     Transcript(TranscriptCommand),
+    /// Register a risk model (a JSON file: id, version, schema_id, schema_version, weights,
+    /// thresholds, rules) with the server (keyholder token). Models are immutable: change one
+    /// by registering a new version.
+    Model {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The model's JSON file.
+        file: PathBuf,
+    },
+    /// List the risk models jobs can name: built in and registered (keyholder or auditor
+    /// token).
+    Models {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Score the selected records with a risk model, on ciphertext (keyholder token). Prints
+    /// the job id; decrypt with `blindsight results <job-id>`.
+    Score {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// The model id (the built-in model is `crisis`).
+        #[arg(long, default_value = CRISIS_MODEL_ID)]
+        model: String,
+        /// The model version.
+        #[arg(long, default_value_t = 1)]
+        model_version: u32,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Compute aggregates over a cohort, on ciphertext (keyholder token): a JSON file such as
+    /// {"aggregates": [{"op": "count"}, {"op": "mean", "field": "mood_change"}]}. Prints the job
+    /// id; decrypt with `blindsight results <job-id>`.
+    Query {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The query's JSON file.
+        file: PathBuf,
+        #[command(flatten)]
+        select: SelectArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// List the tenant's jobs, newest first, or show one (keyholder or auditor token).
+    Jobs {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Show this job.
+        job_id: Option<String>,
+    },
+    /// Wait for a job, decrypt its results with the keystore and print them as a table
+    /// (keyholder token; passphrase from BLINDSIGHT_PASSPHRASE or a prompt).
+    Results {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The job id.
+        job_id: String,
+        /// The keystore of the key set the job ran under.
+        #[arg(long, env = "BLINDSIGHT_KEYSTORE")]
+        keystore: Option<PathBuf>,
+        /// Also write the results as CSV to this file (mode 0600: they are decrypted data).
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// Also write the results as JSON to this file (mode 0600).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Seconds to wait for an unfinished job.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
+}
+
+/// Which records a job reads: routing metadata only.
+#[derive(Args)]
+struct SelectArgs {
+    /// The key set the records are encrypted under.
+    #[arg(long, env = "BLINDSIGHT_KEY_ID")]
+    key_id: Option<String>,
+    /// Only records with this cohort label.
+    #[arg(long)]
+    cohort: Option<String>,
+    /// Only records recorded at or after this time: seconds since the epoch, YYYY-MM-DD or
+    /// YYYY-MM-DDTHH:MM:SSZ (UTC).
+    #[arg(long, value_parser = parse_time)]
+    since: Option<i64>,
+    /// Only records recorded before this time (same forms as --since).
+    #[arg(long, value_parser = parse_time)]
+    until: Option<i64>,
+    /// Only this record (repeat for several); each must match the rest of the selection.
+    #[arg(long = "record", value_name = "RECORD_ID")]
+    records: Vec<String>,
+    /// The record schema.
+    #[arg(long, default_value = blindsight_crypto::schemas::SESSION_SCHEMA_ID)]
+    schema: String,
+    /// The record schema's version.
+    #[arg(long, default_value_t = blindsight_crypto::schemas::SESSION_SCHEMA_VERSION)]
+    schema_version: u32,
+}
+
+#[derive(Args)]
+struct WaitArgs {
+    /// Wait for the job to finish, showing its progress.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: seconds to wait before giving up (the job keeps running).
+    #[arg(long, default_value_t = 3600)]
+    timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -146,6 +258,32 @@ impl ServerArgs {
     }
 }
 
+/// The passphrase that opens an existing keystore: BLINDSIGHT_PASSPHRASE or one prompt.
+fn unlock_passphrase() -> anyhow::Result<Zeroizing<String>> {
+    if let Ok(p) = std::env::var("BLINDSIGHT_PASSPHRASE") {
+        return Ok(Zeroizing::new(p));
+    }
+    Ok(Zeroizing::new(
+        rpassword::prompt_password("keystore passphrase: ").context(
+            "couldn't read a passphrase (set BLINDSIGHT_PASSPHRASE when there is no terminal)",
+        )?,
+    ))
+}
+
+/// The keystore path from --keystore, BLINDSIGHT_KEYSTORE or the config file.
+fn keystore_path(flag: Option<&PathBuf>, config: &ConfigFile) -> anyhow::Result<PathBuf> {
+    flag.cloned().or(config.keystore.clone()).context(
+        "no keystore: pass --keystore, set BLINDSIGHT_KEYSTORE, or put \"keystore\" in the config file",
+    )
+}
+
+fn open_keystore(path: &Path) -> anyhow::Result<SecretKeys> {
+    let pass = unlock_passphrase()?;
+    keystore::load(path, &pass)
+        .with_context(|| format!("couldn't open keystore {}", path.display()))
+}
+
+/// A new keystore's passphrase: BLINDSIGHT_PASSPHRASE or a prompt, twice.
 fn passphrase() -> anyhow::Result<Zeroizing<String>> {
     if let Ok(p) = std::env::var("BLINDSIGHT_PASSPHRASE") {
         return Ok(Zeroizing::new(p));
@@ -317,13 +455,11 @@ fn record(server: &ServerArgs, keyset: &KeysetArgs, file: &PathBuf) -> anyhow::R
 fn open_transcript(
     server: &ServerArgs,
     record_id: &str,
-    keystore_path: Option<&PathBuf>,
+    keystore_flag: Option<&PathBuf>,
 ) -> anyhow::Result<()> {
     let config = server.config()?;
     let tenant = server.tenant(&config)?;
-    let path = keystore_path.cloned().or(config.keystore.clone()).context(
-        "no keystore: pass --keystore, set BLINDSIGHT_KEYSTORE, or put \"keystore\" in the config file",
-    )?;
+    let path = keystore_path(keystore_flag, &config)?;
     let client = server.client(&config)?;
     let summary = client
         .records(&RecordQuery::default())?
@@ -331,12 +467,7 @@ fn open_transcript(
         .find(|r| r.record_id == record_id)
         .with_context(|| format!("the server has no record {record_id:?} for this tenant"))?;
     let sealed = client.sealed_transcript(record_id)?;
-    let pass = if let Ok(p) = std::env::var("BLINDSIGHT_PASSPHRASE") {
-        Zeroizing::new(p)
-    } else {
-        Zeroizing::new(rpassword::prompt_password("keystore passphrase: ")?)
-    };
-    let secret = keystore::load(&path, &pass)?;
+    let secret = open_keystore(&path)?;
     let meta = RecordMetadata {
         tenant,
         key_id: summary.key_id,
@@ -353,6 +484,422 @@ fn open_transcript(
         )?;
     println!("{}", String::from_utf8_lossy(&text));
     Ok(())
+}
+
+/// `--since`/`--until`: seconds since the epoch, `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(secs) = s.parse::<i64>() {
+        return Ok(secs);
+    }
+    let bad =
+        || format!("{s:?} is not seconds since the epoch, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ");
+    let (date, time) = match s.split_once('T') {
+        Some((d, t)) => (d, Some(t.strip_suffix('Z').ok_or_else(bad)?)),
+        None => (s, None),
+    };
+    let nums = |text: &str, sep: char, n: usize| -> Result<Vec<i64>, String> {
+        let parts: Vec<i64> = text
+            .split(sep)
+            .map(|p| p.parse::<i64>().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        if parts.len() == n {
+            Ok(parts)
+        } else {
+            Err(bad())
+        }
+    };
+    let d = nums(date, '-', 3)?;
+    let (y, m, day) = (d[0], d[1], d[2]);
+    if !(1..=12).contains(&m) || !(1..=days_in_month(y, m)).contains(&day) {
+        return Err(bad());
+    }
+    let mut secs = days_from_civil(y, m, day) * 86_400;
+    if let Some(t) = time {
+        let t = nums(t, ':', 3)?;
+        if !(0..24).contains(&t[0]) || !(0..60).contains(&t[1]) || !(0..60).contains(&t[2]) {
+            return Err(bad());
+        }
+        secs += t[0] * 3600 + t[1] * 60 + t[2];
+    }
+    Ok(secs)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of seconds since the epoch (H. Hinnant's `civil_from_days`).
+fn format_time(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+impl SelectArgs {
+    fn key_id(&self, config: &ConfigFile) -> anyhow::Result<String> {
+        self.key_id.clone().or(config.key_id.clone()).context(
+            "no key set: pass --key-id, set BLINDSIGHT_KEY_ID, or put \"key_id\" in the config file",
+        )
+    }
+
+    fn selection(&self) -> anyhow::Result<Selection> {
+        if let (Some(since), Some(until)) = (self.since, self.until) {
+            anyhow::ensure!(
+                since < until,
+                "--since ({}) must be before --until ({})",
+                format_time(since),
+                format_time(until)
+            );
+        }
+        Ok(Selection {
+            schema_id: self.schema.clone(),
+            schema_version: self.schema_version,
+            cohort: self.cohort.clone(),
+            since: self.since,
+            until: self.until,
+            record_ids: (!self.records.is_empty()).then(|| self.records.clone()),
+        })
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(file: &Path, what: &str) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("couldn't read {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a valid {what}", file.display()))
+}
+
+fn register_model(server: &ServerArgs, file: &Path) -> anyhow::Result<()> {
+    let config = server.config()?;
+    let model: RiskModel = read_json(file, "risk model")?;
+    // Checked here first when its schema is built in, so mistakes are named before any request.
+    if let Some(schema) =
+        blindsight_crypto::schemas::builtin(&model.schema_id, model.schema_version)
+    {
+        model
+            .compile(&schema)
+            .with_context(|| format!("{} is not a valid risk model", file.display()))?;
+    }
+    let reg = server.client(&config)?.register_model(&model)?;
+    println!(
+        "model {} v{} {}",
+        reg.model_id,
+        reg.version,
+        if reg.created {
+            "registered"
+        } else {
+            "was already registered"
+        }
+    );
+    println!("digest {}", reg.digest);
+    println!("function {}", reg.function_id);
+    Ok(())
+}
+
+fn list_models(server: &ServerArgs) -> anyhow::Result<()> {
+    let config = server.config()?;
+    let models = server.client(&config)?.models()?;
+    let id = models
+        .iter()
+        .map(|m| m.model_id.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    println!(
+        "{:<id$}  {:>7}  {:<10}  digest",
+        "model", "version", "origin"
+    );
+    for m in models {
+        println!(
+            "{:<id$}  {:>7}  {:<10}  {}",
+            m.model_id,
+            m.version,
+            if m.builtin { "built in" } else { "registered" },
+            m.digest
+        );
+    }
+    Ok(())
+}
+
+/// A bar on a terminal, plain lines otherwise; returns the job as it finished.
+fn follow(client: &Client, job_id: &str, timeout: Duration) -> anyhow::Result<Job> {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bar = if terminal {
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed})")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.enable_steady_tick(Duration::from_millis(250));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let job = client.wait_for_job(
+        job_id,
+        |job| {
+            let (done, total) = (job.progress_done.max(0), job.progress_total.max(0));
+            if terminal {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                bar.set_message(format!("job {} {}", job.job_id, job.status));
+            } else {
+                eprintln!("job {}: {} {done}/{total}", job.job_id, job.status);
+            }
+        },
+        timeout,
+    );
+    bar.finish_and_clear();
+    Ok(job?)
+}
+
+fn queue(
+    server: &ServerArgs,
+    config: &ConfigFile,
+    request: &JobRequest,
+    wait: &WaitArgs,
+) -> anyhow::Result<()> {
+    let client = server.client(config)?;
+    let created = client.create_job(request)?;
+    // stdout carries only the job id, so scripts can capture it.
+    println!("{}", created.job_id);
+    eprintln!(
+        "queued {} job {} over {} record(s)",
+        created.kind, created.job_id, created.records
+    );
+    if !wait.wait {
+        eprintln!(
+            "follow it with `blindsight jobs {0}`; decrypt with `blindsight results {0}`",
+            created.job_id
+        );
+        return Ok(());
+    }
+    let job = follow(&client, &created.job_id, Duration::from_secs(wait.timeout))?;
+    match job.status {
+        JobStatus::Succeeded => {
+            eprintln!(
+                "job {0} succeeded; decrypt with `blindsight results {0}`",
+                job.job_id
+            );
+            Ok(())
+        }
+        _ => Err(anyhow::anyhow!(
+            "job {} failed: {}",
+            job.job_id,
+            job.error.as_deref().unwrap_or("no reason recorded")
+        )),
+    }
+}
+
+fn score(
+    server: &ServerArgs,
+    select: &SelectArgs,
+    model: &str,
+    model_version: u32,
+    wait: &WaitArgs,
+) -> anyhow::Result<()> {
+    let config = server.config()?;
+    let request = JobRequest::risk_score(
+        select.key_id(&config)?,
+        ModelRef::new(model, model_version),
+        select.selection()?,
+    );
+    queue(server, &config, &request, wait)
+}
+
+fn query(
+    server: &ServerArgs,
+    file: &Path,
+    select: &SelectArgs,
+    wait: &WaitArgs,
+) -> anyhow::Result<()> {
+    let config = server.config()?;
+    let query: AggregateQuery = read_json(file, "query")?;
+    let selection = select.selection()?;
+    if let Some(schema) =
+        blindsight_crypto::schemas::builtin(&selection.schema_id, selection.schema_version)
+    {
+        query
+            .compile(&schema, 1)
+            .with_context(|| format!("{} is not a valid query", file.display()))?;
+    }
+    let request = JobRequest::aggregate(select.key_id(&config)?, query, selection);
+    queue(server, &config, &request, wait)
+}
+
+fn show_jobs(server: &ServerArgs, job_id: Option<&str>) -> anyhow::Result<()> {
+    let config = server.config()?;
+    let client = server.client(&config)?;
+    let Some(job_id) = job_id else {
+        let jobs = client.jobs()?;
+        if jobs.is_empty() {
+            println!("no jobs");
+            return Ok(());
+        }
+        let id = jobs.iter().map(|j| j.job_id.len()).max().unwrap_or(0);
+        let kind = jobs.iter().map(|j| j.kind.len()).max().unwrap_or(0).max(4);
+        println!(
+            "{:<id$}  {:<kind$}  {:<9}  {:>11}  created (UTC)",
+            "job", "kind", "status", "progress"
+        );
+        for j in jobs {
+            println!(
+                "{:<id$}  {:<kind$}  {:<9}  {:>11}  {}",
+                j.job_id,
+                j.kind,
+                j.status.name(),
+                format!("{}/{}", j.progress_done, j.progress_total),
+                format_time(j.created_at)
+            );
+        }
+        return Ok(());
+    };
+    let j = client.job(job_id)?;
+    println!("job       {}", j.job_id);
+    println!("kind      {}", j.kind);
+    println!("key set   {}", j.key_id);
+    println!(
+        "status    {} (attempt {} of {})",
+        j.status, j.attempts, j.max_attempts
+    );
+    println!("progress  {}/{}", j.progress_done, j.progress_total);
+    println!("created   {} UTC", format_time(j.created_at));
+    if let Some(t) = j.started_at {
+        println!("started   {} UTC", format_time(t));
+    }
+    if let Some(t) = j.finished_at {
+        println!("finished  {} UTC", format_time(t));
+    }
+    if let Some(e) = &j.error {
+        println!("error     {e}");
+    }
+    // The spec holds the request and the selected record ids, never data.
+    if let Ok(spec) = serde_json::from_str::<serde_json::Value>(&j.spec) {
+        if let Some(request) = spec.get("request") {
+            println!("request   {request}");
+        }
+        if let Some(records) = spec.get("records").and_then(|r| r.as_array()) {
+            println!("records   {}", records.len());
+        }
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    keystore::write_private_atomic(path, text.as_bytes(), true)
+        .with_context(|| format!("couldn't write {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+fn show_results(
+    server: &ServerArgs,
+    job_id: &str,
+    keystore_flag: Option<&PathBuf>,
+    csv: Option<&Path>,
+    json: Option<&Path>,
+    timeout: u64,
+) -> anyhow::Result<()> {
+    let config = server.config()?;
+    let path = keystore_path(keystore_flag, &config)?;
+    let client = server.client(&config)?;
+    let mut job = client.job(job_id)?;
+    // The keystore is opened before any wait, so a wrong passphrase or key set fails fast.
+    let secret = open_keystore(&path)?;
+    anyhow::ensure!(
+        secret.key_id() == job.key_id,
+        "job {} ran under key set {}, but {} holds key set {}; pass that key set's keystore",
+        job.job_id,
+        job.key_id,
+        path.display(),
+        secret.key_id()
+    );
+    if !job.status.is_finished() {
+        job = follow(&client, job_id, Duration::from_secs(timeout))?;
+    }
+    let results = results::fetch(&client, &job.job_id, &secret)?;
+    print!("{}", results.table());
+    if let Some(path) = csv {
+        write_private(path, &results.to_csv())?;
+    }
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&results.to_json())?;
+        write_private(path, &(text + "\n"))?;
+    }
+    Ok(())
+}
+
+/// A hint for errors the user can act on, by the server's problem slug.
+fn hint(err: &anyhow::Error) -> Option<String> {
+    for cause in err.chain() {
+        let api = cause.downcast_ref::<ApiError>().or_else(|| {
+            match cause.downcast_ref::<blindsight_client::Error>() {
+                Some(blindsight_client::Error::Api(e)) => Some(e),
+                _ => None,
+            }
+        });
+        let Some(api) = api else { continue };
+        if let ApiError::WaitTimedOut { job_id, .. } = api {
+            return Some(format!(
+                "wait again with `blindsight results {job_id}` or a longer --timeout"
+            ));
+        }
+        let hint = match api.slug()? {
+            "cohort-too-small" => {
+                "widen the selection (--cohort, --since, --until) to at least the tenant's minimum cohort, set when the tenant is created"
+            }
+            "no-records" => {
+                "check --key-id, --cohort and --since/--until (times are when a record was recorded, else received)"
+            }
+            "unknown-record" => {
+                "each --record must be stored under --key-id and match the rest of the selection"
+            }
+            "unknown-model" => {
+                "register it with `blindsight model <file.json>`, or use the built-in --model crisis --model-version 1"
+            }
+            "model-exists" => "models are immutable: register a change under a new version",
+            "unknown-key-set" | "unknown-keyset" => {
+                "register the key set with `blindsight register <key-id>.public`"
+            }
+            "unknown-schema" => "the built-in schema is --schema session --schema-version 1",
+            "unknown-job" => "list this tenant's jobs with `blindsight jobs`",
+            "job-not-finished" => "wait for it with `blindsight results <job-id>`",
+            "forbidden" => "this command needs the key holder's token in BLINDSIGHT_TOKEN",
+            "unauthorized" => "check BLINDSIGHT_TOKEN: it must be a token issued for this tenant",
+            _ => return None,
+        };
+        return Some(hint.to_owned());
+    }
+    None
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -382,6 +929,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             record_id,
             keystore,
         }) => open_transcript(&server, &record_id, keystore.as_ref()),
+        Command::Model { server, file } => register_model(&server, &file),
+        Command::Models { server } => list_models(&server),
+        Command::Score {
+            server,
+            select,
+            model,
+            model_version,
+            wait,
+        } => score(&server, &select, &model, model_version, &wait),
+        Command::Query {
+            server,
+            file,
+            select,
+            wait,
+        } => query(&server, &file, &select, &wait),
+        Command::Jobs { server, job_id } => show_jobs(&server, job_id.as_deref()),
+        Command::Results {
+            server,
+            job_id,
+            keystore,
+            csv,
+            json,
+            timeout,
+        } => show_results(
+            &server,
+            &job_id,
+            keystore.as_ref(),
+            csv.as_deref(),
+            json.as_deref(),
+            timeout,
+        ),
     }
 }
 
@@ -395,8 +973,36 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match hint(&e) {
+                Some(h) => eprintln!("error: {e:#}; hint: {h}"),
+                None => eprintln!("error: {e:#}"),
+            }
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_and_format_in_utc() {
+        assert_eq!(parse_time("1795300000"), Ok(1_795_300_000));
+        assert_eq!(parse_time("2026-02-28T10:00:00Z"), Ok(1_772_272_800));
+        assert_eq!(parse_time("2000-02-29"), Ok(951_782_400));
+        assert_eq!(parse_time("1970-01-01"), Ok(0));
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-01-01T10:00:00",
+            "yesterday",
+            "2026-1",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_time(1_795_300_000), "2026-11-21 22:26:40");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(format_time(-1), "1969-12-31 23:59:59");
     }
 }

@@ -177,8 +177,9 @@ pub async fn create(
             return Err(unprocessable(
                 "cohort-too-small",
                 format!(
-                    "the selection holds {} records; aggregates need at least {minimum}, so that no individual can be singled out",
-                    records.len()
+                    "the selection holds {} record{}; aggregates need at least {minimum}, so that no individual can be singled out",
+                    records.len(),
+                    if records.len() == 1 { "" } else { "s" }
                 ),
             )
             .with_extension("records", records.len().into())
