@@ -44,7 +44,7 @@ pub use keystore::{
 pub use params::{PARAMETER_SET_ID, TFHE_VERSION};
 pub use record::{
     EncryptedValue, RecordEnvelope, RecordMetadata, Verifier, check_shape, decode_proven_list,
-    encode_proven_list, encrypt_record, proven_list_conformance,
+    encode_proven_list, encrypt_record, encrypt_values, proven_list_conformance,
 };
 pub use results::{decode_result_list, encode_result_list};
 pub use schema::{FieldSpec, FieldType, MAX_FIELDS, RecordSchema, RecordValues, Value};

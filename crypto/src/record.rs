@@ -345,6 +345,59 @@ impl EncryptedValue {
     }
 }
 
+/// Encrypts clear values (in schema order) directly with a client key, as typed FHE values,
+/// without a proof. For the key holder's own computations, tests and benchmarks: records
+/// that reach the server are always [`encrypt_record`]'s proven lists.
+pub fn encrypt_values(
+    client_key: &tfhe::ClientKey,
+    schema: &RecordSchema,
+    values: &[Value],
+) -> Result<Vec<EncryptedValue>> {
+    use tfhe::prelude::FheEncrypt;
+    if values.len() != schema.fields.len() {
+        return Err(Error::ShapeMismatch(format!(
+            "{} values for schema {}@{} with {} fields",
+            values.len(),
+            schema.id,
+            schema.version,
+            schema.fields.len()
+        )));
+    }
+    schema
+        .fields
+        .iter()
+        .zip(values)
+        .map(|(field, value)| {
+            let v = match *value {
+                Value::Bool(b) if field.ty == FieldType::Bool => {
+                    return Ok(EncryptedValue::Bool(FheBool::encrypt(b, client_key)));
+                }
+                Value::Uint(v) if field.ty != FieldType::Bool && v <= field.ty.max_value() => v,
+                _ => {
+                    return Err(Error::InvalidField {
+                        field: field.name.clone(),
+                        reason: format!("{value:?} is not a {:?} value", field.ty),
+                    });
+                }
+            };
+            Ok(match field.ty {
+                FieldType::U2 => EncryptedValue::U2(FheUint2::encrypt(v as u8, client_key)),
+                FieldType::U4 => EncryptedValue::U4(FheUint4::encrypt(v as u8, client_key)),
+                FieldType::U6 => EncryptedValue::U6(FheUint6::encrypt(v as u8, client_key)),
+                FieldType::U8 => EncryptedValue::U8(FheUint8::encrypt(v as u8, client_key)),
+                FieldType::U10 => EncryptedValue::U10(FheUint10::encrypt(v as u16, client_key)),
+                FieldType::U12 => EncryptedValue::U12(FheUint12::encrypt(v as u16, client_key)),
+                FieldType::U14 => EncryptedValue::U14(FheUint14::encrypt(v as u16, client_key)),
+                FieldType::U16 => EncryptedValue::U16(FheUint16::encrypt(v as u16, client_key)),
+                // Booleans returned above.
+                FieldType::U32 | FieldType::Bool => {
+                    EncryptedValue::U32(FheUint32::encrypt(v, client_key))
+                }
+            })
+        })
+        .collect()
+}
+
 /// Server-side verification of records against one key set's public material.
 #[derive(Clone)]
 pub struct Verifier {

@@ -7,10 +7,8 @@ use blindsight_crypto::compute::{
 };
 use blindsight_crypto::schemas::session_v1;
 use blindsight_crypto::tfhe::prelude::*;
-use blindsight_crypto::tfhe::{
-    FheBool, FheUint2, FheUint4, FheUint8, ServerKey, with_server_key_as_context,
-};
-use blindsight_crypto::{EncryptedValue, FieldType, RecordSchema, Value};
+use blindsight_crypto::tfhe::{ServerKey, with_server_key_as_context};
+use blindsight_crypto::{EncryptedValue, FieldType, RecordSchema, Value, encrypt_values};
 
 use crate::common::keys;
 
@@ -36,19 +34,7 @@ fn records(n: usize) -> Vec<Vec<Value>> {
 }
 
 fn encrypt(schema: &RecordSchema, values: &[Value]) -> Vec<EncryptedValue> {
-    let ck = keys().secret.client_key();
-    schema
-        .fields
-        .iter()
-        .zip(values)
-        .map(|(f, v)| match (f.ty, *v) {
-            (FieldType::Bool, Value::Bool(b)) => EncryptedValue::Bool(FheBool::encrypt(b, ck)),
-            (FieldType::U2, Value::Uint(u)) => EncryptedValue::U2(FheUint2::encrypt(u as u8, ck)),
-            (FieldType::U4, Value::Uint(u)) => EncryptedValue::U4(FheUint4::encrypt(u as u8, ck)),
-            (FieldType::U8, Value::Uint(u)) => EncryptedValue::U8(FheUint8::encrypt(u as u8, ck)),
-            other => panic!("session-v1 has no {other:?}"),
-        })
-        .collect()
+    encrypt_values(keys().secret.client_key(), schema, values).unwrap()
 }
 
 fn server_key() -> ServerKey {

@@ -1,0 +1,279 @@
+//! The comparison harness: in one run on one machine, for each workload, our evaluation, the
+//! straightforward tfhe high-level evaluation of the same work, the PBS count of each, the
+//! PBS lower bound (PBS count × measured single-PBS latency ÷ threads) and the ratios.
+//!
+//! ```sh
+//! cargo run --release -p blindsight-benches --bin compare            # full: cohorts of 10, 100, 1,000
+//! cargo run --release -p blindsight-benches --bin compare -- --quick # cohorts of 4, ~2 minutes; also writes JSON
+//! ```
+//! Numbers are reported, never asserted. Records are encrypted with the client key (no
+//! proofs): expansion, which every evaluation pays alike, is measured by the crypto bench.
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use blindsight_benches::{aggregate_workloads, pbs_count, reset_pbs_count, session_record};
+use blindsight_crypto::compute::{crisis_v1, score_record_reference, score_records};
+use blindsight_crypto::schemas::session_v1;
+use blindsight_crypto::tfhe::integer::IntegerCiphertext;
+use blindsight_crypto::tfhe::prelude::*;
+use blindsight_crypto::tfhe::{FheUint2, ServerKey, with_server_key_as_context};
+use blindsight_crypto::{EncryptedValue, KeySet, encrypt_values};
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// One row of the table.
+#[derive(Serialize)]
+struct Row {
+    workload: String,
+    records: usize,
+    ours_s: f64,
+    ours_pbs: u64,
+    lower_bound_s: f64,
+    ours_over_lower_bound: f64,
+    straightforward_s: Option<f64>,
+    straightforward_pbs: Option<u64>,
+    straightforward_over_ours: Option<f64>,
+    pbs_ratio: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    machine: String,
+    threads: usize,
+    pbs_latency_ms: f64,
+    quick: bool,
+    rows: Vec<Row>,
+}
+
+struct Args {
+    quick: bool,
+    json: Option<PathBuf>,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut out = Args {
+        quick: false,
+        json: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => out.quick = true,
+            "--json" => out.json = Some(it.next().context("--json needs a path")?.into()),
+            "-h" | "--help" => {
+                println!(
+                    "usage: compare [--quick] [--json PATH]\n  --quick  cohorts of 4, about 2 minutes on 2 cores; writes JSON (default compare-quick.json)\n  --json   also write the table as JSON to PATH"
+                );
+                std::process::exit(0);
+            }
+            other => anyhow::bail!("unknown argument {other:?}; try --help"),
+        }
+    }
+    if out.quick && out.json.is_none() {
+        out.json = Some("compare-quick.json".into());
+    }
+    Ok(out)
+}
+
+/// Runs `f`, returning its result, the time it took and the PBS it performed.
+fn measure<T>(f: impl FnOnce() -> T) -> (T, Duration, u64) {
+    reset_pbs_count();
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed(), pbs_count().unwrap_or(0))
+}
+
+/// The median time of one bootstrap on one thread.
+fn pbs_latency(key: &ServerKey, ck: &blindsight_crypto::tfhe::ClientKey) -> Duration {
+    let block = FheUint2::encrypt(1u8, ck).into_raw_parts().0;
+    let block = &block.blocks()[0];
+    let short: &blindsight_crypto::tfhe::shortint::ServerKey = key.as_ref().as_ref();
+    let lut = short.generate_lookup_table(|x| x);
+    let mut times: Vec<Duration> = (0..25)
+        .map(|_| {
+            let t = Instant::now();
+            let _ = std::hint::black_box(short.apply_lookup_table(block, &lut));
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    if pbs_count().is_none() {
+        anyhow::bail!("built without the pbs-stats feature; run with the default features");
+    }
+    let threads = rayon::current_num_threads();
+    let say = |msg: String| {
+        eprintln!("{msg}");
+        let _ = std::io::stderr().flush();
+    };
+    say(format!("compare: {threads} threads, quick={}", args.quick));
+    say("generating a key set…".into());
+    let (secret, public) = KeySet::generate()?.into_parts();
+    let key = public.server_key()?.decompress();
+    let ck = secret.client_key();
+    let latency = pbs_latency(&key, ck);
+    say(format!(
+        "one PBS: {:.2} ms on one thread",
+        latency.as_secs_f64() * 1e3
+    ));
+    let lower_bound = |pbs: u64| latency.mul_f64(pbs as f64 / threads as f64);
+
+    let schema = session_v1();
+    let max_records = if args.quick { 4 } else { 1000 };
+    say(format!("encrypting {max_records} records…"));
+    let clear: Vec<_> = (0..max_records as u32).map(session_record).collect();
+    let records: Vec<Vec<EncryptedValue>> = clear
+        .par_iter()
+        .map(|v| encrypt_values(ck, &schema, v))
+        .collect::<Result<_, _>>()?;
+    let mut rows = Vec::new();
+
+    // Risk scoring, per record.
+    let model = crisis_v1().compile(&schema)?;
+    let (ours_n, ref_n) = if args.quick { (4, 2) } else { (16, 4) };
+    say(format!("risk_score: ours over {ours_n} records…"));
+    let (_, t, pbs) = measure(|| score_records(&key, &model, &records[..ours_n]));
+    let (ours_t, ours_pbs) = (t / ours_n as u32, pbs / ours_n as u64);
+    say(format!("risk_score: straightforward over {ref_n} records…"));
+    let (_, t, pbs) = measure(|| {
+        records[..ref_n]
+            .par_iter()
+            .map(|r| with_server_key_as_context(key.clone(), || score_record_reference(&model, r)))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let (ref_t, ref_pbs) = (t / ref_n as u32, pbs / ref_n as u64);
+    rows.push(row(
+        "risk_score/crisis-v1 (per record)",
+        1,
+        ours_t,
+        ours_pbs,
+        lower_bound(ours_pbs),
+        Some((ref_t, ref_pbs)),
+    ));
+
+    // Aggregates at each cohort size; the straightforward version at the smallest.
+    let sizes: &[usize] = if args.quick { &[4] } else { &[10, 100, 1000] };
+    for (name, query) in aggregate_workloads() {
+        for &n in sizes {
+            let compiled = query.compile(&schema, n)?;
+            say(format!("aggregate {name}: ours over {n} records…"));
+            let (out, t, pbs) = measure(|| compiled.evaluate(&key, &records[..n]));
+            out?;
+            let straightforward = if n == sizes[0] {
+                say(format!(
+                    "aggregate {name}: straightforward over {n} records…"
+                ));
+                let (out, t, pbs) = measure(|| {
+                    with_server_key_as_context(key.clone(), || {
+                        compiled.evaluate_reference(&records[..n])
+                    })
+                });
+                out?;
+                Some((t, pbs))
+            } else {
+                None
+            };
+            rows.push(row(
+                &format!("aggregate/{name}"),
+                n,
+                t,
+                pbs,
+                lower_bound(pbs),
+                straightforward,
+            ));
+        }
+    }
+
+    let report = Report {
+        machine: machine(),
+        threads,
+        pbs_latency_ms: latency.as_secs_f64() * 1e3,
+        quick: args.quick,
+        rows,
+    };
+    print_table(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("couldn't write {}", path.display()))?;
+        say(format!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+fn row(
+    workload: &str,
+    records: usize,
+    ours: Duration,
+    ours_pbs: u64,
+    lower: Duration,
+    straightforward: Option<(Duration, u64)>,
+) -> Row {
+    Row {
+        workload: workload.into(),
+        records,
+        ours_s: secs(ours),
+        ours_pbs,
+        lower_bound_s: secs(lower),
+        ours_over_lower_bound: secs(ours) / secs(lower).max(1e-9),
+        straightforward_s: straightforward.map(|(t, _)| secs(t)),
+        straightforward_pbs: straightforward.map(|(_, p)| p),
+        straightforward_over_ours: straightforward.map(|(t, _)| secs(t) / secs(ours).max(1e-9)),
+        pbs_ratio: straightforward.map(|(_, p)| p as f64 / ours_pbs.max(1) as f64),
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!(
+        "{cpu}, {} hardware threads",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    )
+}
+
+fn print_table(r: &Report) {
+    println!(
+        "\nmachine: {}; rayon threads: {}; one PBS: {:.2} ms (single thread)\n",
+        r.machine, r.threads, r.pbs_latency_ms
+    );
+    println!(
+        "| workload | records | ours | ours PBS | PBS lower bound | ours / bound | straightforward | straightforward PBS | straightforward / ours (time) | PBS ratio |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in &r.rows {
+        let opt = |v: Option<f64>, unit: &str| v.map_or("–".into(), |v| format!("{v:.2}{unit}"));
+        println!(
+            "| {} | {} | {:.2} s | {} | {:.2} s | {:.2}× | {} | {} | {} | {} |",
+            row.workload,
+            row.records,
+            row.ours_s,
+            row.ours_pbs,
+            row.lower_bound_s,
+            row.ours_over_lower_bound,
+            opt(row.straightforward_s, " s"),
+            row.straightforward_pbs
+                .map_or("–".into(), |p| p.to_string()),
+            opt(row.straightforward_over_ours, "×"),
+            opt(row.pbs_ratio, "×"),
+        );
+    }
+}
