@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use blindsight_crypto::compute::{AggregateQuery, RiskModel};
 use blindsight_crypto::schemas::{SESSION_SCHEMA_ID, SESSION_SCHEMA_VERSION};
-use blindsight_crypto::{AppBundle, RecordEnvelope};
+use blindsight_crypto::{AppBundle, RecordEnvelope, RecordMetadata};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use ureq::http::{self, Method};
@@ -154,6 +154,31 @@ pub struct RecordSummary {
     pub proven_list_digest: String,
     /// Whether a sealed transcript is stored.
     pub has_transcript: bool,
+}
+
+impl RecordSummary {
+    /// The record's metadata as it was bound into its proof and its transcript's seal, rebuilt
+    /// from what the server lists for `tenant` (the key holder opens a transcript with it).
+    pub fn metadata(&self, tenant: &str) -> Result<RecordMetadata, ApiError> {
+        let bad = |what: &str| {
+            ApiError::BadResponse(format!("record {}: {what} out of range", self.record_id))
+        };
+        Ok(RecordMetadata {
+            tenant: tenant.to_owned(),
+            key_id: self.key_id.clone(),
+            schema_id: self.schema_id.clone(),
+            schema_version: u32::try_from(self.schema_version)
+                .map_err(|_| bad("schema_version"))?,
+            record_id: self.record_id.clone(),
+            cohort: self.cohort.clone(),
+            lexicon_version: self.lexicon_version.clone(),
+            recorded_at: self
+                .recorded_at
+                .map(u64::try_from)
+                .transpose()
+                .map_err(|_| bad("recorded_at"))?,
+        })
+    }
 }
 
 #[derive(Deserialize)]

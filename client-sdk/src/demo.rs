@@ -1,249 +1,753 @@
-//! The end-to-end walk through Blindsight's cryptographic pipeline, as `blindsight demo`
-//! runs it: key ceremony, keystore round trip, encrypt + prove records on the "app" side with
-//! public material only, verify + expand and compute on ciphertext on the "server" side with
-//! the evaluation key only, then decrypt results and open a transcript as the key holder.
+//! `blindsight demo`, the README's main job: every role of Blindsight in one process, through
+//! the same calls a real deployment makes, and every decrypted number checked against the
+//! plaintext computation.
 //!
-//! The HTTP server and the risk models arrive with later work; until then the demo plays
-//! every role in one process, through the same library calls those roles use.
+//! 1. An embedded `blindsight-server` starts on a loopback port (SQLite in a temporary
+//!    directory, or [`Options::data_dir`]), with one job worker.
+//! 2. The key holder generates a key set, writes and re-opens a passphrase-encrypted
+//!    keystore; the admin creates a tenant; the key holder registers the public bundle.
+//! 3. The app loads the app bundle pinned by its manifest fingerprint and records a
+//!    synthetic cohort ([`synthetic_cohort`]): lexicon features extracted on the device,
+//!    encrypted, proven, transcripts sealed, uploaded over HTTP.
+//! 4. The key holder queues a `risk_score` job with the built-in `crisis` v1 and one
+//!    `aggregate` job of seven aggregates over the cohort; the server computes on ciphertext.
+//! 5. The key holder decrypts both ([`crate::results`]), opens one high-tier record's sealed
+//!    transcript for follow-up, and compares every decrypted value with the same computation
+//!    in clear ([`CompiledModel::evaluate_clear`](blindsight_crypto::compute::CompiledModel::evaluate_clear),
+//!    [`AggregateQuery::evaluate_clear`]).
+//!
+//! [`run`] writes a readable report and returns the counts; the CLI prints
+//! [`Report::summary`] and fails on any mismatch.
 
+mod cohort;
+mod server;
+
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use blindsight_crypto::tfhe::prelude::*;
-use blindsight_crypto::tfhe::{CompressedCiphertextListBuilder, FheBool, set_server_key};
-use blindsight_crypto::{
-    AppBundle, EncryptedValue, FieldSpec, FieldType, KeySet, PublicBundle, RecordEnvelope,
-    RecordMetadata, RecordSchema, RecordValues, Value, Verifier, decode_result_list,
-    encode_proven_list, encode_result_list, encrypt_record, open, seal,
+use blindsight_crypto::compute::{
+    Aggregate, AggregateQuery, AggregateValue, CRISIS_MODEL_ID, Tier, crisis_v1,
 };
+use blindsight_crypto::schemas::session_v1;
+use blindsight_crypto::{KeySet, KeygenStep, Value};
 
+pub use self::cohort::{COHORTS, synthetic_cohort};
+use self::server::EmbeddedServer;
+use crate::api::{
+    ApiError, Client, Job, JobRequest, JobStatus, ModelRef, NewTenant, RecordQuery, Selection,
+};
+use crate::results::{self, AggregateRow, JobResults, RiskRow, Rows};
+use crate::session::Session;
 use crate::{Error, Result, keystore};
 
-/// The small schema the demo records use.
-pub fn demo_schema() -> RecordSchema {
-    RecordSchema {
-        id: "demo-session".into(),
-        version: 1,
-        fields: vec![
-            FieldSpec::uint("mood_before", 0, 10),
-            FieldSpec::uint("mood_after", 0, 10),
-            FieldSpec::uint("duration_min", 0, 240),
-            FieldSpec::uint("phq9_item9", 0, 3),
-            FieldSpec::boolean("cssrs_intent"),
+/// The largest cohort the demo records (each record costs seconds of FHE work).
+pub const MAX_RECORDS: usize = 1000;
+
+/// The demo keystore's passphrase. The keys are throwaway; never use a literal passphrase for
+/// real keys.
+pub const DEMO_PASSPHRASE: &str = "blindsight demo passphrase (throwaway keys)";
+
+/// How long the demo waits for one job.
+const JOB_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// What the demo runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Synthetic sessions to record (1 to [`MAX_RECORDS`]; default 24).
+    pub records: usize,
+    /// The seed the cohort is drawn from (default 7).
+    pub seed: u64,
+    /// Where to keep the server's database and the keystore; `None` (the default): a fresh
+    /// temporary directory, removed when the demo ends.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            records: 24,
+            seed: 7,
+            data_dir: None,
+        }
+    }
+}
+
+/// What the demo did and found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Report {
+    /// Sessions recorded (encrypted, proven and uploaded).
+    pub records: usize,
+    /// Records whose score and tier were decrypted.
+    pub scored: usize,
+    /// Aggregates decrypted (0 when the cohort is below the tenant's minimum).
+    pub aggregates: usize,
+    /// Decrypted values that differ from the plaintext computation (0 when all is well),
+    /// including a missing or unexpected result, or a transcript that did not open to the text
+    /// the app sealed.
+    pub mismatches: usize,
+    /// Each mismatch, in words.
+    pub mismatch_details: Vec<String>,
+    /// Decrypted records per tier, indexed by the tier's value (none, low, moderate, high).
+    pub tiers: [usize; 4],
+    /// The directory that was kept (`Options::data_dir`), if any.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Report {
+    /// The one-line summary the CLI ends with:
+    /// `demo: records=24 scored=24 aggregates=7 mismatches=0`.
+    pub fn summary(&self) -> String {
+        format!(
+            "demo: records={} scored={} aggregates={} mismatches={}",
+            self.records, self.scored, self.aggregates, self.mismatches
+        )
+    }
+}
+
+/// Where the demo reports the progress of its long steps (the CLI draws bars on a terminal and
+/// prints plain lines otherwise). Nothing is written to the report's output between
+/// [`Progress::begin`] and [`Progress::end`].
+pub trait Progress {
+    /// A step of `total` units begins (`total` may be 0 until known).
+    fn begin(&mut self, what: &str, total: u64);
+    /// `done` of `total` units are done; `note` says what is happening.
+    fn update(&mut self, done: u64, total: u64, note: &str);
+    /// The step has ended.
+    fn end(&mut self);
+}
+
+/// Progress that is not shown.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn begin(&mut self, _: &str, _: u64) {}
+    fn update(&mut self, _: u64, _: u64, _: &str) {}
+    fn end(&mut self) {}
+}
+
+/// The seven aggregates the demo computes over the whole cohort.
+pub fn demo_query() -> AggregateQuery {
+    let field = |f: &str| f.to_owned();
+    AggregateQuery {
+        aggregates: vec![
+            Aggregate::Count,
+            Aggregate::Mean {
+                field: field("mood_change"),
+            },
+            Aggregate::Mean {
+                field: field("phq9_total"),
+            },
+            Aggregate::Histogram {
+                field: field("phq9_total"),
+                edges: vec![5, 10, 15, 20],
+            },
+            Aggregate::CountAtLeast {
+                field: field("gad7_total"),
+                threshold: 10,
+            },
+            Aggregate::Max {
+                field: field("lex_hopelessness"),
+            },
+            Aggregate::SumWhere {
+                field: field("mood_after"),
+                where_field: field("phq9_total"),
+                at_least: 10,
+            },
         ],
     }
 }
 
-struct Session {
-    id: &'static str,
-    mood_before: u32,
-    mood_after: u32,
-    duration: u32,
-    phq9_item9: u32,
-    intent: bool,
-    transcript: &'static str,
+/// Writes a line of the report; a closed output does not stop the demo.
+macro_rules! say {
+    ($out:expr) => { let _ = writeln!($out); };
+    ($out:expr, $($arg:tt)*) => { let _ = writeln!($out, $($arg)*); };
 }
 
-const SESSIONS: [Session; 3] = [
-    Session {
-        id: "rec-0001",
-        mood_before: 3,
-        mood_after: 6,
-        duration: 50,
-        phq9_item9: 0,
-        intent: false,
-        transcript: "I felt stuck this week but talking it through helped a lot.",
-    },
-    Session {
-        id: "rec-0002",
-        mood_before: 2,
-        mood_after: 2,
-        duration: 35,
-        phq9_item9: 2,
-        intent: false,
-        transcript: "Nothing ever changes. I keep thinking everyone would be better off.",
-    },
-    Session {
-        id: "rec-0003",
-        mood_before: 5,
-        mood_after: 7,
-        duration: 45,
-        phq9_item9: 0,
-        intent: false,
-        transcript: "Work is busy, sleep is better, I went running twice.",
-    },
-];
+fn secs(since: Instant) -> String {
+    format!("{:.1} s", since.elapsed().as_secs_f64())
+}
 
-/// What the demo decrypted, per record: (record id, crisis flag, mood improved).
-pub type DemoReport = Vec<(String, bool, bool)>;
-
-/// Runs the demo, writing progress to `out` and the keystore into `dir`.
-pub fn run(out: &mut dyn Write, dir: &Path) -> Result<DemoReport> {
-    let mut step = |msg: &str| {
-        let _ = writeln!(out, "{msg}");
-    };
-    let total = Instant::now();
-
-    step("[1/6] key holder: generating a key set (128-bit TFHE parameters, ZK CRS, X25519)");
-    let t = Instant::now();
-    let keys = KeySet::generate_with_progress(|s| {
-        let _ = s;
-    })?;
-    let (secret, public) = keys.into_parts();
-    step(&format!(
-        "      key set {} in {:.1}s; manifest fingerprint {}",
-        secret.key_id(),
-        t.elapsed().as_secs_f64(),
-        public.manifest().fingerprint()?
-    ));
-
-    step("[2/6] key holder: saving the secrets to a passphrase-encrypted keystore (PBKDF2 600k)");
-    let path = dir.join("demo.keystore");
-    let passphrase = "demo passphrase - never use a literal passphrase in real use";
-    keystore::save(
-        &path,
-        &secret,
-        passphrase,
-        blindsight_crypto::DEFAULT_ITERATIONS,
-    )?;
-    drop(secret);
-    let secret = keystore::load(&path, passphrase)?;
-    step(&format!("      wrote and re-opened {}", path.display()));
-
-    step("[3/6] app: loading the public bundle pinned by its manifest fingerprint");
-    let pin = public.manifest().fingerprint()?;
-    let app = AppBundle::decode_pinned(&public.app_bundle().encode()?, &pin)?;
-    let schema = demo_schema();
-
-    step(&format!(
-        "[4/6] app: encrypting and proving {} sessions ({} fields, {} bits each)",
-        SESSIONS.len(),
-        schema.fields.len(),
-        schema.total_bits()
-    ));
-    let mut uploads = Vec::new();
-    for s in &SESSIONS {
-        let t = Instant::now();
-        let meta = RecordMetadata {
-            tenant: "demo-clinic".into(),
-            key_id: app.key_id().to_owned(),
-            schema_id: schema.id.clone(),
-            schema_version: schema.version,
-            record_id: s.id.into(),
-            cohort: Some("demo".into()),
-            lexicon_version: None,
-            recorded_at: None,
-        };
-        let values: RecordValues = [
-            ("mood_before", Value::Uint(s.mood_before)),
-            ("mood_after", Value::Uint(s.mood_after)),
-            ("duration_min", Value::Uint(s.duration)),
-            ("phq9_item9", Value::Uint(s.phq9_item9)),
-            ("cssrs_intent", Value::Bool(s.intent)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let list = encrypt_record(&app, &schema, &meta, &values)?;
-        let sealed = seal(
-            app.transcript_key(),
-            &meta.transcript_aad(),
-            s.transcript.as_bytes(),
-        )?;
-        let envelope = RecordEnvelope {
-            metadata: meta,
-            proven_list: encode_proven_list(&list)?,
-            sealed_transcript: sealed,
+/// Runs the demo, writing the report to `out` and the progress of long steps to `progress`.
+/// Returns the counts; mismatches are reported, not errors (the CLI turns them into one).
+pub fn run(options: &Options, out: &mut dyn Write, progress: &mut dyn Progress) -> Result<Report> {
+    if !(1..=MAX_RECORDS).contains(&options.records) {
+        return Err(Error::Demo(format!(
+            "the cohort must have 1 to {MAX_RECORDS} records, not {}",
+            options.records
+        )));
+    }
+    // Declared before the server, so the server stops before the directory is removed.
+    let temp;
+    let dir: &Path = match &options.data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                action: "create",
+                path: dir.clone(),
+                source,
+            })?;
+            dir
         }
-        .encode()?;
-        step(&format!(
-            "      {}: {} bytes (proof + ciphertext + sealed transcript) in {:.1}s",
-            s.id,
-            envelope.len(),
-            t.elapsed().as_secs_f64()
-        ));
-        uploads.push(envelope);
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("blindsight-demo-")
+                .tempdir()
+                .map_err(|source| Error::Io {
+                    action: "create a temporary directory in",
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            temp.path()
+        }
+    };
+    Demo {
+        out,
+        progress,
+        options,
+        dir,
+        started: Instant::now(),
+        mismatches: Vec::new(),
     }
-
-    step("[5/6] server: verifying proofs, expanding, computing on ciphertext");
-    let results = server_side(&public, &schema, &uploads, &mut step)?;
-
-    step("[6/6] key holder: decrypting results and opening a transcript");
-    let list = decode_result_list(&results, &vec![FieldType::Bool; 2 * SESSIONS.len()])?;
-    let mut report = Vec::new();
-    for (i, s) in SESSIONS.iter().enumerate() {
-        let flag: FheBool = list
-            .get(2 * i)
-            .map_err(|e| blindsight_crypto::Error::Fhe(e.to_string()))?
-            .ok_or_else(|| blindsight_crypto::Error::ShapeMismatch("missing result".into()))?;
-        let improved: FheBool = list
-            .get(2 * i + 1)
-            .map_err(|e| blindsight_crypto::Error::Fhe(e.to_string()))?
-            .ok_or_else(|| blindsight_crypto::Error::ShapeMismatch("missing result".into()))?;
-        let flag = flag.decrypt(secret.client_key());
-        let improved = improved.decrypt(secret.client_key());
-        step(&format!(
-            "      {}: crisis flag {:<5}  mood improved {}",
-            s.id, flag, improved
-        ));
-        report.push((s.id.to_owned(), flag, improved));
-    }
-    let flagged = RecordEnvelope::decode(&uploads[1])?;
-    let transcript = open(
-        secret.transcript_secret(),
-        &flagged.metadata.transcript_aad(),
-        &flagged.sealed_transcript,
-    )?;
-    step(&format!(
-        "      opened the transcript of {} ({} bytes) for clinical follow-up",
-        flagged.metadata.record_id,
-        transcript.len()
-    ));
-    step(&format!("done in {:.1}s", total.elapsed().as_secs_f64()));
-    Ok(report)
+    .run()
 }
 
-/// The server's part: public material and the evaluation key only.
-fn server_side(
-    public: &PublicBundle,
-    schema: &RecordSchema,
-    uploads: &[Vec<u8>],
-    step: &mut dyn FnMut(&str),
-) -> Result<Vec<u8>> {
-    let (registered, server_key) = PublicBundle::decode_with_server_key(&public.encode()?)?;
-    let server_key = server_key.decompress();
-    set_server_key(server_key);
-    let verifier = Verifier::new(registered.app_bundle().clone());
-    let mut builder = CompressedCiphertextListBuilder::new();
-    for upload in uploads {
-        let t = Instant::now();
-        let record = RecordEnvelope::decode(upload)?;
-        let values = verifier.verify_and_expand(&record.proven_list, schema, &record.metadata)?;
-        let [
-            EncryptedValue::U4(before),
-            EncryptedValue::U4(after),
-            _,
-            EncryptedValue::U2(item9),
-            EncryptedValue::Bool(intent),
-        ] = values.as_slice()
-        else {
-            return Err(Error::Crypto(blindsight_crypto::Error::ShapeMismatch(
-                "unexpected field types".into(),
-            )));
-        };
-        // PHQ-9 item 9 > 0 or a C-SSRS "yes" on intent raises the flag.
-        let flag = item9.gt(0u8) | intent;
-        let improved = after.gt(before);
-        builder.push(flag).push(improved);
-        step(&format!(
-            "      {}: proof verified, expanded, flag and mood change computed in {:.1}s",
-            record.metadata.record_id,
-            t.elapsed().as_secs_f64()
-        ));
+struct Demo<'a> {
+    out: &'a mut dyn Write,
+    progress: &'a mut dyn Progress,
+    options: &'a Options,
+    dir: &'a Path,
+    started: Instant,
+    mismatches: Vec<String>,
+}
+
+/// The clear record values of a session, in schema order.
+fn clear_values(session: &Session) -> Result<Vec<Value>> {
+    Ok(session_v1().order_values(&session.values()?)?)
+}
+
+impl Demo<'_> {
+    fn mismatch(&mut self, what: String) {
+        say!(self.out, "      MISMATCH: {what}");
+        self.mismatches.push(what);
     }
-    let list = builder
-        .build()
-        .map_err(|e| blindsight_crypto::Error::Fhe(e.to_string()))?;
-    Ok(encode_result_list(&list)?)
+
+    fn run(mut self) -> Result<Report> {
+        let n = self.options.records;
+        say!(
+            self.out,
+            "Blindsight demo: {n} synthetic session(s) (seed {}), every role on this machine",
+            self.options.seed
+        );
+
+        // 1. The server.
+        let admin_token = hex::encode(blindsight_crypto::random_bytes::<32>()?);
+        let server_dir = self.dir.join("server");
+        let server = EmbeddedServer::start(&server_dir, &admin_token)?;
+        say!(
+            self.out,
+            "[1/7] server: embedded blindsight-server on {} (SQLite in {}, 1 job worker)",
+            server.url(),
+            server_dir.display()
+        );
+
+        // 2. The key holder's keys, keystore, tenant and registration.
+        let t = Instant::now();
+        self.progress.begin("keygen", KeygenStep::ALL.len() as u64);
+        let keys = KeySet::generate_with_progress(|step| {
+            let done = KeygenStep::ALL.iter().position(|s| *s == step).unwrap_or(0);
+            self.progress
+                .update(done as u64, KeygenStep::ALL.len() as u64, step.describe());
+        });
+        self.progress.end();
+        let (secret, public) = keys?.into_parts();
+        let key_id = secret.key_id().to_owned();
+        let pin = public.manifest().fingerprint()?;
+        say!(
+            self.out,
+            "[2/7] key holder: key set {key_id} generated in {} (128-bit TFHE, ZK CRS, X25519)",
+            secs(t)
+        );
+        say!(self.out, "      manifest fingerprint {pin}");
+        let keystore_path = self.dir.join(format!("{key_id}.keystore"));
+        keystore::save(
+            &keystore_path,
+            &secret,
+            DEMO_PASSPHRASE,
+            blindsight_crypto::DEFAULT_ITERATIONS,
+        )?;
+        drop(secret);
+        let secret = keystore::load(&keystore_path, DEMO_PASSPHRASE)?;
+        say!(
+            self.out,
+            "      keystore written (PBKDF2-SHA256, ChaCha20-Poly1305, mode 0600) and re-opened: {}",
+            keystore_path.display()
+        );
+        let min_cohort = if n < 10 { 2 } else { 10 };
+        let tenant = Client::new(server.url(), &admin_token).create_tenant_with(&NewTenant {
+            name: "Demo clinic".into(),
+            tenant_id: None,
+            min_cohort_size: Some(min_cohort),
+        })?;
+        let keyholder = Client::new(server.url(), &tenant.tokens.keyholder);
+        let app = Client::new(server.url(), &tenant.tokens.ingest);
+        keyholder.register_keyset(&key_id, &public.encode()?)?;
+        drop(public);
+        say!(
+            self.out,
+            "      tenant {} created (minimum cohort {min_cohort}); public bundle registered",
+            tenant.tenant_id
+        );
+
+        // 3. The app records the cohort.
+        let bundle = app.app_bundle(&key_id, &pin)?;
+        say!(
+            self.out,
+            "[3/7] app: app bundle loaded, pinned by its manifest fingerprint"
+        );
+        let sessions = synthetic_cohort(n, self.options.seed);
+        let t = Instant::now();
+        let mut bytes = 0;
+        self.progress.begin("encrypt + prove + upload", n as u64);
+        for (i, session) in sessions.iter().enumerate() {
+            let record = session.to_record(&bundle, &tenant.tenant_id);
+            let uploaded = record.and_then(|r| {
+                bytes += r.encode()?.len();
+                app.upload_record(&r)
+            });
+            if let Err(e) = uploaded {
+                self.progress.end();
+                return Err(e);
+            }
+            self.progress
+                .update(i as u64 + 1, n as u64, &session.record_id);
+        }
+        self.progress.end();
+        let per_cohort: Vec<String> = COHORTS
+            .iter()
+            .map(|c| {
+                let k = sessions
+                    .iter()
+                    .filter(|s| s.cohort.as_deref() == Some(*c))
+                    .count();
+                format!("{c} {k}")
+            })
+            .collect();
+        say!(
+            self.out,
+            "[4/7] app: {n} session(s) ({}) encrypted, proven and uploaded in {} ({} KiB each on average; transcripts sealed, lexicon features extracted on the device)",
+            per_cohort.join(", "),
+            secs(t),
+            bytes / n / 1024
+        );
+
+        // 4. Jobs on ciphertext.
+        let risk = keyholder.create_job(&JobRequest::risk_score(
+            &key_id,
+            ModelRef::crisis_v1(),
+            Selection::default(),
+        ))?;
+        let query = demo_query();
+        let mut refused = None;
+        let aggregate = match keyholder.create_job(&JobRequest::aggregate(
+            &key_id,
+            query.clone(),
+            Selection::default(),
+        )) {
+            Ok(created) => Some(created),
+            Err(ApiError::Refused { slug, detail, .. }) if slug == "cohort-too-small" => {
+                refused = Some(format!(
+                    "      aggregate job refused: the cohort has {n} record(s), below the tenant's minimum cohort of {min_cohort}, so no aggregates are computed (server: {detail}); run with --records {min_cohort} or more"
+                ));
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let risk_job = self.wait(&keyholder, &risk.job_id, "risk_score (crisis v1)")?;
+        say!(
+            self.out,
+            "[5/7] server: risk_score job {} ({CRISIS_MODEL_ID} v1) over {} record(s) done{}",
+            risk.job_id,
+            risk.records,
+            took(&risk_job)
+        );
+        if risk.records != n as u64 {
+            self.mismatch(format!(
+                "the risk job selected {} records, the app uploaded {n}",
+                risk.records
+            ));
+        }
+        if let Some(refused) = refused {
+            say!(self.out, "{refused}");
+        }
+        let aggregate_job = match &aggregate {
+            Some(created) => {
+                let job = self.wait(&keyholder, &created.job_id, "aggregate")?;
+                say!(
+                    self.out,
+                    "      aggregate job {} ({} aggregates) over {} record(s) done{}",
+                    created.job_id,
+                    query.aggregates.len(),
+                    created.records,
+                    took(&job)
+                );
+                Some(job)
+            }
+            None => None,
+        };
+
+        // 5. Decrypt and check.
+        let t = Instant::now();
+        let scores = results::fetch(&keyholder, &risk_job.job_id, &secret)?;
+        let aggregates = match &aggregate_job {
+            Some(job) => Some(results::fetch(&keyholder, &job.job_id, &secret)?),
+            None => None,
+        };
+        say!(
+            self.out,
+            "[6/7] key holder: results decrypted in {} and checked against the plaintext computation",
+            secs(t)
+        );
+        let clear: Vec<Vec<Value>> = sessions.iter().map(clear_values).collect::<Result<_>>()?;
+        let (scored, tiers, rows) = self.check_scores(&scores, &sessions, &clear)?;
+        let aggregates = match &aggregates {
+            Some(a) => self.check_aggregates(a, &query, &clear)?,
+            None => 0,
+        };
+
+        // 6. The transcript of a high-tier record, as the key holder opens it for follow-up.
+        self.open_transcript(&keyholder, &tenant.tenant_id, &secret, &rows, &sessions)?;
+
+        let mismatches = self.mismatches.len();
+        say!(
+            self.out,
+            "checked {scored} score(s) and tier(s), {aggregates} aggregate(s) and one transcript: {}",
+            if mismatches == 0 {
+                "every decrypted value equals the plaintext computation".to_owned()
+            } else {
+                format!("{mismatches} mismatch(es)")
+            }
+        );
+        if let Some(dir) = &self.options.data_dir {
+            say!(
+                self.out,
+                "kept {} (the server's database, and the keystore: passphrase {DEMO_PASSPHRASE:?})",
+                dir.display()
+            );
+        }
+        say!(self.out, "done in {}", secs(self.started));
+        drop((keyholder, app));
+        drop(server);
+        Ok(Report {
+            records: n,
+            scored,
+            aggregates,
+            mismatches,
+            mismatch_details: self.mismatches,
+            tiers,
+            data_dir: self.options.data_dir.clone(),
+        })
+    }
+
+    /// Waits for a job with progress; a failed job is an error.
+    fn wait(&mut self, client: &Client, job_id: &str, what: &str) -> Result<Job> {
+        self.progress.begin(&format!("{what} job"), 0);
+        let progress = &mut *self.progress;
+        let job = client.wait_for_job(
+            job_id,
+            |job| {
+                progress.update(
+                    job.progress_done.max(0) as u64,
+                    job.progress_total.max(0) as u64,
+                    job.status.name(),
+                );
+            },
+            JOB_TIMEOUT,
+        );
+        self.progress.end();
+        let job = job?;
+        if job.status != JobStatus::Succeeded {
+            return Err(Error::JobFailed {
+                job_id: job.job_id,
+                reason: job.error.unwrap_or_else(|| "no reason recorded".into()),
+            });
+        }
+        Ok(job)
+    }
+
+    /// Prints the per-record table and compares each score and tier with `crisis` v1 in clear.
+    /// Returns the records scored, the tier counts and the decrypted rows.
+    fn check_scores(
+        &mut self,
+        scores: &JobResults,
+        sessions: &[Session],
+        clear: &[Vec<Value>],
+    ) -> Result<(usize, [usize; 4], Vec<RiskRow>)> {
+        let Rows::Risk(rows) = &scores.rows else {
+            self.mismatch(format!("job {} returned no risk scores", scores.job_id));
+            return Ok((0, [0; 4], Vec::new()));
+        };
+        let model = crisis_v1().compile(&session_v1())?;
+        let expected: BTreeMap<&str, (u64, Tier, Option<&str>)> = sessions
+            .iter()
+            .zip(clear)
+            .map(|(s, v)| {
+                let (score, tier) = model.evaluate_clear(v);
+                (s.record_id.as_str(), (score, tier, s.cohort.as_deref()))
+            })
+            .collect();
+        let mut tiers = [0; 4];
+        let mut cells = Vec::new();
+        let mut problems = Vec::new();
+        for row in rows {
+            tiers[row.tier as usize] += 1;
+            let (cohort, check) = match expected.get(row.record_id.as_str()) {
+                Some(&(score, tier, cohort)) if (score, tier) == (row.score, row.tier) => {
+                    (cohort.unwrap_or("-"), "ok".to_owned())
+                }
+                Some(&(score, tier, cohort)) => {
+                    problems.push(format!(
+                        "{}: decrypted score {} ({}), plaintext {score} ({tier})",
+                        row.record_id, row.score, row.tier
+                    ));
+                    (
+                        cohort.unwrap_or("-"),
+                        format!("MISMATCH: plaintext {score} {tier}"),
+                    )
+                }
+                None => {
+                    problems.push(format!(
+                        "{}: scored, but the app never recorded it",
+                        row.record_id
+                    ));
+                    ("?", "MISMATCH: unknown record".to_owned())
+                }
+            };
+            cells.push(vec![
+                row.record_id.clone(),
+                cohort.to_owned(),
+                row.score.to_string(),
+                row.tier.name().to_owned(),
+                check,
+            ]);
+        }
+        for id in expected.keys() {
+            if !rows.iter().any(|r| r.record_id == *id) {
+                problems.push(format!("{id}: recorded, but no score came back"));
+            }
+        }
+        say!(self.out);
+        say!(
+            self.out,
+            "Risk scores (crisis v1; tiers from 10 low, 25 moderate, 45 high; PHQ-9 item 9 or C-SSRS intent, plan or behaviour: high):"
+        );
+        say!(self.out);
+        let table = results::columns(&["record", "cohort", "score", "tier", "check"], &cells);
+        let _ = self.out.write_all(table.as_bytes());
+        say!(
+            self.out,
+            "tiers: high {}, moderate {}, low {}, none {}",
+            tiers[Tier::High as usize],
+            tiers[Tier::Moderate as usize],
+            tiers[Tier::Low as usize],
+            tiers[Tier::None as usize]
+        );
+        say!(self.out);
+        for p in problems {
+            self.mismatch(p);
+        }
+        Ok((rows.len(), tiers, rows.clone()))
+    }
+
+    /// Prints the aggregate table and compares each aggregate with the clear computation.
+    /// Returns the number of aggregates decrypted.
+    fn check_aggregates(
+        &mut self,
+        job: &JobResults,
+        query: &AggregateQuery,
+        clear: &[Vec<Value>],
+    ) -> Result<usize> {
+        let Rows::Aggregate(rows) = &job.rows else {
+            self.mismatch(format!("job {} returned no aggregates", job.job_id));
+            return Ok(0);
+        };
+        let reference = query.evaluate_clear(&session_v1(), clear)?;
+        let mut cells = Vec::new();
+        let mut problems = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let want: Option<&AggregateValue> = reference.get(i);
+            let check = match want {
+                Some(w) if *w == row.value && query.aggregates.get(i) == Some(&row.aggregate) => {
+                    "ok".to_owned()
+                }
+                Some(w) => {
+                    problems.push(format!(
+                        "{}: decrypted {}, plaintext {w}",
+                        row.aggregate.describe(),
+                        row.value
+                    ));
+                    format!("MISMATCH: plaintext {w}")
+                }
+                None => {
+                    problems.push(format!("{}: not asked for", row.aggregate.describe()));
+                    "MISMATCH: not asked for".to_owned()
+                }
+            };
+            aggregate_cells(row, check, &mut cells);
+        }
+        if rows.len() < reference.len() {
+            problems.push(format!(
+                "{} aggregate(s) asked for, {} came back",
+                reference.len(),
+                rows.len()
+            ));
+        }
+        say!(
+            self.out,
+            "Aggregates over the whole cohort ({} record(s), one job):",
+            job.records
+        );
+        say!(self.out);
+        let table = results::columns(&["aggregate", "result", "check"], &cells);
+        let _ = self.out.write_all(table.as_bytes());
+        say!(self.out);
+        for p in problems {
+            self.mismatch(p);
+        }
+        Ok(rows.len())
+    }
+
+    /// Opens the sealed transcript of the first high-tier record (or the highest-scored one)
+    /// as the key holder would, and checks it is the text the app sealed.
+    fn open_transcript(
+        &mut self,
+        keyholder: &Client,
+        tenant: &str,
+        secret: &blindsight_crypto::SecretKeys,
+        rows: &[RiskRow],
+        sessions: &[Session],
+    ) -> Result<()> {
+        let Some(row) = rows
+            .iter()
+            .find(|r| r.tier == Tier::High)
+            .or_else(|| rows.iter().max_by_key(|r| (r.tier, r.score)))
+        else {
+            return Ok(());
+        };
+        let summary = keyholder
+            .records(&RecordQuery::default())?
+            .into_iter()
+            .find(|r| r.record_id == row.record_id);
+        let Some(summary) = summary else {
+            self.mismatch(format!("{}: the server does not list it", row.record_id));
+            return Ok(());
+        };
+        let sealed = keyholder.sealed_transcript(&row.record_id)?;
+        let opened = blindsight_crypto::open(
+            secret.transcript_secret(),
+            &summary.metadata(tenant)?.transcript_aad(),
+            &sealed,
+        )?;
+        let text = String::from_utf8_lossy(&opened);
+        say!(
+            self.out,
+            "[7/7] key holder: opened the sealed transcript of {} (tier {}, {} bytes) for clinical follow-up:",
+            row.record_id,
+            row.tier,
+            opened.len()
+        );
+        say!(self.out, "      \"{}\"", first_sentence(&text));
+        let sealed_text = sessions
+            .iter()
+            .find(|s| s.record_id == row.record_id)
+            .and_then(|s| s.transcript.as_deref());
+        if sealed_text != Some(&*text) {
+            self.mismatch(format!(
+                "{}: the transcript opened to other text than the app sealed",
+                row.record_id
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// ` in 12.3 s` from a finished job's times (whole seconds on the server's clock).
+fn took(job: &Job) -> String {
+    match (job.started_at, job.finished_at) {
+        (Some(s), Some(f)) => format!(" in about {} s", (f - s).max(0)),
+        _ => String::new(),
+    }
+}
+
+/// The first sentence of a transcript (synthetic here), cut to about 80 characters.
+fn first_sentence(text: &str) -> String {
+    let end = text.find(['.', '!', '?']).map_or(text.len(), |i| i + 1);
+    let sentence = &text[..end];
+    if sentence.chars().count() > 80 {
+        let cut: String = sentence.chars().take(79).collect();
+        format!("{cut}…")
+    } else if end < text.len() {
+        format!("{sentence} …")
+    } else {
+        sentence.to_owned()
+    }
+}
+
+/// One row per aggregate, and one per bucket of a histogram.
+fn aggregate_cells(row: &AggregateRow, check: String, cells: &mut Vec<Vec<String>>) {
+    match &row.value {
+        AggregateValue::Histogram { .. } => {
+            cells.push(vec![row.aggregate.describe(), String::new(), check]);
+            for (label, value) in results::statistics(row) {
+                cells.push(vec![format!("  {label}"), value, String::new()]);
+            }
+        }
+        value => cells.push(vec![row.aggregate.describe(), value.to_string(), check]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_compiles_and_has_seven_aggregates() {
+        let q = demo_query();
+        assert_eq!(q.aggregates.len(), 7);
+        q.compile(&session_v1(), 24).unwrap();
+    }
+
+    #[test]
+    fn summaries_and_sentences_read_well() {
+        let report = Report {
+            records: 24,
+            scored: 24,
+            aggregates: 7,
+            mismatches: 0,
+            mismatch_details: Vec::new(),
+            tiers: [6, 6, 6, 6],
+            data_dir: None,
+        };
+        assert_eq!(
+            report.summary(),
+            "demo: records=24 scored=24 aggregates=7 mismatches=0"
+        );
+        assert_eq!(first_sentence("One. Two."), "One. …");
+        assert_eq!(first_sentence("No stop"), "No stop");
+        assert!(first_sentence(&"x".repeat(200)).ends_with('…'));
+    }
+
+    #[test]
+    fn out_of_range_cohorts_are_refused_before_anything_runs() {
+        for records in [0, MAX_RECORDS + 1] {
+            let options = Options {
+                records,
+                ..Options::default()
+            };
+            let err = run(&options, &mut Vec::new(), &mut Quiet).unwrap_err();
+            assert!(err.to_string().contains("1 to 1000 records"), "{err}");
+        }
+    }
 }

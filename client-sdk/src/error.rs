@@ -77,6 +77,10 @@ pub enum Error {
         /// Schema version.
         schema_version: u32,
     },
+    /// `blindsight demo` could not run as asked (an option out of range, or the embedded
+    /// server could not start).
+    #[error("demo: {0}")]
+    Demo(String),
 }
 
 /// Result alias for this crate.

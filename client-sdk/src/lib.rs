@@ -8,8 +8,9 @@
 //!   pinned key bundles, problem JSON as typed errors; models and jobs).
 //! - [`results`]: a job's encrypted output, checked against its request, decrypted with the
 //!   key holder's keys, and rendered as a table, CSV or JSON.
-//! - [`demo`]: the end-to-end walk through the cryptographic pipeline that
-//!   `blindsight demo` runs.
+//! - [`demo`]: what `blindsight demo` runs: an embedded server, a synthetic cohort recorded,
+//!   scored and aggregated on ciphertext, decrypted and checked against the plaintext
+//!   computation.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -7,7 +7,7 @@
 //! job selected, in order, under the model's function id; an aggregate job's output must have
 //! exactly the layout the key holder's own compilation of the query gives for the cohort size
 //! (the one clear value the server reports). Anything else is
-//! [`Error::UnexpectedOutput`](crate::Error::UnexpectedOutput) and nothing is reported.
+//! [`Error::UnexpectedOutput`] and nothing is reported.
 //!
 //! ```no_run
 //! # fn main() -> blindsight_client::Result<()> {
@@ -414,7 +414,7 @@ fn mean(sum: i64, count: u64) -> Option<f64> {
 }
 
 /// An aggregate's values as (statistic, value) pairs: what the CSV has one line for each.
-fn statistics(row: &AggregateRow) -> Vec<(String, String)> {
+pub(crate) fn statistics(row: &AggregateRow) -> Vec<(String, String)> {
     let fmt_mean =
         |sum: i64, count: u64| mean(sum, count).map_or(String::new(), |m| format!("{m:.4}"));
     match &row.value {
@@ -455,7 +455,7 @@ fn csv_field(s: &str) -> String {
 
 /// Lays out rows as aligned columns (the first left-aligned, the others right-aligned when
 /// numeric).
-fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

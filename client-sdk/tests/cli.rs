@@ -1,6 +1,7 @@
 //! The `blindsight` CLI against a real server (in-process, loopback, temporary SQLite, one job
 //! worker): keygen → register → record a JSONL batch → transcript open → model → score →
-//! query → jobs → results (table, CSV, JSON); and the one-line errors with their hints.
+//! query → jobs → results (table, CSV, JSON); the one-line errors with their hints; and
+//! `blindsight demo` on a small cohort.
 
 mod common;
 
@@ -351,4 +352,38 @@ fn jobs_through_the_cli(dir: &std::path::Path, keyholder: &[(&str, &str)], batch
     let out = stdout(&blindsight(&["jobs", &job_id], keyholder));
     assert!(out.contains("status    succeeded"), "{out}");
     assert!(out.contains("records   3"), "{out}");
+}
+
+/// `blindsight demo` on a small cohort: the report on stdout ending with the summary line,
+/// plain progress lines on stderr (no terminal), and nothing left in the temporary directory.
+#[test]
+fn the_demo_runs_from_the_cli_and_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = blindsight(
+        &["demo", "--records", "3", "--seed", "11"],
+        &[("TMPDIR", tmp.path().to_str().unwrap())],
+    );
+    let out = stdout(&o);
+    assert_eq!(
+        out.lines().last(),
+        Some("demo: records=3 scored=3 aggregates=7 mismatches=0"),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("demo: ")).count(),
+        1,
+        "{out}"
+    );
+    assert!(
+        out.contains("[1/7] server: embedded blindsight-server"),
+        "{out}"
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("encrypt + prove + upload: demo-0003 3/3"),
+        "{err}"
+    );
+    assert!(err.contains("succeeded"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -9,10 +9,11 @@ use anyhow::Context;
 use blindsight_client::api::{
     ApiError, Client, Job, JobRequest, JobStatus, ModelRef, RecordQuery, Selection, Uploaded,
 };
+use blindsight_client::demo::{self, Progress as _};
 use blindsight_client::session::Session;
-use blindsight_client::{demo, keystore, results};
+use blindsight_client::{keystore, results};
 use blindsight_crypto::compute::{AggregateQuery, CRISIS_MODEL_ID, RiskModel};
-use blindsight_crypto::{DEFAULT_ITERATIONS, KeySet, RecordMetadata, SecretKeys};
+use blindsight_crypto::{DEFAULT_ITERATIONS, KeySet, SecretKeys};
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -30,11 +31,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the end-to-end demo: keys, encrypted records with proofs, computation on ciphertext, decryption.
+    /// Run the end-to-end demo on an embedded server: keys, a synthetic cohort encrypted and
+    /// proven, risk scores and aggregates on ciphertext, decryption, and every decrypted value
+    /// checked against the plaintext computation (non-zero exit on any mismatch).
     Demo {
-        /// Where to write the demo keystore (default: a fresh temporary directory).
-        #[arg(long)]
-        dir: Option<PathBuf>,
+        /// Synthetic sessions to record (1–1000).
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        records: u16,
+        /// The seed the synthetic cohort is drawn from.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Keep the server's database and the keystore in DIR (default: a temporary directory,
+        /// removed at the end).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Generate a key set: a keystore (secrets, passphrase-encrypted) and the public bundles.
     Keygen {
@@ -385,18 +395,55 @@ fn read_sessions(file: &PathBuf) -> anyhow::Result<Vec<Session>> {
     Ok(sessions)
 }
 
+/// A progress bar on stderr when it is a terminal; hidden otherwise (callers then print plain
+/// lines).
 fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let bar = indicatif::ProgressBar::new(len as u64);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta} left)")
-        {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} ({elapsed}, ~{eta} left)",
+        ) {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_message(what.to_owned());
         bar
     } else {
         indicatif::ProgressBar::hidden()
+    }
+}
+
+/// Progress on stderr for steps whose length may change (jobs, the demo): a bar from
+/// [`progress`] on a terminal, a plain line per update otherwise.
+#[derive(Default)]
+struct StderrProgress {
+    what: String,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl demo::Progress for StderrProgress {
+    fn begin(&mut self, what: &str, total: u64) {
+        self.end();
+        let bar = progress(usize::try_from(total).unwrap_or(usize::MAX), what);
+        bar.enable_steady_tick(Duration::from_millis(250));
+        self.what = what.to_owned();
+        self.bar = Some(bar);
+    }
+
+    fn update(&mut self, done: u64, total: u64, note: &str) {
+        match &self.bar {
+            Some(bar) if !bar.is_hidden() => {
+                bar.set_length(total);
+                bar.set_position(done);
+                bar.set_message(format!("{} {note}", self.what));
+            }
+            _ => eprintln!("{}: {note} {done}/{total}", self.what),
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
     }
 }
 
@@ -468,16 +515,7 @@ fn open_transcript(
         .with_context(|| format!("the server has no record {record_id:?} for this tenant"))?;
     let sealed = client.sealed_transcript(record_id)?;
     let secret = open_keystore(&path)?;
-    let meta = RecordMetadata {
-        tenant,
-        key_id: summary.key_id,
-        schema_id: summary.schema_id,
-        schema_version: u32::try_from(summary.schema_version)?,
-        record_id: summary.record_id,
-        cohort: summary.cohort,
-        lexicon_version: summary.lexicon_version,
-        recorded_at: summary.recorded_at.map(u64::try_from).transpose()?,
-    };
+    let meta = summary.metadata(&tenant)?;
     let text = blindsight_crypto::open(secret.transcript_secret(), &meta.transcript_aad(), &sealed)
         .context(
             "the transcript did not open: wrong keystore, or it was not sealed for this record",
@@ -651,34 +689,20 @@ fn list_models(server: &ServerArgs) -> anyhow::Result<()> {
 
 /// A bar on a terminal, plain lines otherwise; returns the job as it finished.
 fn follow(client: &Client, job_id: &str, timeout: Duration) -> anyhow::Result<Job> {
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let bar = if terminal {
-        let bar = indicatif::ProgressBar::new(0);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed})")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.enable_steady_tick(Duration::from_millis(250));
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let mut progress = StderrProgress::default();
+    progress.begin(&format!("job {job_id}"), 0);
     let job = client.wait_for_job(
         job_id,
         |job| {
-            let (done, total) = (job.progress_done.max(0), job.progress_total.max(0));
-            if terminal {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-                bar.set_message(format!("job {} {}", job.job_id, job.status));
-            } else {
-                eprintln!("job {}: {} {done}/{total}", job.job_id, job.status);
-            }
+            progress.update(
+                job.progress_done.max(0) as u64,
+                job.progress_total.max(0) as u64,
+                job.status.name(),
+            );
         },
         timeout,
     );
-    bar.finish_and_clear();
+    progress.end();
     Ok(job?)
 }
 
@@ -904,17 +928,27 @@ fn hint(err: &anyhow::Error) -> Option<String> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Demo { dir } => {
-            match dir {
-                Some(dir) => demo::run(&mut std::io::stdout(), &dir)?,
-                None => {
-                    // The demo's keystore holds throwaway keys: remove it with its directory.
-                    let dir = tempdir()?;
-                    let result = demo::run(&mut std::io::stdout(), &dir);
-                    let _ = std::fs::remove_dir_all(&dir);
-                    result?
-                }
+        Command::Demo {
+            records,
+            seed,
+            data_dir,
+        } => {
+            let options = demo::Options {
+                records: usize::from(records),
+                seed,
+                data_dir,
             };
+            let report = demo::run(
+                &options,
+                &mut std::io::stdout(),
+                &mut StderrProgress::default(),
+            )?;
+            println!("{}", report.summary());
+            anyhow::ensure!(
+                report.mismatches == 0,
+                "{} decrypted value(s) differ from the plaintext computation (listed above)",
+                report.mismatches
+            );
             Ok(())
         }
         Command::Keygen { out_dir, key_id } => keygen(out_dir, key_id),
@@ -961,12 +995,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             timeout,
         ),
     }
-}
-
-fn tempdir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("blindsight-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("couldn't create {}", dir.display()))?;
-    Ok(dir)
 }
 
 fn main() -> ExitCode {
