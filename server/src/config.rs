@@ -1,9 +1,11 @@
-//! Server configuration: limits and the admin credential. The binary fills it from flags and
-//! environment variables (see docs/OPERATIONS.md); tests build it directly.
+//! Server configuration: limits, the admin credential and the audit signing key. The binary
+//! fills it from flags and environment variables (see docs/OPERATIONS.md); tests build it
+//! directly.
 
 use std::fmt;
 use std::time::Duration;
 
+use crate::audit::SigningKey;
 use crate::auth::{GuardConfig, TokenHash};
 
 /// The admin credential. Only its hash is kept; `Debug` never shows it.
@@ -85,6 +87,10 @@ pub struct ServerConfig {
     /// The smallest cohort an aggregate may run over, for tenants created without their own
     /// setting (never below 2).
     pub default_min_cohort: u32,
+    /// The key that signs audit heads (`serve` loads or creates it under the data directory).
+    /// Without one the state makes an in-memory key, whose signatures cannot be checked once
+    /// the process ends: fine for tests and worker-only processes, which sign nothing.
+    pub audit_key: Option<SigningKey>,
 }
 
 impl ServerConfig {

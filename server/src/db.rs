@@ -88,7 +88,7 @@ pub struct Db {
 
 /// Creates the data directory (owner-only on Unix when this call creates it; an existing
 /// directory's mode is the operator's choice).
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }

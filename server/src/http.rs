@@ -26,6 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api;
+use crate::audit::SigningKey;
 use crate::auth::Guard;
 use crate::config::ServerConfig;
 use crate::db::Db;
@@ -60,6 +61,7 @@ struct Inner {
     fhe: FhePool,
     metrics: Metrics,
     key_cache: WeightedCache<KeyCacheKey, KeyMaterial>,
+    audit_key: SigningKey,
     ready: AtomicBool,
     in_flight: AtomicUsize,
 }
@@ -79,7 +81,21 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// State over a connected, migrated database.
     pub fn new(db: Db, config: ServerConfig) -> Self {
+        let audit_key = match &config.audit_key {
+            Some(k) => k.clone(),
+            None => {
+                // ring's key generation fails only if the system RNG does, and then nothing
+                // else (tokens, ids, leases) could work either.
+                let key = SigningKey::ephemeral().expect("the system RNG works");
+                tracing::debug!(
+                    key_id = key.key_id(),
+                    "no audit signing key configured: using an in-memory one"
+                );
+                key
+            }
+        };
         Self(Arc::new(Inner {
+            audit_key,
             guard: Guard::new(config.guard.clone()),
             fhe: FhePool::new(config.limits.fhe_workers),
             key_cache: WeightedCache::new(config.limits.key_cache_bytes),
@@ -121,6 +137,11 @@ impl AppState {
         &self.0.metrics
     }
 
+    /// The key that signs audit heads.
+    pub fn audit_key(&self) -> &SigningKey {
+        &self.0.audit_key
+    }
+
     /// Decoded key material, bounded by `limits.key_cache_bytes`.
     pub fn key_cache(&self) -> &WeightedCache<KeyCacheKey, KeyMaterial> {
         &self.0.key_cache
@@ -152,6 +173,7 @@ impl AppState {
         (name = "records", description = "Encrypted, proven records"),
         (name = "models", description = "Risk models (clear weights, thresholds, rules)"),
         (name = "jobs", description = "Risk scoring and cohort analytics on ciphertext"),
+        (name = "audit", description = "The hash-chained audit log, its signed head and the signing key"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -194,7 +216,10 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(api::jobs::create, api::jobs::list))
         .routes(routes!(api::jobs::get))
         .routes(routes!(api::jobs::result))
-        .routes(routes!(api::jobs::events));
+        .routes(routes!(api::jobs::events))
+        .routes(routes!(api::audit::key))
+        .routes(routes!(api::audit::head))
+        .routes(routes!(api::audit::entries));
     let ops = OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))

@@ -13,7 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::audit::Event;
 use crate::db::{Backend, Db, now};
+use crate::store::audit;
 
 /// Milliseconds since the Unix epoch (lease expiries).
 pub fn now_ms() -> i64 {
@@ -133,8 +135,25 @@ fn job_from_row(r: &sqlx::any::AnyRow) -> Result<Job, sqlx::Error> {
     })
 }
 
-/// Queues a job.
+/// Queues a job, with its audit entry: the digest of the spec and, when the spec is a
+/// [`JobSpec`](crate::compute::JobSpec), the function, record count and model digest read
+/// from it.
 pub async fn create(db: &Db, job: &NewJob<'_>) -> Result<(), sqlx::Error> {
+    let spec = serde_json::from_str::<crate::compute::JobSpec>(job.spec).ok();
+    let (function, model_digest) = match spec.as_ref().map(|s| &s.model) {
+        None => (None, None),
+        Some(Some(model)) => (
+            Some(model.function_id()),
+            serde_json::to_string(model)
+                .ok()
+                .map(|definition| blindsight_crypto::sha256_hex(definition.as_bytes())),
+        ),
+        Some(None) => (
+            Some(blindsight_crypto::compute::AGGREGATE_FUNCTION.to_owned()),
+            None,
+        ),
+    };
+    let spec_digest = blindsight_crypto::sha256_hex(job.spec.as_bytes());
     let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO jobs (job_id, tenant_id, key_id, kind, spec, status, attempts, max_attempts, progress_done, progress_total, created_at) \
@@ -148,6 +167,21 @@ pub async fn create(db: &Db, job: &NewJob<'_>) -> Result<(), sqlx::Error> {
     .bind(i64::from(job.max_attempts.max(1)))
     .bind(now())
     .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        db.backend(),
+        Some(job.tenant_id),
+        &Event::JobCreated {
+            job_id: job.job_id,
+            kind: job.kind,
+            function: function.as_deref(),
+            key_id: job.key_id,
+            records: spec.as_ref().map(|s| s.records.len()),
+            spec_digest: &spec_digest,
+            model_digest: model_digest.as_deref(),
+        },
+    )
     .await?;
     tx.commit().await
 }
@@ -255,8 +289,8 @@ pub async fn heartbeat(
     Ok(n == 1)
 }
 
-/// Stores the result and marks the job succeeded, only while `lease` still holds it. `false`
-/// (and nothing written) when the lease was lost.
+/// Stores the result and marks the job succeeded, with its audit entry, only while `lease`
+/// still holds it. `false` (and nothing written) when the lease was lost.
 pub async fn complete(db: &Db, lease: &Lease, result: &[u8]) -> Result<bool, sqlx::Error> {
     let at = now();
     let mut tx = db.begin_write().await?;
@@ -274,21 +308,34 @@ pub async fn complete(db: &Db, lease: &Lease, result: &[u8]) -> Result<bool, sql
     if n != 1 {
         return Ok(false);
     }
+    let digest = blindsight_crypto::sha256_hex(result);
     sqlx::query(
         "INSERT INTO job_results (job_id, result, result_digest, created_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(&lease.job.job_id)
     .bind(result.to_vec())
-    .bind(blindsight_crypto::sha256_hex(result))
+    .bind(&digest)
     .bind(at)
     .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        db.backend(),
+        Some(&lease.job.tenant_id),
+        &Event::JobSucceeded {
+            job_id: &lease.job.job_id,
+            result_digest: &digest,
+            attempt: lease.job.attempts,
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(true)
 }
 
-/// Records a failed attempt. A `retryable` failure with attempts left puts the job back in the
-/// queue; otherwise it fails for good. `false` when the lease was lost.
+/// Records a failed attempt, with its audit entry. A `retryable` failure with attempts left
+/// puts the job back in the queue; otherwise it fails for good. `false` when the lease was
+/// lost.
 pub async fn fail(
     db: &Db,
     lease: &Lease,
@@ -297,23 +344,37 @@ pub async fn fail(
 ) -> Result<bool, sqlx::Error> {
     let error: String = error.chars().take(500).collect();
     let mut tx = db.begin_write().await?;
-    let n = sqlx::query(
+    let status: Option<String> = sqlx::query_scalar(
         "UPDATE jobs SET \
             status = CASE WHEN $3 = 1 AND attempts < max_attempts THEN 'queued' ELSE 'failed' END, \
             finished_at = CASE WHEN $3 = 1 AND attempts < max_attempts THEN NULL ELSE $5 END, \
             lease_token = NULL, lease_expires = NULL, error = $4 \
-         WHERE job_id = $1 AND lease_token = $2 AND status = 'running'",
+         WHERE job_id = $1 AND lease_token = $2 AND status = 'running' RETURNING status",
     )
     .bind(&lease.job.job_id)
     .bind(&lease.token)
     .bind(i64::from(retryable))
     .bind(&error)
     .bind(now())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(status) = status else {
+        return Ok(false);
+    };
+    audit::append(
+        &mut tx,
+        db.backend(),
+        Some(&lease.job.tenant_id),
+        &Event::JobFailed {
+            job_id: &lease.job.job_id,
+            error: &error,
+            attempt: lease.job.attempts,
+            retry: status == "queued",
+        },
+    )
+    .await?;
     tx.commit().await?;
-    Ok(n == 1)
+    Ok(true)
 }
 
 /// A succeeded job's result.

@@ -11,12 +11,15 @@
 //! - [`jobs`]: the job queue (leases with fencing tokens, bounded attempts); [`compute`]: job
 //!   requests, specs and the FHE work; [`worker`]: the workers that run them.
 //! - [`auth`]: tokens (hashes only), roles, rate limiting and lockout.
+//! - [`audit`]: the hash-chained audit log, signed heads, the signing key and
+//!   [`audit::verify_chain`].
 //! - [`fhe`]: the bounded pool FHE and proof work runs on, and the key cache.
 //! - [`ApiError`]: the one error type, rendered as RFC 7807 problem JSON with stable types.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod compute;
 pub mod config;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use blindsight_server::audit::{AUDIT_KEY_FILE, SigningKey};
 use blindsight_server::http::{AppState, app};
 use blindsight_server::worker::{self, WorkerConfig};
 use blindsight_server::{AdminToken, ServerConfig};
@@ -26,7 +27,7 @@ struct Storage {
     /// the data directory.
     #[arg(long, env = "BLINDSIGHT_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// Directory for the SQLite database (and, later, the audit signing key).
+    /// Directory for the SQLite database and the audit signing key.
     #[arg(long, env = "BLINDSIGHT_DATA_DIR", default_value = "blindsight-data")]
     data_dir: PathBuf,
 }
@@ -65,6 +66,10 @@ struct ServeArgs {
     workers: usize,
     #[command(flatten)]
     lease: LeaseArgs,
+    /// The audit signing key: an Ed25519 private key in PKCS#8 DER form, owner-only (mode
+    /// 0600). Unset: `<data dir>/audit-signing-key.p8`, created on first start.
+    #[arg(long, env = "BLINDSIGHT_AUDIT_KEY_FILE")]
+    audit_key_file: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -185,14 +190,40 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     Ok(config)
 }
 
+/// Loads the operator's audit signing key, or the one under the data directory (created on
+/// first start). Only its public id is ever logged.
+fn audit_key(args: &ServeArgs) -> anyhow::Result<SigningKey> {
+    let (key, path, created) = match &args.audit_key_file {
+        Some(path) => (SigningKey::load(path)?, path.clone(), false),
+        None => {
+            let path = args.storage.data_dir.join(AUDIT_KEY_FILE);
+            let (key, created) = SigningKey::load_or_create(&path)?;
+            (key, path, created)
+        }
+    };
+    tracing::info!(key_id = key.key_id(), path = %path.display(), created, "audit signing key ready");
+    Ok(key)
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = server_config(&args)?;
+    let mut config = server_config(&args)?;
+    let key = audit_key(&args)?;
+    config.audit_key = Some(key.clone());
     let storage = &args.storage;
     let db =
         blindsight_server::open_and_migrate(storage.database_url.as_deref(), &storage.data_dir)
             .await
             .context("couldn't open the database")?;
     tracing::info!(backend = ?db.backend(), version = db.known_version(), "database ready");
+    if blindsight_server::store::audit::record_signing_key(&db, &key)
+        .await
+        .context("couldn't record the audit signing key in the audit log")?
+    {
+        tracing::info!(
+            key_id = key.key_id(),
+            "new audit signing key recorded in the server-wide audit chain"
+        );
+    }
     let state = AppState::new(db.clone(), config);
     let (stop, stopped) = watch::channel(false);
     let workers = tokio::spawn(worker::run(

@@ -321,6 +321,7 @@ pub async fn result(
                 .await?
                 .ok_or_else(|| ApiError::Internal(format!("job {job_id} succeeded without a result")))?;
             tracing::info!(tenant = %caller.tenant_id, job = %job_id, bytes = bytes.len(), "job result downloaded");
+            super::audit::result_downloaded(&state, &caller.tenant_id, &job_id).await?;
             Ok(octets(bytes))
         }
     }

@@ -1,6 +1,7 @@
 //! The `/v1` API handlers, and what every one of them shares: authentication with roles,
 //! bounded body reading and strict JSON parsing.
 
+pub mod audit;
 pub mod jobs;
 pub mod keysets;
 pub mod models;
@@ -11,12 +12,13 @@ pub mod tenants;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::LengthLimitError;
 use serde::de::DeserializeOwned;
 
+use crate::audit::Event;
 use crate::auth::{Role, TokenHash};
 use crate::error::ApiError;
 use crate::http::AppState;
@@ -60,10 +62,35 @@ fn unauthorized(presented: bool) -> ApiError {
     )
 }
 
-/// Runs the address lockout check and, on failure, counts it.
-fn note_failure(state: &AppState, ip: IpAddr) {
-    if let Some(lockout) = state.guard().record_failure(ip) {
+/// Counts a failed authentication against the address, and records it (with the lockout it
+/// may cause) in the server-wide audit chain, in a transaction of its own: the route template,
+/// method and reason only, never the token or the address. The refusal stands even if the
+/// entry cannot be written (that is logged as an error).
+async fn note_failure(state: &AppState, parts: &Parts, ip: IpAddr, presented: bool) {
+    let lockout = state.guard().record_failure(ip);
+    if let Some(lockout) = lockout {
         tracing::warn!(%ip, lockout_s = lockout.as_secs(), "address locked out after repeated failed authentications");
+    }
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let mut events = vec![Event::AuthFailed {
+        route,
+        method: parts.method.as_str(),
+        reason: if presented {
+            "invalid-token"
+        } else {
+            "missing-token"
+        },
+    }];
+    if let Some(lockout) = lockout {
+        events.push(Event::LockedOut {
+            lockout_s: lockout.as_secs(),
+        });
+    }
+    if let Err(e) = store::audit::append_alone(state.db(), None, &events).await {
+        tracing::error!(error = %e, "couldn't write the audit entry of a failed authentication");
     }
 }
 
@@ -102,12 +129,12 @@ impl FromRequestParts<AppState> for Caller {
         let ip = client_ip(parts);
         state.guard().check_address(ip).map_err(locked_out)?;
         let Some(token) = bearer(parts) else {
-            note_failure(state, ip);
+            note_failure(state, parts, ip, false).await;
             return Err(unauthorized(false));
         };
         let hash = TokenHash::of(token);
         let Some((tenant_id, role)) = store::authenticate(state.db(), &hash).await? else {
-            note_failure(state, ip);
+            note_failure(state, parts, ip, true).await;
             return Err(unauthorized(true));
         };
         state.guard().take(hash).map_err(|retry| {
@@ -142,8 +169,9 @@ impl FromRequestParts<AppState> for Admin {
         match bearer(parts) {
             Some(token) if admin.matches(token) => Ok(Admin),
             presented => {
-                note_failure(state, ip);
-                Err(unauthorized(presented.is_some()))
+                let presented = presented.is_some();
+                note_failure(state, parts, ip, presented).await;
+                Err(unauthorized(presented))
             }
         }
     }

@@ -14,6 +14,7 @@ use blindsight_crypto::RecordEnvelope;
 use serde::{Deserialize, Serialize};
 
 use super::{Caller, check_id, octets, read_body};
+use crate::audit::Event;
 use crate::auth::Role;
 use crate::error::ApiError;
 use crate::http::AppState;
@@ -260,7 +261,7 @@ async fn blob(
     caller: &Caller,
     record_id: &str,
     transcript: bool,
-) -> Result<Response, ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     check_id("record id", record_id)?;
     match store::record_blob(state.db(), &caller.tenant_id, record_id, transcript).await? {
         None => Err(ApiError::rejected(
@@ -273,7 +274,7 @@ async fn blob(
             "no-transcript",
             format!("record {record_id:?} was uploaded without a transcript"),
         )),
-        Some(Some(bytes)) => Ok(octets(bytes)),
+        Some(Some(bytes)) => Ok(bytes),
     }
 }
 
@@ -296,10 +297,11 @@ pub async fn proof(
     Path(record_id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Keyholder, Role::Auditor])?;
-    blob(&state, &caller, &record_id, false).await
+    Ok(octets(blob(&state, &caller, &record_id, false).await?))
 }
 
-/// The sealed transcript of a record: only the key holder's transcript key opens it.
+/// The sealed transcript of a record: only the key holder's transcript key opens it. Each
+/// download is recorded in the tenant's audit chain before the bytes are sent.
 #[utoipa::path(
     get,
     path = "/v1/records/{record_id}/transcript",
@@ -318,5 +320,15 @@ pub async fn transcript(
     Path(record_id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Keyholder])?;
-    blob(&state, &caller, &record_id, true).await
+    let bytes = blob(&state, &caller, &record_id, true).await?;
+    store::audit::append_alone(
+        state.db(),
+        Some(&caller.tenant_id),
+        &[Event::TranscriptDownloaded {
+            record_id: &record_id,
+            sealed_transcript_digest: &blindsight_crypto::sha256_hex(&bytes),
+        }],
+    )
+    .await?;
+    Ok(octets(bytes))
 }

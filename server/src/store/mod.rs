@@ -5,6 +5,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::audit::Event;
 use crate::auth::{Role, TokenHash};
 use crate::db::{Db, now};
 
@@ -33,7 +34,8 @@ impl WriteError {
     }
 }
 
-/// Creates a tenant and its tokens (hashes only) in one transaction.
+/// Creates a tenant and its tokens (hashes only) in one transaction, which also starts the
+/// tenant's audit chain.
 pub async fn create_tenant(
     db: &Db,
     tenant_id: &str,
@@ -65,6 +67,13 @@ pub async fn create_tenant(
         .execute(&mut *tx)
         .await?;
     }
+    audit::append(
+        &mut tx,
+        db.backend(),
+        Some(tenant_id),
+        &Event::TenantCreated { min_cohort_size },
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -141,7 +150,8 @@ pub async fn keyset_digest(
         .await
 }
 
-/// Stores a key set unless one is stored under its id (idempotent for the same bundle).
+/// Stores a key set unless one is stored under its id (idempotent for the same bundle), with
+/// its audit entry.
 pub async fn insert_keyset(db: &Db, row: &KeysetRow<'_>) -> Result<KeysetOutcome, sqlx::Error> {
     let mut tx = db.begin_write().await?;
     let existing: Option<String> = sqlx::query_scalar(
@@ -185,6 +195,18 @@ pub async fn insert_keyset(db: &Db, row: &KeysetRow<'_>) -> Result<KeysetOutcome
         }
         Err(e) => return Err(e),
     }
+    audit::append(
+        &mut tx,
+        db.backend(),
+        Some(row.tenant_id),
+        &Event::KeysetRegistered {
+            key_id: row.key_id,
+            parameter_set: row.parameter_set,
+            manifest_fingerprint: row.manifest_fingerprint,
+            bundle_digest: row.bundle_digest,
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(KeysetOutcome::Created)
 }
@@ -238,7 +260,7 @@ pub async fn schema(
         .transpose()
 }
 
-/// Stores a schema definition.
+/// Stores a schema definition, with its audit entry.
 pub async fn insert_schema(
     db: &Db,
     tenant_id: &str,
@@ -260,6 +282,17 @@ pub async fn insert_schema(
     .execute(&mut *tx)
     .await
     .map_err(WriteError::from_insert)?;
+    audit::append(
+        &mut tx,
+        db.backend(),
+        Some(tenant_id),
+        &Event::SchemaRegistered {
+            schema_id,
+            version,
+            digest,
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -292,7 +325,8 @@ pub async fn record_digest(
     .await
 }
 
-/// Stores a verified record; [`WriteError::Exists`] when its id is taken.
+/// Stores a verified record with its audit entry; [`WriteError::Exists`] when its id is
+/// taken.
 pub async fn insert_record(db: &Db, row: &RecordRow<'_>) -> Result<i64, WriteError> {
     let m = row.metadata;
     let recorded_at = m.recorded_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
@@ -316,6 +350,20 @@ pub async fn insert_record(db: &Db, row: &RecordRow<'_>) -> Result<i64, WriteErr
     .fetch_one(&mut *tx)
     .await
     .map_err(WriteError::from_insert)?;
+    audit::append(
+        &mut tx,
+        db.backend(),
+        Some(&m.tenant),
+        &Event::RecordIngested {
+            record_id: &m.record_id,
+            key_id: &m.key_id,
+            schema_id: &m.schema_id,
+            schema_version: m.schema_version,
+            proven_list_digest: row.proven_list_digest,
+            has_transcript: row.sealed_transcript.is_some(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(seq)
 }
@@ -426,6 +474,7 @@ pub async fn record_blob(
     row.map(|r| r.try_get::<Option<Vec<u8>>, _>(0)).transpose()
 }
 
+pub mod audit;
 mod models;
 mod selection;
 

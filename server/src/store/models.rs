@@ -2,7 +2,8 @@
 
 use sqlx::Row;
 
-use super::WriteError;
+use super::{WriteError, audit};
+use crate::audit::Event;
 use crate::db::{Db, now};
 
 /// A stored model.
@@ -58,7 +59,8 @@ pub async fn list_models(db: &Db, tenant_id: &str) -> Result<Vec<ModelRow>, sqlx
     rows.iter().map(from_row).collect()
 }
 
-/// Stores a model; [`WriteError::Exists`] when its id and version are taken.
+/// Stores a model with its audit entry; [`WriteError::Exists`] when its id and version are
+/// taken.
 pub async fn insert_model(
     db: &Db,
     tenant_id: &str,
@@ -82,6 +84,19 @@ pub async fn insert_model(
     .execute(&mut *tx)
     .await
     .map_err(WriteError::from_insert)?;
+    audit::append(
+        &mut tx,
+        db.backend(),
+        Some(tenant_id),
+        &Event::ModelRegistered {
+            model_id: &model.id,
+            version: model.version,
+            schema_id: &model.schema_id,
+            schema_version: model.schema_version,
+            digest,
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

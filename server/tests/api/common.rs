@@ -313,7 +313,9 @@ impl Ctx {
         .await
     }
 
-    /// Every table's rows, as text (blobs as their SHA-256), in a stable order.
+    /// Every table's rows, as text (blobs as their SHA-256), in a stable order. The audit log
+    /// is in it, tenant chains only: the server-wide chain records failed authentications,
+    /// the one kind of refused request that is documented to leave an entry.
     pub(crate) async fn snapshot(&self) -> Snapshot {
         let tables = [
             (
@@ -335,6 +337,14 @@ impl Ctx {
             (
                 "records",
                 "SELECT seq, tenant_id, record_id, proven_list, sealed_transcript FROM records ORDER BY seq",
+            ),
+            (
+                "audit_log",
+                "SELECT chain, seq, kind, body, prev_hash, hash FROM audit_log WHERE chain <> '' ORDER BY chain, seq",
+            ),
+            (
+                "audit_heads",
+                "SELECT chain, seq, hash FROM audit_heads WHERE chain <> '' ORDER BY chain",
             ),
         ];
         let mut out = Vec::new();

@@ -87,6 +87,18 @@ async fn concurrent_workers_lease_each_job_exactly_once() {
             let result = jobs::result(&db, TENANT_A, id).await.unwrap().unwrap();
             assert_eq!(result, id.as_bytes());
         }
+        // Six workers completing at once left one unbroken audit chain, an entry per job
+        // created and per result written.
+        let entries = store::audit::entries(&db, Some(TENANT_A), 0, 1000)
+            .await
+            .unwrap();
+        let (seq, hash) = store::audit::head(&db, Some(TENANT_A)).await.unwrap();
+        let key = ctx.state.audit_key();
+        let head = key.sign_head(Some(TENANT_A), seq, &hash, 0);
+        blindsight_server::audit::verify_chain(Some(TENANT_A), &entries, &head, key.public_key())
+            .unwrap_or_else(|e| panic!("{}: {e}", ctx.name));
+        let count = |kind: &str| entries.iter().filter(|e| e.kind == kind).count();
+        assert_eq!((count("job.created"), count("job.succeeded")), (12, 12));
         ctx.finish().await;
     }
 }

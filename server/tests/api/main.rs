@@ -1,6 +1,7 @@
 //! The server's API, in-process over SQLite and (when `BLINDSIGHT_TEST_POSTGRES_URL` is set)
 //! PostgreSQL: one suite, both backends.
 
+mod audit;
 mod basics;
 mod common;
 mod compute;
