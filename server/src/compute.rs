@@ -3,15 +3,16 @@
 //! a worker runs on a blocking thread.
 //!
 //! Every record a job reads is verified again (its proof, with its own metadata) and expanded
-//! on the worker before any computation, on rayon threads that each hold the tenant's server
-//! key; evaluation is deterministic, so the same spec and key give the same output bytes.
+//! on the worker before any computation, on a rayon pool of the job's own whose threads each
+//! hold the tenant's server key; evaluation is deterministic, so the same spec and key give the same output bytes.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use blindsight_crypto::compute::{
-    AggregateQuery, JobOutput, RiskModel, aggregate_output, risk_output, score_record,
+    AggregateQuery, JobOutput, RiskModel, aggregate_output, pool_with_key, risk_output,
+    score_record,
 };
-use blindsight_crypto::tfhe::{ServerKey, with_server_key_as_context};
+use blindsight_crypto::tfhe::ServerKey;
 use blindsight_crypto::{RecordSchema, Verifier};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -159,17 +160,30 @@ pub fn execute(
     records: &[StoredRecord],
     progress: &AtomicI64,
 ) -> Result<Vec<u8>, ComputeError> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let pool = pool_with_key(key, threads)?;
+    pool.install(|| evaluate(key, verifier, schema, spec, records, progress))
+}
+
+fn evaluate(
+    key: &ServerKey,
+    verifier: &Verifier,
+    schema: &RecordSchema,
+    spec: &JobSpec,
+    records: &[StoredRecord],
+    progress: &AtomicI64,
+) -> Result<Vec<u8>, ComputeError> {
+    // Runs on a pool whose every thread holds `key` (see `pool_with_key`).
     let key_id = spec.request.key_id();
     let expanded = records
         .par_iter()
         .map(|r| {
-            let values = with_server_key_as_context(key.clone(), || {
-                verifier.verify_and_expand(&r.proven_list, schema, &r.metadata)
-            })
-            .map_err(|e| blindsight_crypto::Error::Malformed {
-                what: "stored record",
-                reason: format!("record {:?}: {e}", r.metadata.record_id),
-            })?;
+            let values = verifier
+                .verify_and_expand(&r.proven_list, schema, &r.metadata)
+                .map_err(|e| blindsight_crypto::Error::Malformed {
+                    what: "stored record",
+                    reason: format!("record {:?}: {e}", r.metadata.record_id),
+                })?;
             progress.fetch_add(1, Ordering::Relaxed);
             Ok(values)
         })
@@ -193,13 +207,13 @@ pub fn execute(
                 .iter()
                 .map(|r| r.metadata.record_id.clone())
                 .collect();
-            with_server_key_as_context(key.clone(), || risk_output(&model, &ids, scored))?
+            risk_output(&model, &ids, scored)?
         }
         JobRequest::Aggregate { query, .. } => {
             let compiled = query.compile(schema, expanded.len())?;
             let results = compiled.evaluate(key, &expanded)?;
             progress.fetch_add(expanded.len() as i64, Ordering::Relaxed);
-            with_server_key_as_context(key.clone(), || aggregate_output(&compiled, results))?
+            aggregate_output(&compiled, results)?
         }
     };
     Ok(output.encode(key_id)?)

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use blindsight_benches::{aggregate_workloads, pbs_count, reset_pbs_count, session_record};
-use blindsight_crypto::compute::{crisis_v1, score_record_reference, score_records};
+use blindsight_crypto::compute::{crisis_v1, pool_with_key, score_record_reference, score_records};
 use blindsight_crypto::schemas::session_v1;
 use blindsight_crypto::tfhe::integer::IntegerCiphertext;
 use blindsight_crypto::tfhe::prelude::*;
-use blindsight_crypto::tfhe::{FheUint2, ServerKey, with_server_key_as_context};
+use blindsight_crypto::tfhe::{FheUint2, ServerKey};
 use blindsight_crypto::{EncryptedValue, KeySet, encrypt_values};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -110,20 +110,33 @@ fn secs(d: Duration) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let args = args()?;
+    // Every measurement runs on one pool whose threads hold the server key (as jobs do).
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    eprintln!(
+        "compare: {threads} threads, quick={}; generating a key set…",
+        args.quick
+    );
+    let (secret, public) = KeySet::generate()?.into_parts();
+    let key = public.server_key()?.decompress();
+    let pool = pool_with_key(&key, threads)?;
+    pool.install(|| run(args, threads, &secret, &key))
+}
+
+fn run(
+    args: Args,
+    threads: usize,
+    secret: &blindsight_crypto::SecretKeys,
+    key: &ServerKey,
+) -> anyhow::Result<()> {
     if pbs_count().is_none() {
         anyhow::bail!("built without the pbs-stats feature; run with the default features");
     }
-    let threads = rayon::current_num_threads();
     let say = |msg: String| {
         eprintln!("{msg}");
         let _ = std::io::stderr().flush();
     };
-    say(format!("compare: {threads} threads, quick={}", args.quick));
-    say("generating a key set…".into());
-    let (secret, public) = KeySet::generate()?.into_parts();
-    let key = public.server_key()?.decompress();
     let ck = secret.client_key();
-    let latency = pbs_latency(&key, ck);
+    let latency = pbs_latency(key, ck);
     say(format!(
         "one PBS: {:.2} ms on one thread",
         latency.as_secs_f64() * 1e3
@@ -144,13 +157,13 @@ fn main() -> anyhow::Result<()> {
     let model = crisis_v1().compile(&schema)?;
     let (ours_n, ref_n) = if args.quick { (4, 2) } else { (16, 4) };
     say(format!("risk_score: ours over {ours_n} records…"));
-    let (_, t, pbs) = measure(|| score_records(&key, &model, &records[..ours_n]));
+    let (_, t, pbs) = measure(|| score_records(key, &model, &records[..ours_n]));
     let (ours_t, ours_pbs) = (t / ours_n as u32, pbs / ours_n as u64);
     say(format!("risk_score: straightforward over {ref_n} records…"));
     let (_, t, pbs) = measure(|| {
         records[..ref_n]
             .par_iter()
-            .map(|r| with_server_key_as_context(key.clone(), || score_record_reference(&model, r)))
+            .map(|r| score_record_reference(&model, r))
             .collect::<Result<Vec<_>, _>>()
     });
     let (ref_t, ref_pbs) = (t / ref_n as u32, pbs / ref_n as u64);
@@ -169,17 +182,13 @@ fn main() -> anyhow::Result<()> {
         for &n in sizes {
             let compiled = query.compile(&schema, n)?;
             say(format!("aggregate {name}: ours over {n} records…"));
-            let (out, t, pbs) = measure(|| compiled.evaluate(&key, &records[..n]));
+            let (out, t, pbs) = measure(|| compiled.evaluate(key, &records[..n]));
             out?;
             let straightforward = if n == sizes[0] {
                 say(format!(
                     "aggregate {name}: straightforward over {n} records…"
                 ));
-                let (out, t, pbs) = measure(|| {
-                    with_server_key_as_context(key.clone(), || {
-                        compiled.evaluate_reference(&records[..n])
-                    })
-                });
+                let (out, t, pbs) = measure(|| compiled.evaluate_reference(&records[..n]));
                 out?;
                 Some((t, pbs))
             } else {

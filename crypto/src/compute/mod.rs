@@ -34,6 +34,24 @@ use tfhe::integer::RadixCiphertext;
 
 use crate::Result;
 
+/// A rayon pool of `threads` threads, each holding `key` as its thread-local tfhe server key
+/// from the moment it starts: run a job's work inside [`rayon::ThreadPool::install`] and every
+/// high-level tfhe call (expansion, compression) finds the tenant's key on whatever thread it
+/// lands, while other tenants' jobs use their own pools.
+///
+/// Swapping the thread-local key per task instead (`with_server_key_as_context` inside a
+/// parallel iterator) is unsound with work stealing: a thread inside tfhe's borrow of its key
+/// can pick up another task that swaps the key, and tfhe's `RefCell` panics.
+pub fn pool_with_key(key: &tfhe::ServerKey, threads: usize) -> Result<rayon::ThreadPool> {
+    let key = key.clone();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("fhe-{i}"))
+        .start_handler(move |_| tfhe::set_server_key(key.clone()))
+        .build()
+        .map_err(|e| crate::Error::Fhe(format!("couldn't start the FHE thread pool: {e}")))
+}
+
 /// The function id of aggregate jobs (bumped when the evaluation changes its output).
 pub const AGGREGATE_FUNCTION: &str = "aggregate/v1";
 
