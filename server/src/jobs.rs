@@ -201,17 +201,46 @@ pub async fn get(db: &Db, tenant_id: &str, job_id: &str) -> Result<Option<Job>, 
 /// Marks as failed every job whose last lease expired with no attempts left.
 async fn fail_exhausted(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
     at_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let rows = sqlx::query(
         "UPDATE jobs SET status = 'failed', lease_token = NULL, lease_expires = NULL, finished_at = $2, \
                 error = COALESCE(error, 'the worker stopped') || ' (gave up after ' || CAST(attempts AS TEXT) || ' attempts)' \
-         WHERE status = 'running' AND lease_expires < $1 AND attempts >= max_attempts",
+         WHERE status = 'running' AND lease_expires < $1 AND attempts >= max_attempts \
+         RETURNING job_id, tenant_id, error, attempts",
     )
     .bind(at_ms)
     .bind(at_ms / 1000)
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
+    let mut failed = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<String, _>("tenant_id")?,
+                r.try_get::<String, _>("job_id")?,
+                r.try_get::<Option<String>, _>("error")?.unwrap_or_default(),
+                r.try_get::<i64, _>("attempts")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    // Chain heads are locked in one order (tenant, job), so two claims cannot deadlock.
+    failed.sort();
+    for (tenant, job_id, error, attempt) in &failed {
+        audit::append(
+            tx,
+            backend,
+            Some(tenant),
+            &Event::JobFailed {
+                job_id,
+                error,
+                attempt: *attempt,
+                retry: false,
+            },
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -225,7 +254,7 @@ pub async fn claim(db: &Db, lease_for: Duration) -> Result<Option<Lease>, sqlx::
     let at = now_ms();
     let expires = at + i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 2);
     let mut tx = db.begin_write().await?;
-    fail_exhausted(&mut tx, at).await?;
+    fail_exhausted(&mut tx, db.backend(), at).await?;
     let pick = match db.backend() {
         Backend::Postgres => {
             "SELECT job_id FROM jobs \

@@ -194,6 +194,17 @@ async fn failing_jobs_retry_then_stop_after_their_attempts() {
         let job = jobs::get(db, TENANT_A, "job-d").await.unwrap().unwrap();
         assert_eq!(job.status, JobStatus::Failed);
         assert!(job.error.unwrap().contains("gave up after 2 attempts"));
+        // Giving up is audited like any other failure.
+        let entries = store::audit::entries(db, Some(TENANT_A), 0, 1000)
+            .await
+            .unwrap();
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.kind == "job.failed" && e.body.contains("\"job-d\"")),
+            "{}: no job.failed entry for job-d",
+            ctx.name
+        );
         ctx.finish().await;
     }
 }
