@@ -124,3 +124,64 @@ pub fn aggregate_workloads() -> Vec<(&'static str, blindsight_crypto::compute::A
         ),
     ]
 }
+
+/// [`session_record`] as named values (what `encrypt_record` and the client SDK take).
+pub fn session_values(i: u32) -> RecordValues {
+    blindsight_crypto::schemas::session_v1()
+        .fields
+        .iter()
+        .map(|f| f.name.clone())
+        .zip(session_record(i))
+        .collect()
+}
+
+/// The CPU model and hardware thread count, for the header of a report.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!(
+        "{cpu}, {} hardware threads",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    )
+}
+
+/// The `p`-th percentile (0–100, nearest rank) of `sorted` (ascending); 0 when empty.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Whether this build was optimized (`release`/`bench`) or is the dev profile, where only the
+/// dependencies (tfhe included) are optimized: reports say which they were measured in.
+pub fn profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "dev (dependencies optimized, our crates not)"
+    } else {
+        "release"
+    }
+}
+
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), to tell a quiet machine from a
+/// shared one in a report; `None` where the OS has no such file.
+pub fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = text.split_whitespace().map(str::parse::<f64>);
+    Some([it.next()?.ok()?, it.next()?.ok()?, it.next()?.ok()?])
+}
+
+/// Load averages as `1.23 / 2.34 / 3.45`, or `unknown`.
+pub fn format_load(load: Option<[f64; 3]>) -> String {
+    load.map_or("unknown".into(), |[a, b, c]| {
+        format!("{a:.2} / {b:.2} / {c:.2}")
+    })
+}

@@ -12,12 +12,20 @@
 //! Key holders register risk models ([`Client::register_model`]), queue jobs
 //! ([`Client::create_job`] with a [`JobRequest`]), follow them ([`Client::wait_for_job`]) and
 //! fetch their encrypted outputs ([`Client::job_result`]), which [`crate::results`] decrypts.
+//!
+//! Auditors read the audit log ([`Client::audit_key`], [`Client::audit_head`],
+//! [`Client::audit_entries`]), receipts ([`Client::job_receipt`]), schemas
+//! ([`Client::schemas`]) and public key material ([`Client::keyset_public`],
+//! [`Client::keyset_server_key`]); [`crate::audit`] gathers it all for `blindsight audit
+//! verify`.
 
 use std::time::{Duration, Instant};
 
 use blindsight_crypto::compute::{AggregateQuery, RiskModel};
+use blindsight_crypto::receipt::SignedReceipt;
 use blindsight_crypto::schemas::{SESSION_SCHEMA_ID, SESSION_SCHEMA_VERSION};
 use blindsight_crypto::{AppBundle, RecordEnvelope, RecordMetadata};
+use blindsight_server::audit::{Entry, SignedHead};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use ureq::http::{self, Method};
@@ -505,6 +513,42 @@ struct JobList {
     jobs: Vec<Job>,
 }
 
+/// The key that signs audit heads and receipts, as the server publishes it
+/// (`GET /v1/audit/key`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditKey {
+    /// `ed25519`.
+    pub algorithm: String,
+    /// The 32-byte public key, hex.
+    pub public_key: String,
+    /// SHA-256 of the public key, hex: what signed heads and receipts name.
+    pub key_id: String,
+}
+
+#[derive(Deserialize)]
+struct AuditPage {
+    entries: Vec<Entry>,
+    next_after: Option<i64>,
+}
+
+/// A registered (custom) record schema as the server lists it (`GET /v1/schemas`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SchemaInfo {
+    /// Schema id.
+    pub schema_id: String,
+    /// Schema version.
+    pub version: u32,
+    /// Its JSON definition, exactly as stored.
+    pub definition: String,
+    /// SHA-256 of the definition.
+    pub digest: String,
+}
+
+#[derive(Deserialize)]
+struct SchemaList {
+    schemas: Vec<SchemaInfo>,
+}
+
 /// A connection to one server with one token.
 pub struct Client {
     base: String,
@@ -851,12 +895,98 @@ impl Client {
         Self::json(&self.send(Method::GET, &path, None)?)
     }
 
-    /// A finished job's encrypted output envelope (keyholder token); decrypt it with
-    /// [`crate::results::decrypt`]. Refused with `job-not-finished` while the job is queued or
-    /// running and `job-failed` when it failed.
+    /// A finished job's encrypted output envelope (keyholder or auditor token; the server
+    /// records every download in the audit log); decrypt it with [`crate::results::decrypt`].
+    /// Refused with `job-not-finished` while the job is queued or running and `job-failed`
+    /// when it failed.
     pub fn job_result(&self, job_id: &str) -> Result<Vec<u8>, ApiError> {
         let path = format!("/v1/jobs/{}/result", percent_encode(job_id));
         Ok(self.send(Method::GET, &path, None)?.body)
+    }
+
+    /// The server's base URL, as given to [`Self::new`] (without a trailing `/`).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The published audit signing key (any caller). Refused as [`ApiError::BadResponse`]
+    /// unless its `key_id` is the SHA-256 of its 32-byte public key.
+    pub fn audit_key(&self) -> Result<AuditKey, ApiError> {
+        let key: AuditKey = Self::json(&self.send(Method::GET, "/v1/audit/key", None)?)?;
+        let bytes = hex::decode(&key.public_key)
+            .ok()
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| ApiError::BadResponse("the audit key is not 64 hex digits".into()))?;
+        if blindsight_server::audit::chain::key_id(&bytes) != key.key_id {
+            return Err(ApiError::BadResponse(
+                "the audit key's key_id is not the SHA-256 of its public key".into(),
+            ));
+        }
+        Ok(key)
+    }
+
+    /// The signed head of the caller's audit chain (keyholder or auditor token; the admin
+    /// token reads the server-wide chain).
+    pub fn audit_head(&self) -> Result<SignedHead, ApiError> {
+        Self::json(&self.send(Method::GET, "/v1/audit/head", None)?)
+    }
+
+    /// Every entry of the caller's audit chain, from the first, page by page; `on_page` sees
+    /// how many entries have been read so far after each page.
+    pub fn audit_entries(&self, mut on_page: impl FnMut(usize)) -> Result<Vec<Entry>, ApiError> {
+        let mut out: Vec<Entry> = Vec::new();
+        let mut after = 0i64;
+        loop {
+            let path = format!("/v1/audit?after={after}&limit=1000");
+            let page: AuditPage = Self::json(&self.send(Method::GET, &path, None)?)?;
+            out.extend(page.entries);
+            on_page(out.len());
+            match page.next_after {
+                // A server that does not move forward would keep this loop going for ever.
+                Some(next) if next > after => after = next,
+                Some(next) => {
+                    return Err(ApiError::BadResponse(format!(
+                        "the audit log's next page starts after entry {next}, not after {after}"
+                    )));
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// A key set's app bundle envelope as stored, unpinned, and the manifest fingerprint the
+    /// server sends with it (any tenant token). Apps use [`Self::app_bundle`], which pins;
+    /// auditors check the bytes themselves.
+    pub fn keyset_public(&self, key_id: &str) -> Result<(Vec<u8>, Option<String>), ApiError> {
+        let path = format!("/v1/keysets/{}/public", percent_encode(key_id));
+        let reply = self.send(Method::GET, &path, None)?;
+        let fingerprint = reply
+            .headers
+            .get(MANIFEST_FINGERPRINT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((reply.body, fingerprint))
+    }
+
+    /// A key set's compressed server key as stored (keyholder or auditor token): public
+    /// evaluation material, needed to re-execute jobs.
+    pub fn keyset_server_key(&self, key_id: &str) -> Result<Vec<u8>, ApiError> {
+        let path = format!("/v1/keysets/{}/server-key", percent_encode(key_id));
+        Ok(self.send(Method::GET, &path, None)?.body)
+    }
+
+    /// The tenant's registered schemas (keyholder or auditor token); the built-in ones are
+    /// not listed.
+    pub fn schemas(&self) -> Result<Vec<SchemaInfo>, ApiError> {
+        let reply = self.send(Method::GET, "/v1/schemas", None)?;
+        Ok(Self::json::<SchemaList>(&reply)?.schemas)
+    }
+
+    /// A finished job's signed receipt (keyholder or auditor token); `no-receipt` (404) when
+    /// its result was stored without one.
+    pub fn job_receipt(&self, job_id: &str) -> Result<SignedReceipt, ApiError> {
+        let path = format!("/v1/jobs/{}/receipt", percent_encode(job_id));
+        Self::json(&self.send(Method::GET, &path, None)?)
     }
 
     /// Polls a job until it has succeeded or failed and returns it as it finished (a failed

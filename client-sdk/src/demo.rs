@@ -15,6 +15,9 @@
 //!    transcript for follow-up, and compares every decrypted value with the same computation
 //!    in clear ([`CompiledModel::evaluate_clear`](blindsight_crypto::compute::CompiledModel::evaluate_clear),
 //!    [`AggregateQuery::evaluate_clear`]).
+//! 6. The tenant's auditor, holding nothing secret, runs `audit verify`'s checks over the API
+//!    (chain and signed head, every proof, every receipt, storage, manifests, cohorts); a
+//!    failed check counts as a mismatch.
 //!
 //! [`run`] writes a readable report and returns the counts; the CLI prints
 //! [`Report::summary`] and fails on any mismatch.
@@ -25,6 +28,7 @@ mod server;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use blindsight_crypto::compute::{
@@ -34,6 +38,8 @@ use blindsight_crypto::schemas::session_v1;
 use blindsight_crypto::{KeySet, KeygenStep, Value};
 
 pub use self::cohort::{COHORTS, synthetic_cohort};
+use blindsight_server::audit::verify;
+
 use self::server::EmbeddedServer;
 use crate::api::{
     ApiError, Client, Job, JobRequest, JobStatus, ModelRef, NewTenant, RecordQuery, Selection,
@@ -248,7 +254,7 @@ impl Demo<'_> {
         let server = EmbeddedServer::start(&server_dir, &admin_token)?;
         say!(
             self.out,
-            "[1/7] server: embedded blindsight-server on {} (SQLite in {}, 1 job worker)",
+            "[1/8] server: embedded blindsight-server on {} (SQLite in {}, 1 job worker)",
             server.url(),
             server_dir.display()
         );
@@ -267,7 +273,7 @@ impl Demo<'_> {
         let pin = public.manifest().fingerprint()?;
         say!(
             self.out,
-            "[2/7] key holder: key set {key_id} generated in {} (128-bit TFHE, ZK CRS, X25519)",
+            "[2/8] key holder: key set {key_id} generated in {} (128-bit TFHE, ZK CRS, X25519)",
             secs(t)
         );
         say!(self.out, "      manifest fingerprint {pin}");
@@ -305,7 +311,7 @@ impl Demo<'_> {
         let bundle = app.app_bundle(&key_id, &pin)?;
         say!(
             self.out,
-            "[3/7] app: app bundle loaded, pinned by its manifest fingerprint"
+            "[3/8] app: app bundle loaded, pinned by its manifest fingerprint"
         );
         let sessions = synthetic_cohort(n, self.options.seed);
         let t = Instant::now();
@@ -337,7 +343,7 @@ impl Demo<'_> {
             .collect();
         say!(
             self.out,
-            "[4/7] app: {n} session(s) ({}) encrypted, proven and uploaded in {} ({} KiB each on average; transcripts sealed, lexicon features extracted on the device)",
+            "[4/8] app: {n} session(s) ({}) encrypted, proven and uploaded in {} ({} KiB each on average; transcripts sealed, lexicon features extracted on the device)",
             per_cohort.join(", "),
             secs(t),
             bytes / n / 1024
@@ -368,7 +374,7 @@ impl Demo<'_> {
         let risk_job = self.wait(&keyholder, &risk.job_id, "risk_score (crisis v1)")?;
         say!(
             self.out,
-            "[5/7] server: risk_score job {} ({CRISIS_MODEL_ID} v1) over {} record(s) done{}",
+            "[5/8] server: risk_score job {} ({CRISIS_MODEL_ID} v1) over {} record(s) done{}",
             risk.job_id,
             risk.records,
             took(&risk_job)
@@ -407,7 +413,7 @@ impl Demo<'_> {
         };
         say!(
             self.out,
-            "[6/7] key holder: results decrypted in {} and checked against the plaintext computation",
+            "[6/8] key holder: results decrypted in {} and checked against the plaintext computation",
             secs(t)
         );
         let clear: Vec<Vec<Value>> = sessions.iter().map(clear_values).collect::<Result<_>>()?;
@@ -419,6 +425,9 @@ impl Demo<'_> {
 
         // 6. The transcript of a high-tier record, as the key holder opens it for follow-up.
         self.open_transcript(&keyholder, &tenant.tenant_id, &secret, &rows, &sessions)?;
+
+        // 7. The auditor checks every claim, with public material only.
+        self.audit(&Client::new(server.url(), &tenant.tokens.auditor))?;
 
         let mismatches = self.mismatches.len();
         say!(
@@ -449,6 +458,72 @@ impl Demo<'_> {
             tiers,
             data_dir: self.options.data_dir.clone(),
         })
+    }
+
+    /// Runs `audit verify`'s checks as the tenant's auditor (no re-execution: that is
+    /// `blindsight audit verify --reexecute N`); each failure is a mismatch.
+    fn audit(&mut self, auditor: &Client) -> Result<()> {
+        let t = Instant::now();
+        let key = auditor.audit_key()?;
+        let gathered =
+            crate::audit::fetch_evidence(auditor, &Default::default(), &mut *self.progress);
+        let mut evidence = match gathered {
+            Ok(e) => e,
+            Err(e) => {
+                self.mismatches
+                    .push(format!("audit: couldn't gather the evidence: {e:#}"));
+                return Ok(());
+            }
+        };
+        evidence.trusted_keys = vec![hex::decode(&key.public_key).unwrap_or_default()];
+        // The checks run on their own thread; this one draws their progress.
+        let (done, total) = (AtomicU64::new(0), AtomicU64::new(0));
+        self.progress.begin("audit", 0);
+        let report = std::thread::scope(|scope| {
+            let checks = scope.spawn(|| {
+                verify::verify(&evidence, &verify::Options::default(), &|p| {
+                    done.store(p.done, Ordering::Relaxed);
+                    total.store(p.total, Ordering::Relaxed);
+                })
+            });
+            while !checks.is_finished() {
+                let (d, n) = (done.load(Ordering::Relaxed), total.load(Ordering::Relaxed));
+                self.progress.update(d, n, "checks");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            checks.join()
+        });
+        let Ok(report) = report else {
+            self.progress.end();
+            self.mismatches
+                .push("audit: the checks stopped unexpectedly".into());
+            return Ok(());
+        };
+        self.progress.end();
+        let passed: Vec<String> = report
+            .checks
+            .iter()
+            .filter(|c| c.passed && c.name != "reexecute")
+            .map(|c| format!("{} ({})", c.name, c.checked))
+            .collect();
+        say!(
+            self.out,
+            "[8/8] auditor: {} in {} with public material only: {}",
+            if report.passed {
+                "every claim checked"
+            } else {
+                "claims checked, some FAILED"
+            },
+            secs(t),
+            passed.join(", ")
+        );
+        for check in report.checks.iter().filter(|c| !c.passed) {
+            for failure in &check.failures {
+                self.mismatches
+                    .push(format!("audit {}: {failure}", check.name));
+            }
+        }
+        Ok(())
     }
 
     /// Waits for a job with progress; a failed job is an error.
@@ -653,7 +728,7 @@ impl Demo<'_> {
         let text = String::from_utf8_lossy(&opened);
         say!(
             self.out,
-            "[7/7] key holder: opened the sealed transcript of {} (tier {}, {} bytes) for clinical follow-up:",
+            "[7/8] key holder: opened the sealed transcript of {} (tier {}, {} bytes) for clinical follow-up:",
             row.record_id,
             row.tier,
             opened.len()

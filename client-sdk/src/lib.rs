@@ -8,6 +8,8 @@
 //!   pinned key bundles, problem JSON as typed errors; models and jobs).
 //! - [`results`]: a job's encrypted output, checked against its request, decrypted with the
 //!   key holder's keys, and rendered as a table, CSV or JSON.
+//! - [`audit`]: what `blindsight audit verify` checks, fetched with an auditor token or read
+//!   (read-only) from the server's database.
 //! - [`demo`]: what `blindsight demo` runs: an embedded server, a synthetic cohort recorded,
 //!   scored and aggregated on ciphertext, decrypted and checked against the plaintext
 //!   computation.
@@ -15,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod demo;
 mod error;
 pub mod keystore;

@@ -375,7 +375,7 @@ fn the_demo_runs_from_the_cli_and_leaves_nothing_behind() {
         "{out}"
     );
     assert!(
-        out.contains("[1/7] server: embedded blindsight-server"),
+        out.contains("[1/8] server: embedded blindsight-server"),
         "{out}"
     );
     let err = stderr(&o);

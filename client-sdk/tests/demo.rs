@@ -33,11 +33,12 @@ fn a_small_cohort_decrypts_to_the_plaintext_computation_and_its_data_dir_is_kept
         "demo: records=4 scored=4 aggregates=7 mismatches=0"
     );
     for expected in [
-        "[1/7] server: embedded blindsight-server on http://127.0.0.1:",
+        "[1/8] server: embedded blindsight-server on http://127.0.0.1:",
         "tiers: high 1, moderate 1, low 1, none 1",
         "histogram(phq9_total; [5, 10, 15, 20])",
         "sum(mood_after where phq9_total >= 10)",
-        "[7/7] key holder: opened the sealed transcript of demo-",
+        "[7/8] key holder: opened the sealed transcript of demo-",
+        "[8/8] auditor: every claim checked in ",
         "every decrypted value equals the plaintext computation",
     ] {
         assert!(text.contains(expected), "{expected:?} in\n{text}");

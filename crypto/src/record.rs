@@ -21,7 +21,7 @@ use tfhe::{
 
 use crate::codec::{self, limits};
 use crate::envelope::{Envelope, Kind, decode_parts, encode_parts};
-use crate::keys::AppBundle;
+use crate::keys::{AppBundle, KeyManifest};
 use crate::params::{self, BITS_PER_BLOCK, MAX_RECORD_BITS};
 use crate::schema::{FieldType, RecordSchema, RecordValues, Value};
 use crate::{Error, Result};
@@ -421,6 +421,11 @@ impl Verifier {
     /// The key set this verifier checks against.
     pub fn key_id(&self) -> &str {
         self.bundle.key_id()
+    }
+
+    /// The manifest of that key set (its components' fingerprints).
+    pub fn manifest(&self) -> &KeyManifest {
+        self.bundle.manifest()
     }
 
     /// Decodes and checks a proven list without expanding it: size limit, conformance,

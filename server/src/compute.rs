@@ -12,6 +12,7 @@ use blindsight_crypto::compute::{
     AggregateQuery, JobOutput, RiskModel, aggregate_output, pool_with_key, risk_output,
     score_record,
 };
+use blindsight_crypto::receipt::{RECEIPT_VERSION, Receipt, fft_path, inputs_root};
 use blindsight_crypto::tfhe::ServerKey;
 use blindsight_crypto::{RecordSchema, Verifier};
 use rayon::prelude::*;
@@ -136,6 +137,77 @@ pub struct JobSpec {
     pub model: Option<RiskModel>,
     /// The selected record ids.
     pub records: Vec<String>,
+}
+
+impl JobSpec {
+    /// The function id (`risk_score/<model>-v<version>` or `aggregate/v1`) and, for risk jobs,
+    /// the digest of the model's canonical JSON: what the audit log and receipts name.
+    pub fn function_and_model_digest(&self) -> (String, Option<String>) {
+        match &self.model {
+            Some(model) => (
+                model.function_id(),
+                serde_json::to_string(model)
+                    .ok()
+                    .map(|definition| blindsight_crypto::sha256_hex(definition.as_bytes())),
+            ),
+            None => (
+                blindsight_crypto::compute::AGGREGATE_FUNCTION.to_owned(),
+                None,
+            ),
+        }
+    }
+}
+
+/// The server build that signs receipts: the package version, and the build id the release
+/// pipeline sets in `BLINDSIGHT_BUILD_ID` when it compiles the server (e.g. a commit hash).
+pub fn build_id() -> String {
+    match option_env!("BLINDSIGHT_BUILD_ID") {
+        Some(id) if !id.is_empty() => {
+            format!("blindsight-server/{}+{id}", env!("CARGO_PKG_VERSION"))
+        }
+        _ => format!("blindsight-server/{}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// What a job's receipt states, for a job that read `records` (in the spec's order) with the
+/// server key whose manifest fingerprint is `server_key_fingerprint` and produced `output`.
+/// The input digests are taken over the bytes the job computed on.
+pub fn receipt(
+    job: &crate::jobs::Job,
+    spec: &JobSpec,
+    records: &[StoredRecord],
+    server_key_fingerprint: &str,
+    output: &[u8],
+    at: i64,
+) -> Receipt {
+    let (function, model_digest) = spec.function_and_model_digest();
+    let digests: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.metadata.record_id.clone(),
+                blindsight_crypto::sha256_hex(&r.proven_list),
+            )
+        })
+        .collect();
+    Receipt {
+        version: RECEIPT_VERSION,
+        job_id: job.job_id.clone(),
+        tenant_id: job.tenant_id.clone(),
+        kind: job.kind.clone(),
+        function,
+        spec_digest: blindsight_crypto::sha256_hex(job.spec.as_bytes()),
+        model_digest,
+        key_id: job.key_id.clone(),
+        server_key_fingerprint: server_key_fingerprint.to_owned(),
+        parameter_set: blindsight_crypto::PARAMETER_SET_ID.to_owned(),
+        fft: fft_path().to_owned(),
+        inputs: records.len() as u64,
+        inputs_root: inputs_root(digests.iter().map(|(i, d)| (i.as_str(), d.as_str()))),
+        output_digest: blindsight_crypto::sha256_hex(output),
+        build: build_id(),
+        at,
+    }
 }
 
 /// Why a job's computation failed.

@@ -8,6 +8,8 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyPool, Transaction};
 
+use crate::audit::SigningKey;
+
 /// The SQLite migrations.
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 /// The PostgreSQL migrations (same versions, same meaning).
@@ -84,6 +86,7 @@ pub enum DbError {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    signer: Option<SigningKey>,
 }
 
 /// Creates the data directory (owner-only on Unix when this call creates it; an existing
@@ -149,7 +152,24 @@ impl Db {
                 .execute(&pool)
                 .await?;
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            signer: None,
+        })
+    }
+
+    /// This handle with the audit signing key: every append then stores the chain's new head
+    /// with its signature, so a database can be verified offline (`blindsight audit verify
+    /// --db`). Without one, heads are stored unsigned.
+    pub fn with_signer(mut self, key: SigningKey) -> Self {
+        self.signer = Some(key);
+        self
+    }
+
+    /// The audit signing key this handle signs heads with, if any.
+    pub fn signer(&self) -> Option<&SigningKey> {
+        self.signer.as_ref()
     }
 
     /// The pool.

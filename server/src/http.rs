@@ -94,6 +94,8 @@ impl AppState {
                 key
             }
         };
+        // Every chain head this state's handlers move is stored signed.
+        let db = db.with_signer(audit_key.clone());
         Self(Arc::new(Inner {
             audit_key,
             guard: Guard::new(config.guard.clone()),
@@ -208,7 +210,9 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(api::tenants::create))
         .routes(routes!(api::keysets::register))
         .routes(routes!(api::keysets::public))
+        .routes(routes!(api::keysets::get_server_key))
         .routes(routes!(api::schemas::register))
+        .routes(routes!(api::schemas::list))
         .routes(routes!(api::records::create, api::records::list))
         .routes(routes!(api::records::proof))
         .routes(routes!(api::records::transcript))
@@ -216,6 +220,7 @@ fn routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(api::jobs::create, api::jobs::list))
         .routes(routes!(api::jobs::get))
         .routes(routes!(api::jobs::result))
+        .routes(routes!(api::jobs::receipt))
         .routes(routes!(api::jobs::events))
         .routes(routes!(api::audit::key))
         .routes(routes!(api::audit::head))

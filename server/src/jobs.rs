@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use blindsight_crypto::receipt::SignedReceipt;
+
 use crate::audit::Event;
 use crate::db::{Backend, Db, now};
 use crate::store::audit;
@@ -140,18 +142,9 @@ fn job_from_row(r: &sqlx::any::AnyRow) -> Result<Job, sqlx::Error> {
 /// from it.
 pub async fn create(db: &Db, job: &NewJob<'_>) -> Result<(), sqlx::Error> {
     let spec = serde_json::from_str::<crate::compute::JobSpec>(job.spec).ok();
-    let (function, model_digest) = match spec.as_ref().map(|s| &s.model) {
+    let (function, model_digest) = match spec.as_ref().map(|s| s.function_and_model_digest()) {
         None => (None, None),
-        Some(Some(model)) => (
-            Some(model.function_id()),
-            serde_json::to_string(model)
-                .ok()
-                .map(|definition| blindsight_crypto::sha256_hex(definition.as_bytes())),
-        ),
-        Some(None) => (
-            Some(blindsight_crypto::compute::AGGREGATE_FUNCTION.to_owned()),
-            None,
-        ),
+        Some((function, model_digest)) => (Some(function), model_digest),
     };
     let spec_digest = blindsight_crypto::sha256_hex(job.spec.as_bytes());
     let mut tx = db.begin_write().await?;
@@ -170,7 +163,7 @@ pub async fn create(db: &Db, job: &NewJob<'_>) -> Result<(), sqlx::Error> {
     .await?;
     audit::append(
         &mut tx,
-        db.backend(),
+        db,
         Some(job.tenant_id),
         &Event::JobCreated {
             job_id: job.job_id,
@@ -201,7 +194,7 @@ pub async fn get(db: &Db, tenant_id: &str, job_id: &str) -> Result<Option<Job>, 
 /// Marks as failed every job whose last lease expired with no attempts left.
 async fn fail_exhausted(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    backend: Backend,
+    db: &Db,
     at_ms: i64,
 ) -> Result<(), sqlx::Error> {
     let rows = sqlx::query(
@@ -230,7 +223,7 @@ async fn fail_exhausted(
     for (tenant, job_id, error, attempt) in &failed {
         audit::append(
             tx,
-            backend,
+            db,
             Some(tenant),
             &Event::JobFailed {
                 job_id,
@@ -254,7 +247,7 @@ pub async fn claim(db: &Db, lease_for: Duration) -> Result<Option<Lease>, sqlx::
     let at = now_ms();
     let expires = at + i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 2);
     let mut tx = db.begin_write().await?;
-    fail_exhausted(&mut tx, db.backend(), at).await?;
+    fail_exhausted(&mut tx, db, at).await?;
     let pick = match db.backend() {
         Backend::Postgres => {
             "SELECT job_id FROM jobs \
@@ -318,10 +311,22 @@ pub async fn heartbeat(
     Ok(n == 1)
 }
 
-/// Stores the result and marks the job succeeded, with its audit entry, only while `lease`
-/// still holds it. `false` (and nothing written) when the lease was lost.
-pub async fn complete(db: &Db, lease: &Lease, result: &[u8]) -> Result<bool, sqlx::Error> {
+/// Stores the result and its signed receipt and marks the job succeeded, with its audit
+/// entry (naming the result's and the receipt's digests), only while `lease` still holds it.
+/// `false` (and nothing written) when the lease was lost. Workers always pass a receipt; a
+/// result stored without one is reported by `blindsight audit verify`.
+pub async fn complete(
+    db: &Db,
+    lease: &Lease,
+    result: &[u8],
+    receipt: Option<&SignedReceipt>,
+) -> Result<bool, sqlx::Error> {
     let at = now();
+    let receipt = receipt
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| sqlx::Error::Protocol(format!("couldn't encode the receipt: {e}")))?;
+    let receipt_digest = receipt.as_deref().map(SignedReceipt::digest_of);
     let mut tx = db.begin_write().await?;
     let n = sqlx::query(
         "UPDATE jobs SET status = 'succeeded', lease_token = NULL, lease_expires = NULL, finished_at = $3, \
@@ -339,27 +344,47 @@ pub async fn complete(db: &Db, lease: &Lease, result: &[u8]) -> Result<bool, sql
     }
     let digest = blindsight_crypto::sha256_hex(result);
     sqlx::query(
-        "INSERT INTO job_results (job_id, result, result_digest, created_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO job_results (job_id, result, result_digest, created_at, receipt) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&lease.job.job_id)
     .bind(result.to_vec())
     .bind(&digest)
     .bind(at)
+    .bind(receipt.as_deref())
     .execute(&mut *tx)
     .await?;
     audit::append(
         &mut tx,
-        db.backend(),
+        db,
         Some(&lease.job.tenant_id),
         &Event::JobSucceeded {
             job_id: &lease.job.job_id,
             result_digest: &digest,
+            receipt_digest: receipt_digest.as_deref(),
             attempt: lease.job.attempts,
         },
     )
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// A tenant's job's signed receipt (the stored JSON). `None` when the job has no stored
+/// result, or its result has no receipt.
+pub async fn receipt(
+    db: &Db,
+    tenant_id: &str,
+    job_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let found: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT r.receipt FROM job_results r JOIN jobs j ON j.job_id = r.job_id \
+         WHERE j.tenant_id = $1 AND r.job_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(job_id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(found.flatten())
 }
 
 /// Records a failed attempt, with its audit entry. A `retryable` failure with attempts left
@@ -392,7 +417,7 @@ pub async fn fail(
     };
     audit::append(
         &mut tx,
-        db.backend(),
+        db,
         Some(&lease.job.tenant_id),
         &Event::JobFailed {
             job_id: &lease.job.job_id,

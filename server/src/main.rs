@@ -9,7 +9,7 @@ use anyhow::Context;
 use blindsight_server::audit::{AUDIT_KEY_FILE, SigningKey};
 use blindsight_server::http::{AppState, app};
 use blindsight_server::worker::{self, WorkerConfig};
-use blindsight_server::{AdminToken, ServerConfig};
+use blindsight_server::{AdminToken, Db, ServerConfig};
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::watch;
 
@@ -66,8 +66,17 @@ struct ServeArgs {
     workers: usize,
     #[command(flatten)]
     lease: LeaseArgs,
-    /// The audit signing key: an Ed25519 private key in PKCS#8 DER form, owner-only (mode
-    /// 0600). Unset: `<data dir>/audit-signing-key.p8`, created on first start.
+    #[command(flatten)]
+    audit: AuditKeyArgs,
+}
+
+/// The audit signing key.
+#[derive(Args, Clone)]
+struct AuditKeyArgs {
+    /// The audit signing key (signs chain heads and job receipts): an Ed25519 private key in
+    /// PKCS#8 DER form, owner-only (mode 0600). Unset: `<data dir>/audit-signing-key.p8`,
+    /// created on first start. Every `serve` and `worker` process on one database should use
+    /// the same key.
     #[arg(long, env = "BLINDSIGHT_AUDIT_KEY_FILE")]
     audit_key_file: Option<PathBuf>,
 }
@@ -101,6 +110,8 @@ struct WorkerArgs {
     key_cache_mib: u64,
     #[command(flatten)]
     lease: LeaseArgs,
+    #[command(flatten)]
+    audit: AuditKeyArgs,
 }
 
 #[derive(Subcommand)]
@@ -192,11 +203,11 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
 
 /// Loads the operator's audit signing key, or the one under the data directory (created on
 /// first start). Only its public id is ever logged.
-fn audit_key(args: &ServeArgs) -> anyhow::Result<SigningKey> {
+fn audit_key(args: &AuditKeyArgs, storage: &Storage) -> anyhow::Result<SigningKey> {
     let (key, path, created) = match &args.audit_key_file {
         Some(path) => (SigningKey::load(path)?, path.clone(), false),
         None => {
-            let path = args.storage.data_dir.join(AUDIT_KEY_FILE);
+            let path = storage.data_dir.join(AUDIT_KEY_FILE);
             let (key, created) = SigningKey::load_or_create(&path)?;
             (key, path, created)
         }
@@ -205,17 +216,16 @@ fn audit_key(args: &ServeArgs) -> anyhow::Result<SigningKey> {
     Ok(key)
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = server_config(&args)?;
-    let key = audit_key(&args)?;
-    config.audit_key = Some(key.clone());
-    let storage = &args.storage;
+/// Opens and migrates the database with the audit signing key, and records the key in the
+/// server-wide chain if it is new.
+async fn open_signed(storage: &Storage, key: &SigningKey) -> anyhow::Result<Db> {
     let db =
         blindsight_server::open_and_migrate(storage.database_url.as_deref(), &storage.data_dir)
             .await
-            .context("couldn't open the database")?;
+            .context("couldn't open the database")?
+            .with_signer(key.clone());
     tracing::info!(backend = ?db.backend(), version = db.known_version(), "database ready");
-    if blindsight_server::store::audit::record_signing_key(&db, &key)
+    if blindsight_server::store::audit::record_signing_key(&db, key)
         .await
         .context("couldn't record the audit signing key in the audit log")?
     {
@@ -224,6 +234,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "new audit signing key recorded in the server-wide audit chain"
         );
     }
+    Ok(db)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = server_config(&args)?;
+    let key = audit_key(&args.audit, &args.storage)?;
+    config.audit_key = Some(key.clone());
+    let db = open_signed(&args.storage, &key).await?;
     let state = AppState::new(db.clone(), config);
     let (stop, stopped) = watch::channel(false);
     let workers = tokio::spawn(worker::run(
@@ -252,12 +270,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn work(args: WorkerArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.workers >= 1, "--workers must be at least 1");
-    let storage = &args.storage;
-    let db =
-        blindsight_server::open_and_migrate(storage.database_url.as_deref(), &storage.data_dir)
-            .await
-            .context("couldn't open the database")?;
+    // Workers sign job receipts: with the same key as the API processes.
+    let key = audit_key(&args.audit, &args.storage)?;
+    let db = open_signed(&args.storage, &key).await?;
     let mut config = ServerConfig::new();
+    config.audit_key = Some(key);
     config.limits.key_cache_bytes = args.key_cache_mib << 20;
     let state = AppState::new(db.clone(), config);
     let (stop, stopped) = watch::channel(false);

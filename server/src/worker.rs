@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use blindsight_crypto::receipt::Receipt;
 use tokio::sync::watch;
 
 use crate::api::keysets;
@@ -108,7 +109,10 @@ async fn process(
     let outcome = run_job(state, config, &lease, stop).await;
     let db = state.db();
     let written = match outcome {
-        Ok(Some(result)) => jobs::complete(db, &lease, &result).await,
+        Ok(Some(Done { output, receipt })) => {
+            let signed = state.audit_key().sign_receipt(&receipt);
+            jobs::complete(db, &lease, &output, Some(&signed)).await
+        }
         Ok(None) => {
             tracing::info!(job = %job_id, "shutting down: job given back to the queue");
             jobs::release(db, &lease).await
@@ -129,13 +133,19 @@ async fn process(
     }
 }
 
+/// A job's output and what its receipt states.
+struct Done {
+    output: Vec<u8>,
+    receipt: Receipt,
+}
+
 /// Runs one leased job. `Ok(None)`: stopped for shutdown.
 async fn run_job(
     state: &AppState,
     config: &WorkerConfig,
     lease: &Lease,
     stop: &mut watch::Receiver<bool>,
-) -> Result<Option<Vec<u8>>, Failure> {
+) -> Result<Option<Done>, Failure> {
     let job = &lease.job;
     let spec: JobSpec = serde_json::from_str(&job.spec).map_err(|e| {
         Failure::permanent(format!("the job spec is not one this server reads: {e}"))
@@ -184,15 +194,26 @@ async fn run_job(
     let beat = (config.lease / 3).min(Duration::from_secs(2));
     let mut work = {
         let progress = Arc::clone(&progress);
+        let job = job.clone();
         tokio::task::spawn_blocking(move || {
-            compute::execute(&key, &verifier, &schema, &spec, &records, &progress)
+            let output = compute::execute(&key, &verifier, &schema, &spec, &records, &progress)?;
+            let fingerprint = &verifier.manifest().fingerprints.server_key;
+            let receipt = compute::receipt(
+                &job,
+                &spec,
+                &records,
+                fingerprint,
+                &output,
+                crate::db::now(),
+            );
+            Ok::<_, ComputeError>(Done { output, receipt })
         })
     };
     loop {
         tokio::select! {
             done = &mut work => {
                 return match done {
-                    Ok(Ok(bytes)) => Ok(Some(bytes)),
+                    Ok(Ok(done)) => Ok(Some(done)),
                     Ok(Err(ComputeError::Refused(e))) => Err(Failure::permanent(e.to_string())),
                     Ok(Err(e @ ComputeError::Spec(_))) => Err(Failure::permanent(e.to_string())),
                     Err(e) => Err(Failure::transient(format!("the computation stopped unexpectedly: {e}"))),

@@ -9,12 +9,15 @@ use anyhow::Context;
 use blindsight_client::api::{
     ApiError, Client, Job, JobRequest, JobStatus, ModelRef, RecordQuery, Selection, Uploaded,
 };
+use blindsight_client::audit::{self, DbSource, FetchOptions};
 use blindsight_client::demo::{self, Progress as _};
 use blindsight_client::session::Session;
 use blindsight_client::{keystore, results};
 use blindsight_crypto::compute::{AggregateQuery, CRISIS_MODEL_ID, RiskModel};
 use blindsight_crypto::{DEFAULT_ITERATIONS, KeySet, SecretKeys};
-use clap::{Args, Parser, Subcommand};
+use blindsight_server::audit::verify;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -76,6 +79,9 @@ enum Command {
     /// Sealed transcripts.
     #[command(subcommand)]
     Transcript(TranscriptCommand),
+    /// Check the server's privacy claims (auditor token, or the server's database).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Register a risk model (a JSON file: id, version, schema_id, schema_version, weights,
     /// thresholds, rules) with the server (keyholder token). Models are immutable: change one
     /// by registering a new version.
@@ -198,6 +204,38 @@ enum TranscriptCommand {
         #[arg(long, env = "BLINDSIGHT_KEYSTORE")]
         keystore: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify every privacy claim; exits non-zero when any check fails.
+    ///
+    /// Checks the audit chains and their signed heads, every record's proof, every job's signed
+    /// receipt (and, with --reexecute, jobs run again), what is stored, the key sets' manifests
+    /// and the minimum cohorts. Reads a tenant's evidence over the API (--url and an auditor
+    /// token) or a whole server's from its database (--db), and prints the report on stdout.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Read the server's database instead of its API: the data directory, its SQLite file
+    /// (opened read-only) or a postgres:// URL. Never migrated.
+    #[arg(long, value_name = "PATH|URL")]
+    db: Option<String>,
+    /// A published audit key to trust (repeat for keys it was rotated from): 64 hex digits,
+    /// or a file holding them or the JSON of GET /v1/audit/key.
+    #[arg(long = "audit-key", value_name = "HEX|FILE")]
+    audit_keys: Vec<String>,
+    /// Re-execute this many succeeded jobs, sampled at random, and compare their outputs with
+    /// the receipts (slow: FHE work; fetches the server keys).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    reexecute: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The optional JSON config file (`--config`, `BLINDSIGHT_CONFIG`): defaults for the flags
@@ -882,9 +920,34 @@ fn show_results(
     Ok(())
 }
 
+/// An error that carries its own hint (printed as `error: …; hint: …`).
+#[derive(Debug)]
+struct Hinted {
+    message: String,
+    hint: String,
+}
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Hinted {
+        message: message.into(),
+        hint: hint.into(),
+    })
+}
+
 /// A hint for errors the user can act on, by the server's problem slug.
 fn hint(err: &anyhow::Error) -> Option<String> {
     for cause in err.chain() {
+        if let Some(h) = cause.downcast_ref::<Hinted>() {
+            return Some(h.hint.clone());
+        }
         let api = cause.downcast_ref::<ApiError>().or_else(|| {
             match cause.downcast_ref::<blindsight_client::Error>() {
                 Some(blindsight_client::Error::Api(e)) => Some(e),
@@ -926,8 +989,232 @@ fn hint(err: &anyhow::Error) -> Option<String> {
     None
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// The server's problem slug in an error's chain, if the server refused.
+fn refusal_slug(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(|cause| {
+        let api = cause.downcast_ref::<ApiError>().or_else(|| {
+            match cause.downcast_ref::<blindsight_client::Error>() {
+                Some(blindsight_client::Error::Api(e)) => Some(e),
+                _ => None,
+            }
+        })?;
+        api.slug().map(str::to_owned)
+    })
+}
+
+/// Plain progress lines (when stderr is not a terminal) at most every tenth of a step.
+struct Throttled {
+    inner: StderrProgress,
+    terminal: bool,
+    what: String,
+    decile: Option<u64>,
+}
+
+impl Throttled {
+    fn new() -> Self {
+        Self {
+            inner: StderrProgress::default(),
+            terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            what: String::new(),
+            decile: None,
+        }
+    }
+}
+
+impl demo::Progress for Throttled {
+    fn begin(&mut self, what: &str, total: u64) {
+        self.what = what.to_owned();
+        self.decile = None;
+        if self.terminal {
+            self.inner.begin(what, total);
+        } else {
+            eprintln!("{what}…");
+        }
+    }
+
+    fn update(&mut self, done: u64, total: u64, note: &str) {
+        if self.terminal {
+            self.inner.update(done, total, note);
+            return;
+        }
+        let decile = (done * 10).checked_div(total).unwrap_or(0);
+        if total > 0 && self.decile != Some(decile) {
+            self.decile = Some(decile);
+            eprintln!("{}: {done}/{total}", self.what);
+        }
+    }
+
+    fn end(&mut self) {
+        self.inner.end();
+    }
+}
+
+/// The verification checks' progress: a bar per check on a terminal, plain lines otherwise.
+#[derive(Default)]
+struct CheckProgress {
+    state: std::sync::Mutex<CheckState>,
+}
+
+#[derive(Default)]
+struct CheckState {
+    check: String,
+    bar: Option<indicatif::ProgressBar>,
+    decile: Option<u64>,
+}
+
+impl CheckProgress {
+    fn update(&self, p: verify::Progress<'_>) {
+        let Ok(mut s) = self.state.lock() else { return };
+        if s.check != p.check {
+            if let Some(bar) = s.bar.take() {
+                bar.finish_and_clear();
+            }
+            s.check = p.check.to_owned();
+            s.decile = None;
+            let bar = progress(
+                usize::try_from(p.total).unwrap_or(usize::MAX),
+                &format!("check {}", p.check),
+            );
+            s.bar = (!bar.is_hidden()).then_some(bar);
+        }
+        match &s.bar {
+            Some(bar) => {
+                bar.set_length(p.total);
+                bar.set_position(p.done);
+            }
+            None => {
+                let decile = (p.done * 10).checked_div(p.total).unwrap_or(10);
+                if s.decile != Some(decile) {
+                    s.decile = Some(decile);
+                    eprintln!("check {}: {}/{}", p.check, p.done, p.total);
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some(bar) = s.bar.take()
+        {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `blindsight audit verify`: the evidence from the API or the database, the checks, the
+/// report. `matches` tells flags given on the command line from the environment's.
+fn audit_verify(args: &VerifyArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> {
+    let on_command_line =
+        |id: &str| matches.and_then(|m| m.value_source(id)) == Some(ValueSource::CommandLine);
+    let mut keys = args
+        .audit_keys
+        .iter()
+        .map(|k| audit::parse_audit_key(k))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut fetching = Throttled::new();
+    let mut evidence = match &args.db {
+        Some(db) => {
+            if let Some(flag) = ["url", "token", "config"]
+                .into_iter()
+                .find(|id| on_command_line(id))
+            {
+                return Err(hinted(
+                    format!("--db and --{flag} name two sources to audit"),
+                    "audit either a server's API (--url with an auditor token) or its database (--db), not both",
+                ));
+            }
+            let source = DbSource::parse(db)?;
+            if keys.is_empty() {
+                return Err(hinted(
+                    format!(
+                        "no audit key to check the signatures in {} against",
+                        source.describe()
+                    ),
+                    "pass the published key: --audit-key <hex or file from GET /v1/audit/key>",
+                ));
+            }
+            audit::load_evidence(&source, &mut fetching)?
+        }
+        None => {
+            let config = args.server.config()?;
+            if args.server.url.is_none() && config.url.is_none() {
+                return Err(hinted(
+                    "nothing to audit: no server URL and no database",
+                    "pass --url (or BLINDSIGHT_URL) with an auditor token in BLINDSIGHT_TOKEN, or --db <data directory, SQLite file or postgres:// URL>",
+                ));
+            }
+            let client = args.server.client(&config)?;
+            if keys.is_empty() {
+                let key = client
+                    .audit_key()
+                    .context("couldn't read the server's audit key (GET /v1/audit/key)")?;
+                eprintln!(
+                    "warning: trusting audit key {} as served by the server being audited; pin the published key with --audit-key",
+                    key.key_id
+                );
+                keys.push(hex::decode(&key.public_key)?);
+            }
+            let options = FetchOptions {
+                reexecute: args.reexecute,
+            };
+            audit::fetch_evidence(&client, &options, &mut fetching).map_err(|e| {
+                if refusal_slug(&e).as_deref() == Some("forbidden") {
+                    hinted(
+                        format!("{e:#}"),
+                        "audit verify needs the tenant's auditor (or keyholder) token in BLINDSIGHT_TOKEN",
+                    )
+                } else {
+                    e
+                }
+            })?
+        }
+    };
+    evidence.trusted_keys = keys;
+    let bars = CheckProgress::default();
+    let options = verify::Options {
+        reexecute: args.reexecute,
+    };
+    let report = verify::verify(&evidence, &options, &|p| bars.update(p));
+    bars.finish();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let text = report.render();
+        print!("{text}");
+        if !text.ends_with('\n') {
+            println!();
+        }
+    }
+    if report.passed {
+        return Ok(());
+    }
+    let first = report
+        .first_failure
+        .as_deref()
+        .unwrap_or("a check failed")
+        .replace(['\n', '\r'], " ");
+    let failed = report.checks.iter().find(|c| !c.passed).map(|c| c.name);
+    Err(hinted(
+        format!("audit verification failed: {first}"),
+        match failed {
+            Some("chain" | "receipts") => {
+                "every failure is listed in the report on stdout; heads and receipts must be signed by a key given with --audit-key (the one the operator published, and any it was rotated from)"
+            }
+            _ => {
+                "every failure is listed in the report on stdout (--json for a machine-readable one)"
+            }
+        },
+    ))
+}
+
+fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
     match cli.command {
+        Command::Audit(AuditCommand::Verify(args)) => {
+            let verify = matches
+                .subcommand_matches("audit")
+                .and_then(|m| m.subcommand_matches("verify"));
+            audit_verify(&args, verify)
+        }
         Command::Demo {
             records,
             seed,
@@ -998,7 +1285,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match run(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             match hint(&e) {

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use blindsight_server::audit::SigningKey;
 use blindsight_server::http::{AppState, app};
 use blindsight_server::worker::{self, WorkerConfig};
 use blindsight_server::{AdminToken, ServerConfig};
@@ -44,20 +45,29 @@ impl EmbeddedServer {
             .spawn(move || {
                 runtime.block_on(async move {
                     let opened = async {
+                        // The audit signing key lives beside the database, as with `serve`,
+                        // so a kept data directory can be audited offline later.
+                        let key_file = dir.join(blindsight_server::audit::AUDIT_KEY_FILE);
+                        let (key, _) = SigningKey::load_or_create(&key_file)
+                            .map_err(|e| format!("couldn't load the audit signing key: {e}"))?;
                         let db = blindsight_server::open_and_migrate(None, &dir)
                             .await
                             .map_err(|e| {
                                 format!("couldn't open the database in {}: {e}", dir.display())
-                            })?;
+                            })?
+                            .with_signer(key.clone());
+                        blindsight_server::store::audit::record_signing_key(&db, &key)
+                            .await
+                            .map_err(|e| format!("couldn't record the audit signing key: {e}"))?;
                         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
                             .await
                             .map_err(|e| format!("couldn't listen on 127.0.0.1: {e}"))?;
                         let addr = listener
                             .local_addr()
                             .map_err(|e| format!("couldn't read the listening address: {e}"))?;
-                        Ok::<_, String>((db, listener, addr))
+                        Ok::<_, String>((db, key, listener, addr))
                     };
-                    let (db, listener, addr) = match opened.await {
+                    let (db, key, listener, addr) = match opened.await {
                         Ok(opened) => opened,
                         Err(e) => {
                             let _ = started_tx.send(Err(e));
@@ -66,6 +76,7 @@ impl EmbeddedServer {
                     };
                     let mut config = ServerConfig::new();
                     config.admin_token = Some(admin);
+                    config.audit_key = Some(key);
                     let state = AppState::new(db.clone(), config);
                     state.set_ready(true);
                     let workers = WorkerConfig {

@@ -125,3 +125,48 @@ fn aggregates_decrypt_to_the_clear_reference_both_ways() {
         .collect();
     assert_eq!(reference, decrypted);
 }
+
+/// Receipts promise that anyone can re-execute a job and get the same output bytes: the
+/// evaluation must not depend on how many threads run it (no reduction shaped by work
+/// stealing, no randomness).
+#[test]
+fn outputs_are_byte_identical_whatever_the_thread_count() {
+    use blindsight_crypto::compute::pool_with_key;
+
+    let schema = session_v1();
+    let model = crisis_v1().compile(&schema).unwrap();
+    let encrypted: Vec<_> = records(3).iter().map(|v| encrypt(&schema, v)).collect();
+    let ids: Vec<String> = (0..3).map(|i| format!("rec-{i}")).collect();
+    let query: AggregateQuery = serde_json::from_str(
+        r#"{"aggregates": [{"op": "count"}, {"op": "min", "field": "mood_after"},
+            {"op": "mean", "field": "phq9_total"}]}"#,
+    )
+    .unwrap();
+    let compiled = query.compile(&schema, encrypted.len()).unwrap();
+    let key = server_key();
+    let run = |threads: usize| {
+        pool_with_key(&key, threads).unwrap().install(|| {
+            let scored = score_records(&key, &model, &encrypted).unwrap();
+            let risk = risk_output(&model, &ids, scored)
+                .unwrap()
+                .encode("ks")
+                .unwrap();
+            let aggregates =
+                aggregate_output(&compiled, compiled.evaluate(&key, &encrypted).unwrap())
+                    .unwrap()
+                    .encode("ks")
+                    .unwrap();
+            (risk, aggregates)
+        })
+    };
+    let (one_risk, one_agg) = run(1);
+    let (many_risk, many_agg) = run(3);
+    assert!(
+        one_risk == many_risk,
+        "risk output differs between 1 and 3 threads"
+    );
+    assert!(
+        one_agg == many_agg,
+        "aggregate output differs between 1 and 3 threads"
+    );
+}

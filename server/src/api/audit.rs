@@ -87,7 +87,8 @@ pub async fn key(State(state): State<AppState>) -> Json<AuditKey> {
 }
 
 /// The signed head of the caller's chain: how many entries it holds and the last one's hash,
-/// signed now (docs/FORMATS.md gives the signed bytes).
+/// as signed when the chain last moved (docs/FORMATS.md gives the signed bytes). A head stored
+/// unsigned, or signed by a key this server no longer uses, is signed now.
 #[utoipa::path(
     get,
     path = "/v1/audit/head",
@@ -104,13 +105,16 @@ pub async fn head(
     reader: AuditReader,
 ) -> Result<Json<SignedHead>, ApiError> {
     let chain = reader.chain();
+    let key = state.audit_key();
+    // The stored head: whoever can write the database but lacks the key cannot make a
+    // rewritten chain's head verify, here or offline.
+    if let Some(stored) = store::audit::signed_head(state.db(), chain).await?
+        && stored.key_id == key.key_id()
+    {
+        return Ok(Json(stored));
+    }
     let (seq, hash) = store::audit::head(state.db(), chain).await?;
-    Ok(Json(state.audit_key().sign_head(
-        chain,
-        seq,
-        &hash,
-        crate::db::now(),
-    )))
+    Ok(Json(key.sign_head(chain, seq, &hash, crate::db::now())))
 }
 
 /// Which entries to return.

@@ -275,28 +275,10 @@ pub async fn get(
     Ok(Json(load(&state, &caller, &job_id).await?))
 }
 
-/// A finished job's encrypted output: a `result list` envelope (manifest + compressed
-/// ciphertext list) that only the key holder can decrypt.
-#[utoipa::path(
-    get,
-    path = "/v1/jobs/{job_id}/result",
-    tag = "jobs",
-    params(("job_id" = String, Path, description = "The job id")),
-    security(("token" = ["keyholder"])),
-    responses(
-        (status = 200, description = "The output envelope", body = Vec<u8>, content_type = "application/octet-stream"),
-        (status = 404, description = "No such job for this tenant", body = crate::error::ProblemDoc),
-        (status = 409, description = "Not finished yet (queued or running)", body = crate::error::ProblemDoc),
-        (status = 422, description = "The job failed; `detail` says why", body = crate::error::ProblemDoc),
-    )
-)]
-pub async fn result(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(job_id): Path<String>,
-) -> Result<Response, ApiError> {
-    caller.require(&[Role::Keyholder])?;
-    let job = load(&state, &caller, &job_id).await?;
+/// Refuses a job that has not succeeded: 409 while it is queued or running, 422 when it
+/// failed.
+fn succeeded(job: &Job) -> Result<(), ApiError> {
+    let job_id = &job.job_id;
     match job.status {
         JobStatus::Queued | JobStatus::Running => Err(ApiError::rejected(
             StatusCode::CONFLICT,
@@ -316,15 +298,90 @@ pub async fn result(
                 job.error.as_deref().unwrap_or("no reason recorded")
             ),
         )),
-        JobStatus::Succeeded => {
-            let bytes = jobs::result(state.db(), &caller.tenant_id, &job_id)
-                .await?
-                .ok_or_else(|| ApiError::Internal(format!("job {job_id} succeeded without a result")))?;
-            tracing::info!(tenant = %caller.tenant_id, job = %job_id, bytes = bytes.len(), "job result downloaded");
-            super::audit::result_downloaded(&state, &caller.tenant_id, &job_id).await?;
-            Ok(octets(bytes))
-        }
+        JobStatus::Succeeded => Ok(()),
     }
+}
+
+/// A finished job's encrypted output: a `result list` envelope (manifest + compressed
+/// ciphertext list) that only the key holder can decrypt. Auditors may fetch it too (to
+/// check it against its receipt); every download is recorded in the audit log.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{job_id}/result",
+    tag = "jobs",
+    params(("job_id" = String, Path, description = "The job id")),
+    security(("token" = ["keyholder", "auditor"])),
+    responses(
+        (status = 200, description = "The output envelope", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 404, description = "No such job for this tenant", body = crate::error::ProblemDoc),
+        (status = 409, description = "Not finished yet (queued or running)", body = crate::error::ProblemDoc),
+        (status = 422, description = "The job failed; `detail` says why", body = crate::error::ProblemDoc),
+    )
+)]
+pub async fn result(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Keyholder, Role::Auditor])?;
+    let job = load(&state, &caller, &job_id).await?;
+    succeeded(&job)?;
+    let bytes = jobs::result(state.db(), &caller.tenant_id, &job_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("job {job_id} succeeded without a result")))?;
+    tracing::info!(tenant = %caller.tenant_id, job = %job_id, bytes = bytes.len(), "job result downloaded");
+    super::audit::result_downloaded(&state, &caller.tenant_id, &job_id).await?;
+    Ok(octets(bytes))
+}
+
+/// A job receipt as the server signed it (docs/FORMATS.md, "Receipts").
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobReceipt {
+    /// The receipt: canonical JSON (job, function, model, spec, inputs root, output digest,
+    /// server-key fingerprint, parameter set, build, time), exactly as signed.
+    pub receipt: String,
+    /// The signing key's id (`GET /v1/audit/key`).
+    pub key_id: String,
+    /// Ed25519 signature, 128 hex digits.
+    pub signature: String,
+}
+
+/// The signed receipt of a finished job: verify it with the published audit key
+/// (`blindsight audit verify` does, for every job).
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{job_id}/receipt",
+    tag = "jobs",
+    params(("job_id" = String, Path, description = "The job id")),
+    security(("token" = ["keyholder", "auditor"])),
+    responses(
+        (status = 200, description = "The signed receipt", body = JobReceipt),
+        (status = 404, description = "No such job for this tenant, or no receipt stored with its result", body = crate::error::ProblemDoc),
+        (status = 409, description = "Not finished yet (queued or running)", body = crate::error::ProblemDoc),
+        (status = 422, description = "The job failed; `detail` says why", body = crate::error::ProblemDoc),
+    )
+)]
+pub async fn receipt(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+) -> Result<Json<JobReceipt>, ApiError> {
+    caller.require(&[Role::Keyholder, Role::Auditor])?;
+    let job = load(&state, &caller, &job_id).await?;
+    succeeded(&job)?;
+    let stored = jobs::receipt(state.db(), &caller.tenant_id, &job_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::rejected(
+                StatusCode::NOT_FOUND,
+                "no-receipt",
+                format!("job {job_id}'s result was stored without a receipt"),
+            )
+        })?;
+    serde_json::from_str(&stored).map(Json).map_err(|e| {
+        ApiError::Internal(format!("job {job_id}'s stored receipt is unreadable: {e}"))
+    })
 }
 
 /// How often the event stream looks at the job.

@@ -1,6 +1,8 @@
 //! Key sets: `PUT /v1/keysets/{key_id}` (keyholder) registers a public bundle;
-//! `GET /v1/keysets/{key_id}/public` (any role) serves what an app needs. Decoded key material
-//! is cached per key set under the configured memory bound.
+//! `GET /v1/keysets/{key_id}/public` (any role) serves what an app needs;
+//! `GET /v1/keysets/{key_id}/server-key` (keyholder, auditor) serves the compressed server key,
+//! public evaluation material auditors need to re-execute jobs. Decoded key material is cached
+//! per key set under the configured memory bound.
 
 use std::sync::Arc;
 
@@ -187,6 +189,36 @@ pub async fn public(
             .insert(MANIFEST_FINGERPRINT_HEADER, v);
     }
     Ok(response)
+}
+
+/// A key set's compressed server key, exactly as stored (safe-serialized): public evaluation
+/// material, which decrypts nothing. Auditors fetch it to re-execute jobs and check their
+/// outputs against the signed receipts; its SHA-256 is the manifest's `server_key`
+/// fingerprint.
+#[utoipa::path(
+    get,
+    path = "/v1/keysets/{key_id}/server-key",
+    tag = "keysets",
+    params(("key_id" = String, Path, description = "The key-set id")),
+    security(("token" = ["keyholder", "auditor"])),
+    responses(
+        (status = 200, description = "The compressed server key (safe-serialized)", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 401, description = "Missing or invalid token", body = crate::error::ProblemDoc),
+        (status = 403, description = "An ingest token", body = crate::error::ProblemDoc),
+        (status = 404, description = "No such key set for this tenant", body = crate::error::ProblemDoc),
+    )
+)]
+pub async fn get_server_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key_id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Keyholder, Role::Auditor])?;
+    blindsight_crypto::check_key_id(&key_id)?;
+    let bytes = store::server_key(state.db(), &caller.tenant_id, &key_id)
+        .await?
+        .ok_or_else(|| not_found(&key_id))?;
+    Ok(octets(bytes))
 }
 
 /// The proof verifier of a tenant's key set, decoded once and cached.

@@ -1,6 +1,6 @@
 //! Record schemas: the built-in ones (`session` v1) and custom ones a key holder registers
-//! with `PUT /v1/schemas/{schema_id}/{version}`. A schema holds field names, types and ranges:
-//! no data.
+//! with `PUT /v1/schemas/{schema_id}/{version}` and key holders and auditors list with `GET
+//! /v1/schemas`. A schema holds field names, types and ranges: no data.
 
 use axum::Json;
 use axum::body::Body;
@@ -27,6 +27,26 @@ pub struct SchemaRegistered {
     pub digest: String,
     /// `true` when stored by this request, `false` when the same schema was already stored.
     pub created: bool,
+}
+
+/// A registered schema, as listed.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SchemaInfo {
+    /// Schema id.
+    pub schema_id: String,
+    /// Schema version.
+    pub version: u32,
+    /// Its JSON definition, exactly as stored (the text `digest` is taken over).
+    pub definition: String,
+    /// SHA-256 of `definition`, as stored and logged when it was registered.
+    pub digest: String,
+}
+
+/// The tenant's registered schemas.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SchemaList {
+    /// By id, then version. The built-in schemas (`session` v1) are not listed.
+    pub schemas: Vec<SchemaInfo>,
 }
 
 /// The schema a record names: a built-in one, or one the tenant registered.
@@ -143,4 +163,40 @@ pub async fn register(
         }
         Err(WriteError::Sql(e)) => Err(e.into()),
     }
+}
+
+/// Lists the tenant's registered (custom) schemas with their stored definitions and digests,
+/// for key holders and auditors (`blindsight audit verify` checks them against the audit log).
+#[utoipa::path(
+    get,
+    path = "/v1/schemas",
+    tag = "schemas",
+    security(("token" = ["keyholder", "auditor"])),
+    responses(
+        (status = 200, description = "The registered schemas", body = SchemaList),
+        (status = 401, description = "Missing or invalid token", body = crate::error::ProblemDoc),
+        (status = 403, description = "An ingest token", body = crate::error::ProblemDoc),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<SchemaList>, ApiError> {
+    caller.require(&[Role::Keyholder, Role::Auditor])?;
+    let schemas = store::list_schemas(state.db(), &caller.tenant_id)
+        .await?
+        .into_iter()
+        .map(|(schema_id, version, definition, digest)| {
+            let version = u32::try_from(version).map_err(|_| {
+                ApiError::Internal(format!("stored schema {schema_id}: version {version}"))
+            })?;
+            Ok(SchemaInfo {
+                schema_id,
+                version,
+                definition,
+                digest,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Json(SchemaList { schemas }))
 }

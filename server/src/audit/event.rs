@@ -88,6 +88,9 @@ pub enum Event<'a> {
         job_id: &'a str,
         /// SHA-256 of the stored output envelope.
         result_digest: &'a str,
+        /// SHA-256 of the stored signed receipt (absent only for a result stored without
+        /// one, which `audit verify` reports).
+        receipt_digest: Option<&'a str>,
         /// The attempt that produced it.
         attempt: i64,
     },
@@ -248,10 +251,14 @@ impl Event<'_> {
             Event::JobSucceeded {
                 job_id,
                 result_digest,
+                receipt_digest,
                 attempt,
             } => {
                 put("job_id", job_id.into());
                 put("result_digest", result_digest.into());
+                if let Some(d) = receipt_digest {
+                    put("receipt_digest", d.into());
+                }
                 put("attempt", attempt.into());
             }
             Event::JobFailed {

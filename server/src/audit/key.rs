@@ -1,4 +1,5 @@
-//! The server's Ed25519 audit signing key (ring). It signs chain heads and nothing else. It
+//! The server's Ed25519 audit signing key (ring). It signs chain heads and job receipts, each
+//! under its own domain-separation prefix, and nothing else. It
 //! lives in a PKCS#8 (DER) file, owner-only (mode 0600): created atomically on first start
 //! under the data directory, or supplied by the operator (`--audit-key-file`). Its bytes are
 //! never logged, and `Debug` shows only the public key id.
@@ -8,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use blindsight_crypto::receipt::{Receipt, SignedReceipt, receipt_message};
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use zeroize::Zeroizing;
@@ -182,6 +184,20 @@ impl SigningKey {
             seq,
             hash: hex::encode(hash),
             at,
+            key_id: self.key_id.clone(),
+            signature: hex::encode(signature.as_ref()),
+        }
+    }
+}
+
+impl SigningKey {
+    /// Signs a job receipt (docs/FORMATS.md, "Receipts"): its canonical JSON, under the
+    /// receipt domain.
+    pub fn sign_receipt(&self, receipt: &Receipt) -> SignedReceipt {
+        let text = receipt.canonical();
+        let signature = self.pair.sign(&receipt_message(&text));
+        SignedReceipt {
+            receipt: text,
             key_id: self.key_id.clone(),
             signature: hex::encode(signature.as_ref()),
         }

@@ -9,11 +9,15 @@
 //! - [`chain`]: entries, the canonical encoding and hash chain, signed heads and
 //!   [`verify_chain`]: pure (no I/O), for `blindsight audit verify` to reuse.
 //! - [`Event`]: what is recorded, ids, digests and outcomes only.
-//! - [`SigningKey`]: the signing key and its file (owner-only, created atomically).
+//! - [`SigningKey`]: the signing key and its file (owner-only, created atomically); it signs
+//!   heads and job receipts.
+//! - [`evidence`] and [`verify`]: what `blindsight audit verify` checks, and the checks.
 
 pub mod chain;
 mod event;
+pub mod evidence;
 mod key;
+pub mod verify;
 
 pub use chain::{AuditError, Entry, SignedHead, contains_head, verify_chain};
 pub use event::Event;

@@ -11,12 +11,12 @@
 use sqlx::{Any, Row, Transaction};
 
 use crate::audit::chain::{GENESIS_HASH, entry_hash, parse_hash};
-use crate::audit::{Entry, Event, SigningKey};
+use crate::audit::{Entry, Event, SignedHead, SigningKey};
 use crate::db::{Backend, Db, now};
 
 /// The `chain` value of the server-wide chain; a tenant's chain is its tenant id, and tenant
 /// ids are never empty.
-const SERVER_CHAIN: &str = "";
+pub(crate) const SERVER_CHAIN: &str = "";
 
 fn chain_key(tenant: Option<&str>) -> &str {
     tenant.unwrap_or(SERVER_CHAIN)
@@ -57,9 +57,11 @@ async fn lock_head(
     Ok((seq, decode_hash(&hash, "hash")?))
 }
 
-/// Writes the entry after a locked head and moves the head to it.
+/// Writes the entry after a locked head and moves the head to it, signed when `db` holds the
+/// signing key.
 async fn append_locked(
     tx: &mut Transaction<'static, Any>,
+    db: &Db,
     tenant: Option<&str>,
     (seq, prev): (i64, [u8; 32]),
     event: &Event<'_>,
@@ -83,13 +85,21 @@ async fn append_locked(
     .bind(&hash)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE audit_heads SET seq = $2, hash = $3, at = $4 WHERE chain = $1")
-        .bind(chain)
-        .bind(seq)
-        .bind(&hash)
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
+    let signed = db.signer().map(|key| {
+        let raw = parse_hash(&hash).unwrap_or(GENESIS_HASH);
+        key.sign_head(tenant, seq, &raw, at)
+    });
+    sqlx::query(
+        "UPDATE audit_heads SET seq = $2, hash = $3, at = $4, key_id = $5, signature = $6 WHERE chain = $1",
+    )
+    .bind(chain)
+    .bind(seq)
+    .bind(&hash)
+    .bind(at)
+    .bind(signed.as_ref().map(|h| h.key_id.clone()))
+    .bind(signed.as_ref().map(|h| h.signature.clone()))
+    .execute(&mut **tx)
+    .await?;
     Ok(Entry {
         seq,
         tenant_id: tenant.map(str::to_owned),
@@ -105,12 +115,12 @@ async fn append_locked(
 /// transaction of the event it records. Call it as the transaction's last write.
 pub async fn append(
     tx: &mut Transaction<'static, Any>,
-    backend: Backend,
+    db: &Db,
     tenant: Option<&str>,
     event: &Event<'_>,
 ) -> Result<Entry, sqlx::Error> {
-    let head = lock_head(tx, backend, tenant).await?;
-    append_locked(tx, tenant, head, event).await
+    let head = lock_head(tx, db.backend(), tenant).await?;
+    append_locked(tx, db, tenant, head, event).await
 }
 
 /// Appends events that have no other transaction (a download, a failed authentication) in
@@ -123,7 +133,7 @@ pub async fn append_alone(
     let mut tx = db.begin_write().await?;
     let mut out = Vec::with_capacity(events.len());
     for event in events {
-        out.push(append(&mut tx, db.backend(), tenant, event).await?);
+        out.push(append(&mut tx, db, tenant, event).await?);
     }
     tx.commit().await?;
     Ok(out)
@@ -150,7 +160,7 @@ pub async fn result_downloaded(
     };
     let entry = append(
         &mut tx,
-        db.backend(),
+        db,
         Some(tenant),
         &Event::ResultDownloaded {
             job_id,
@@ -185,7 +195,7 @@ pub async fn record_signing_key(db: &Db, key: &SigningKey) -> Result<bool, sqlx:
     if known > 0 {
         return Ok(false);
     }
-    append_locked(&mut tx, None, head, &event).await?;
+    append_locked(&mut tx, db, None, head, &event).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -234,4 +244,28 @@ pub async fn entries(
             })
         })
         .collect()
+}
+
+/// A chain's head as stored with its signature when it last moved (`None` when the chain has
+/// no head row, or its head was stored unsigned).
+pub async fn signed_head(db: &Db, tenant: Option<&str>) -> Result<Option<SignedHead>, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT seq, hash, at, key_id, signature FROM audit_heads WHERE chain = $1")
+            .bind(chain_key(tenant))
+            .fetch_optional(db.pool())
+            .await?;
+    let Some(r) = row else { return Ok(None) };
+    let key_id: Option<String> = r.try_get("key_id")?;
+    let signature: Option<String> = r.try_get("signature")?;
+    Ok(match (key_id, signature) {
+        (Some(key_id), Some(signature)) => Some(SignedHead {
+            tenant_id: tenant.map(str::to_owned),
+            seq: r.try_get("seq")?,
+            hash: r.try_get("hash")?,
+            at: r.try_get("at")?,
+            key_id,
+            signature,
+        }),
+        _ => None,
+    })
 }

@@ -69,7 +69,7 @@ pub async fn create_tenant(
     }
     audit::append(
         &mut tx,
-        db.backend(),
+        db,
         Some(tenant_id),
         &Event::TenantCreated { min_cohort_size },
     )
@@ -197,7 +197,7 @@ pub async fn insert_keyset(db: &Db, row: &KeysetRow<'_>) -> Result<KeysetOutcome
     }
     audit::append(
         &mut tx,
-        db.backend(),
+        db,
         Some(row.tenant_id),
         &Event::KeysetRegistered {
             key_id: row.key_id,
@@ -284,7 +284,7 @@ pub async fn insert_schema(
     .map_err(WriteError::from_insert)?;
     audit::append(
         &mut tx,
-        db.backend(),
+        db,
         Some(tenant_id),
         &Event::SchemaRegistered {
             schema_id,
@@ -352,7 +352,7 @@ pub async fn insert_record(db: &Db, row: &RecordRow<'_>) -> Result<i64, WriteErr
     .map_err(WriteError::from_insert)?;
     audit::append(
         &mut tx,
-        db.backend(),
+        db,
         Some(&m.tenant),
         &Event::RecordIngested {
             record_id: &m.record_id,
@@ -475,8 +475,34 @@ pub async fn record_blob(
 }
 
 pub mod audit;
+pub mod evidence;
 mod models;
 mod selection;
 
 pub use models::{ModelRow, insert_model, list_models, model};
 pub use selection::{MAX_JOB_RECORDS, Selection, StoredRecord, records_by_id, select_records};
+
+/// A tenant's registered schemas, by id and version: `(schema_id, version, definition,
+/// digest)` each (the built-in schemas are not stored).
+pub async fn list_schemas(
+    db: &Db,
+    tenant_id: &str,
+) -> Result<Vec<(String, i64, String, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT schema_id, schema_version, definition, digest FROM schemas WHERE tenant_id = $1 \
+         ORDER BY schema_id, schema_version",
+    )
+    .bind(tenant_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("schema_id")?,
+                r.try_get("schema_version")?,
+                r.try_get("definition")?,
+                r.try_get("digest")?,
+            ))
+        })
+        .collect()
+}

@@ -86,7 +86,7 @@ pub async fn insert_model(
     .map_err(WriteError::from_insert)?;
     audit::append(
         &mut tx,
-        db.backend(),
+        db,
         Some(tenant_id),
         &Event::ModelRegistered {
             model_id: &model.id,

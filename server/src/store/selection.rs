@@ -83,22 +83,31 @@ pub async fn records_by_id(
         .fetch_optional(db.pool())
         .await?;
         let Some(r) = row else { continue };
-        let schema_version: i64 = r.try_get("schema_version")?;
-        let recorded_at: Option<i64> = r.try_get("recorded_at")?;
         out.push(StoredRecord {
-            metadata: RecordMetadata {
-                tenant: tenant_id.to_owned(),
-                key_id: r.try_get("key_id")?,
-                schema_id: r.try_get("schema_id")?,
-                schema_version: u32::try_from(schema_version).unwrap_or(u32::MAX),
-                record_id: r.try_get("record_id")?,
-                cohort: r.try_get("cohort")?,
-                lexicon_version: r.try_get("lexicon_version")?,
-                recorded_at: recorded_at.map(|t| u64::try_from(t).unwrap_or(0)),
-            },
+            metadata: metadata_from_row(tenant_id, &r)?,
             proven_list: r.try_get("proven_list")?,
             proven_list_digest: r.try_get("proven_list_digest")?,
         });
     }
     Ok(out)
+}
+
+/// A record's metadata rebuilt from its routing columns (`record_id`, `key_id`, `schema_id`,
+/// `schema_version`, `cohort`, `lexicon_version`, `recorded_at`): what its proof is bound to.
+pub(crate) fn metadata_from_row(
+    tenant_id: &str,
+    r: &sqlx::any::AnyRow,
+) -> Result<RecordMetadata, sqlx::Error> {
+    let schema_version: i64 = r.try_get("schema_version")?;
+    let recorded_at: Option<i64> = r.try_get("recorded_at")?;
+    Ok(RecordMetadata {
+        tenant: tenant_id.to_owned(),
+        key_id: r.try_get("key_id")?,
+        schema_id: r.try_get("schema_id")?,
+        schema_version: u32::try_from(schema_version).unwrap_or(u32::MAX),
+        record_id: r.try_get("record_id")?,
+        cohort: r.try_get("cohort")?,
+        lexicon_version: r.try_get("lexicon_version")?,
+        recorded_at: recorded_at.map(|t| u64::try_from(t).unwrap_or(0)),
+    })
 }

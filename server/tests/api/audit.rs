@@ -13,6 +13,7 @@ use blindsight_crypto::{FieldSpec, RecordSchema, sha256_hex};
 use blindsight_server::audit::{self, AUDIT_KEY_FILE, Entry, KeyError, SignedHead, SigningKey};
 use blindsight_server::store;
 use blindsight_server::{Backend, jobs};
+use sqlx::Row;
 use tower::ServiceExt;
 
 use crate::common::{ADMIN, Ctx, KEY_ID, TENANT_A, TENANT_B, backends, config, keys, records_a};
@@ -137,7 +138,11 @@ async fn every_event_is_in_its_tenants_chain_and_the_chain_verifies() {
             .unwrap()
             .unwrap();
         assert_eq!(lease.job.job_id, done);
-        assert!(jobs::complete(db, &lease, b"an output").await.unwrap());
+        assert!(
+            jobs::complete(db, &lease, b"an output", None)
+                .await
+                .unwrap()
+        );
         let r = ctx.get(&format!("/v1/jobs/{done}/result"), Some(kh)).await;
         r.expect_status(StatusCode::OK);
         let failing = post_json(&ctx, "/v1/jobs", kh, risk(&["rec-1"])).await;
@@ -438,8 +443,9 @@ async fn tampering_with_the_stored_log_is_caught_and_named() {
         exec(&ctx, "INSERT INTO audit_log SELECT * FROM saved").await;
         assert_eq!(check().await.unwrap(), clean);
 
-        // Rewrite the chain from entry 2 on, heads included: the server signs what the
-        // database holds, so only a head the auditor kept shows the rewrite.
+        // Rewrite the chain from entry 2 on, the head row included: without the signing key
+        // the stored head's signature no longer matches. With the key (the server itself),
+        // only a head the auditor kept shows the rewrite.
         let mut forged = clean.clone();
         forged[1].body = forged[1].body.replace("intake", "outtake");
         let mut prev = forged[0].hash.clone();
@@ -470,6 +476,30 @@ async fn tampering_with_the_stored_log_is_caught_and_named() {
         }
         sqlx::query("UPDATE audit_heads SET hash = $1 WHERE chain = 'tenant-a'")
             .bind(&prev)
+            .execute(ctx.state.db().pool())
+            .await
+            .unwrap();
+        let err = check().await.unwrap_err();
+        assert!(
+            err.starts_with("head: signature does not verify"),
+            "{}: {err}",
+            ctx.name
+        );
+        let head: (i64, i64) = {
+            let r = sqlx::query("SELECT seq, at FROM audit_heads WHERE chain = 'tenant-a'")
+                .fetch_one(ctx.state.db().pool())
+                .await
+                .unwrap();
+            (r.try_get("seq").unwrap(), r.try_get("at").unwrap())
+        };
+        let resigned = ctx.state.audit_key().sign_head(
+            Some(TENANT_A),
+            head.0,
+            &audit::chain::parse_hash(&prev).unwrap(),
+            head.1,
+        );
+        sqlx::query("UPDATE audit_heads SET signature = $1 WHERE chain = 'tenant-a'")
+            .bind(&resigned.signature)
             .execute(ctx.state.db().pool())
             .await
             .unwrap();

@@ -208,7 +208,7 @@ async fn jobs_compute_on_ciphertext_and_decrypt_to_the_clear_reference() {
         workers.await.unwrap();
         // The dead worker's lease was taken over; it cannot write a result now.
         assert!(
-            !jobs::complete(ctx.state.db(), &dead, b"stale")
+            !jobs::complete(ctx.state.db(), &dead, b"stale", None)
                 .await
                 .unwrap()
         );

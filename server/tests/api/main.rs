@@ -11,3 +11,4 @@ mod limits;
 mod logs;
 mod negative;
 mod storage;
+mod verify;

@@ -1,0 +1,569 @@
+//! What `blindsight audit verify` checks, gathered from a server or read from its database.
+//!
+//! - [`fetch_evidence`]: over the API with a tenant's auditor (or keyholder) token: the
+//!   tenant's chain and signed head, records with their proofs, custom schemas, key sets,
+//!   jobs with their receipts and outputs (and, to re-execute jobs, the server keys).
+//! - [`load_evidence`]: offline, from the server's database (a SQLite file or data directory,
+//!   opened read-only, or a PostgreSQL URL), never migrated and refused at any other schema
+//!   version than this build's.
+//! - [`parse_audit_key`]: the audit keys the auditor trusts, from `--audit-key` values.
+//!
+//! [`blindsight_server::audit::verify::verify`] then checks the [`Evidence`]; nothing here is
+//! trusted because of where it came from.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use blindsight_crypto::AppBundle;
+use blindsight_server::audit::Entry;
+use blindsight_server::audit::evidence::{
+    ChainEvidence, Evidence, JobEvidence, KeysetEvidence, RecordEvidence, SchemaEvidence,
+    TenantEvidence, TranscriptEvidence,
+};
+
+use crate::api::{ApiError, Client, Job, JobStatus, RecordQuery};
+use crate::demo::Progress;
+
+/// What to fetch.
+#[derive(Clone, Debug, Default)]
+pub struct FetchOptions {
+    /// How many jobs will be re-executed: when more than 0, every key set's server key is
+    /// fetched too (about 100 MB each).
+    pub reexecute: usize,
+}
+
+/// Whether a refusal says the object is not there (404): the evidence then shows it missing
+/// and the checks judge that, rather than the fetch failing.
+fn is_not_found(e: &ApiError) -> bool {
+    matches!(e, ApiError::Refused { status: 404, .. })
+}
+
+/// A string field of an audit entry's JSON body.
+fn body_field(entry: &Entry, field: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(&entry.body)
+        .ok()?
+        .get(field)?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Gathers the evidence of the token's tenant from the server `client` talks to (an auditor
+/// or keyholder token): its records with their proofs, custom schemas, jobs with their
+/// receipts and outputs, its audit chain with the signed head, and every key set the chain,
+/// the records or the jobs name. The trusted keys are left empty for the caller to fill.
+///
+/// The chain is read after the records and jobs, its head before its entries: every object
+/// fetched was logged (in the same transaction) before the head, and entries appended while
+/// the pages are read are kept. Downloading a job's output is itself logged by the server
+/// (`job.result_downloaded`), after the head read here.
+pub fn fetch_evidence(
+    client: &Client,
+    options: &FetchOptions,
+    progress: &mut dyn Progress,
+) -> anyhow::Result<Evidence> {
+    let first = client
+        .audit_head()
+        .context("couldn't read the audit head (GET /v1/audit/head)")?;
+    let tenant = first.tenant_id.clone().context(
+        "this token reads the server-wide chain (an admin token): audit verify needs a tenant's auditor or keyholder token",
+    )?;
+
+    let records = fetch_records(client, &tenant, progress)?;
+    let schemas = client
+        .schemas()
+        .context("couldn't list the tenant's schemas (GET /v1/schemas)")?
+        .into_iter()
+        .map(|s| SchemaEvidence {
+            schema_id: s.schema_id,
+            version: s.version,
+            definition: s.definition,
+        })
+        .collect();
+    let listed = client
+        .jobs()
+        .context("couldn't list the tenant's jobs (GET /v1/jobs)")?;
+
+    // The head first, then every entry up to it and any appended since.
+    progress.begin("audit log", 0);
+    let head = client
+        .audit_head()
+        .context("couldn't read the audit head (GET /v1/audit/head)")?;
+    if head.tenant_id.as_deref() != Some(tenant.as_str()) {
+        anyhow::bail!(
+            "the server's audit head names another chain than the one it named a moment ago ({:?}, then {:?})",
+            tenant,
+            head.tenant_id
+        );
+    }
+    let expected = u64::try_from(head.seq).unwrap_or(0);
+    let entries = client
+        .audit_entries(|n| {
+            let n = n as u64;
+            progress.update(n, expected.max(n), "entries");
+        })
+        .context("couldn't read the audit log (GET /v1/audit)")?;
+    progress.end();
+
+    let jobs = fetch_jobs(client, listed, &entries, progress)?;
+    let keysets = fetch_keysets(client, options, &entries, &records, &jobs, progress)?;
+
+    Ok(Evidence {
+        source: client.base_url().to_owned(),
+        trusted_keys: Vec::new(),
+        chains: vec![ChainEvidence {
+            tenant_id: Some(tenant.clone()),
+            entries,
+            head: Some(head),
+        }],
+        tenants: vec![TenantEvidence {
+            tenant_id: tenant,
+            keysets,
+            schemas,
+            records,
+            jobs,
+        }],
+    })
+}
+
+fn fetch_records(
+    client: &Client,
+    tenant: &str,
+    progress: &mut dyn Progress,
+) -> anyhow::Result<Vec<RecordEvidence>> {
+    let summaries = client
+        .records(&RecordQuery::default())
+        .context("couldn't list the tenant's records (GET /v1/records)")?;
+    let total = summaries.len() as u64;
+    progress.begin("records", total);
+    let mut records = Vec::with_capacity(summaries.len());
+    for (i, summary) in summaries.into_iter().enumerate() {
+        let metadata = summary.metadata(tenant)?;
+        // A listed record whose proof is not served shows as an empty proven list, which the
+        // checks report as not matching its digest.
+        let proven_list = match client.proof(&summary.record_id) {
+            Ok(bytes) => bytes,
+            Err(e) if is_not_found(&e) => Vec::new(),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("couldn't fetch record {}'s proof", summary.record_id)
+                });
+            }
+        };
+        records.push(RecordEvidence {
+            metadata,
+            proven_list,
+            proven_list_digest: summary.proven_list_digest,
+            // The API serves sealed transcripts to the key holder only.
+            transcript: if summary.has_transcript {
+                TranscriptEvidence::NotServed
+            } else {
+                TranscriptEvidence::None
+            },
+        });
+        progress.update(i as u64 + 1, total, &summary.record_id);
+    }
+    progress.end();
+    Ok(records)
+}
+
+/// The listed jobs (the server lists the newest 1,000), with any other job the chain says was
+/// created; for each succeeded one, its receipt and output.
+fn fetch_jobs(
+    client: &Client,
+    listed: Vec<Job>,
+    entries: &[Entry],
+    progress: &mut dyn Progress,
+) -> anyhow::Result<Vec<JobEvidence>> {
+    let mut jobs: BTreeMap<String, Job> =
+        listed.into_iter().map(|j| (j.job_id.clone(), j)).collect();
+    let unlisted: BTreeSet<String> = entries
+        .iter()
+        .filter(|e| e.kind == "job.created")
+        .filter_map(|e| body_field(e, "job_id"))
+        .filter(|id| !jobs.contains_key(id))
+        .collect();
+    for job_id in unlisted {
+        match client.job(&job_id) {
+            Ok(job) => {
+                jobs.insert(job_id, job);
+            }
+            // Logged but not there: the checks see it missing.
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e).with_context(|| format!("couldn't fetch job {job_id}")),
+        }
+    }
+    let mut jobs: Vec<Job> = jobs.into_values().collect();
+    jobs.sort_by(|a, b| (a.created_at, &a.job_id).cmp(&(b.created_at, &b.job_id)));
+
+    let total = jobs.len() as u64;
+    progress.begin("jobs", total);
+    let mut out = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.into_iter().enumerate() {
+        let (mut receipt, mut result) = (None, None);
+        if job.status == JobStatus::Succeeded {
+            receipt = match client.job_receipt(&job.job_id) {
+                Ok(r) => Some(serde_json::to_string(&r).context("receipt encoding")?),
+                Err(e) if is_not_found(&e) => None,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("couldn't fetch job {}'s receipt", job.job_id));
+                }
+            };
+            result = match client.job_result(&job.job_id) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if is_not_found(&e) => None,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("couldn't fetch job {}'s output", job.job_id));
+                }
+            };
+        }
+        progress.update(i as u64 + 1, total, &job.job_id);
+        out.push(JobEvidence {
+            job_id: job.job_id,
+            kind: job.kind,
+            key_id: job.key_id,
+            status: job.status.name().to_owned(),
+            spec: job.spec,
+            result,
+            result_digest: None,
+            receipt,
+        });
+    }
+    progress.end();
+    Ok(out)
+}
+
+/// Every key set the chain (`keyset.registered`), the records or the jobs name.
+fn fetch_keysets(
+    client: &Client,
+    options: &FetchOptions,
+    entries: &[Entry],
+    records: &[RecordEvidence],
+    jobs: &[JobEvidence],
+    progress: &mut dyn Progress,
+) -> anyhow::Result<Vec<KeysetEvidence>> {
+    let mut logged: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.kind == "keyset.registered") {
+        if let Some(key_id) = body_field(e, "key_id") {
+            logged.insert(key_id, body_field(e, "parameter_set"));
+        }
+    }
+    let ids: BTreeSet<String> = logged
+        .keys()
+        .cloned()
+        .chain(records.iter().map(|r| r.metadata.key_id.clone()))
+        .chain(jobs.iter().map(|j| j.key_id.clone()))
+        .collect();
+    let total = ids.len() as u64;
+    progress.begin("key sets", total);
+    let mut out = Vec::with_capacity(ids.len());
+    for (i, key_id) in ids.into_iter().enumerate() {
+        progress.update(i as u64, total, &key_id);
+        let (app_bundle, fingerprint) = match client.keyset_public(&key_id) {
+            Ok(found) => found,
+            // Named but not served: the checks see it missing.
+            Err(e) if is_not_found(&e) => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("couldn't fetch key set {key_id}"));
+            }
+        };
+        // The parameter set from the bundle's own manifest; one that does not decode is the
+        // checks' to report, with what the log says.
+        let parameter_set = AppBundle::decode(&app_bundle)
+            .map(|b| b.manifest().parameter_set.clone())
+            .ok()
+            .or_else(|| logged.get(&key_id).cloned().flatten())
+            .unwrap_or_default();
+        let server_key = if options.reexecute > 0 {
+            match client.keyset_server_key(&key_id) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if is_not_found(&e) => None,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("couldn't fetch key set {key_id}'s server key"));
+                }
+            }
+        } else {
+            None
+        };
+        out.push(KeysetEvidence {
+            key_id,
+            parameter_set,
+            manifest_fingerprint: fingerprint.unwrap_or_default(),
+            manifest: None,
+            app_bundle,
+            server_key,
+        });
+    }
+    progress.update(total, total, "");
+    progress.end();
+    Ok(out)
+}
+
+/// Where an offline audit reads: a SQLite file (opened read-only) or a PostgreSQL URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DbSource {
+    /// The SQLite file.
+    Sqlite(PathBuf),
+    /// A `postgres://` URL.
+    Postgres(String),
+}
+
+impl DbSource {
+    /// Parses `--db`: a `postgres://` (or `postgresql://`) URL, or a path: a SQLite file, or a
+    /// data directory holding the server's [`blindsight_server::db::SQLITE_FILE`]. A
+    /// `sqlite://` prefix is allowed on a path.
+    pub fn parse(value: &str) -> anyhow::Result<Self> {
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            return Ok(DbSource::Postgres(value.to_owned()));
+        }
+        let path = Path::new(value.strip_prefix("sqlite://").unwrap_or(value));
+        let file = if path.is_dir() {
+            path.join(blindsight_server::db::SQLITE_FILE)
+        } else {
+            path.to_owned()
+        };
+        anyhow::ensure!(
+            file.is_file(),
+            "no database at {}: pass the server's data directory, its {} file, or a postgres:// URL",
+            file.display(),
+            blindsight_server::db::SQLITE_FILE
+        );
+        Ok(DbSource::Sqlite(file))
+    }
+
+    /// The URL to connect with: SQLite read-only (`mode=ro`, and with `immutable` SQLite's
+    /// `immutable=1`: no locks, no `-shm`, for a file nothing writes), PostgreSQL with read-only
+    /// transactions by default.
+    fn connect_url(&self, immutable: bool) -> String {
+        match self {
+            DbSource::Sqlite(path) => {
+                let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                let mut url = String::from("sqlite://");
+                for c in path.to_string_lossy().chars() {
+                    match c {
+                        '%' | '?' | '#' | ' ' => url.push_str(&format!("%{:02X}", c as u32)),
+                        c => url.push(c),
+                    }
+                }
+                url.push_str("?mode=ro");
+                if immutable {
+                    url.push_str("&immutable=true");
+                }
+                url
+            }
+            DbSource::Postgres(url) => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}options=-c%20default_transaction_read_only%3Don")
+            }
+        }
+    }
+
+    /// How the report names it (a PostgreSQL URL without its password).
+    pub fn describe(&self) -> String {
+        match self {
+            DbSource::Sqlite(path) => format!(
+                "sqlite://{}",
+                std::path::absolute(path)
+                    .unwrap_or_else(|_| path.clone())
+                    .display()
+            ),
+            DbSource::Postgres(url) => redact_password(url),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Connects without ever writing. SQLite is opened read-only; when the database has no
+/// `-wal` file (no server has it open, and every committed transaction is in the main file) it
+/// is opened as immutable: a read-only connection would otherwise create the WAL and its
+/// `-shm` index beside it, which it cannot do in a directory the auditor may not write, and
+/// could not switch a rollback-journal copy to WAL as `Db::connect` asks.
+async fn connect_read_only(source: &DbSource) -> Result<blindsight_server::Db, anyhow::Error> {
+    let immutable = match source {
+        DbSource::Sqlite(path) => {
+            let mut wal = path.clone().into_os_string();
+            wal.push("-wal");
+            !Path::new(&wal).exists()
+        }
+        DbSource::Postgres(_) => false,
+    };
+    // The data directory is not used: the URL names the database.
+    Ok(
+        blindsight_server::Db::connect(Some(&source.connect_url(immutable)), Path::new("."))
+            .await?,
+    )
+}
+
+/// Reads every chain, head and stored object of a server's database for an offline audit.
+/// SQLite is opened read-only; nothing is ever migrated, and a database at another schema
+/// version than this build's is refused. The trusted keys are left empty for the caller.
+pub fn load_evidence(source: &DbSource, progress: &mut dyn Progress) -> anyhow::Result<Evidence> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("couldn't start a runtime to read the database")?;
+    let describe = source.describe();
+    progress.begin("reading the database", 0);
+    let loaded = runtime.block_on(async {
+        let db = connect_read_only(source)
+            .await
+            .with_context(|| format!("couldn't open {describe} read-only"))?;
+        let result = async {
+            let found = db.applied_version().await?;
+            let known = db.known_version();
+            if found == 0 {
+                anyhow::bail!("{describe} is not a blindsight database (no migrations applied)");
+            }
+            if found != known {
+                anyhow::bail!(
+                    "{describe} is at schema version {found}, this build of blindsight reads version {known}: audit it with the blindsight release that matches its server (an audited database is never migrated)"
+                );
+            }
+            blindsight_server::store::evidence::load(&db, &describe)
+                .await
+                .with_context(|| format!("couldn't read {describe}"))
+        }
+        .await;
+        db.close().await;
+        result
+    });
+    progress.end();
+    loaded
+}
+
+/// Decodes one `--audit-key` value: 64 hex digits, or a file holding either those or the JSON
+/// of `GET /v1/audit/key` (whose `key_id`, when present, must match the key).
+pub fn parse_audit_key(value: &str) -> anyhow::Result<Vec<u8>> {
+    fn hex_key(text: &str) -> Option<Vec<u8>> {
+        let text = text.trim();
+        (text.len() == 64).then(|| hex::decode(text).ok()).flatten()
+    }
+    if let Some(key) = hex_key(value) {
+        return Ok(key);
+    }
+    let path = Path::new(value);
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("--audit-key {value:?} is neither 64 hex digits nor a readable file")
+    })?;
+    if let Some(key) = hex_key(&text) {
+        return Ok(key);
+    }
+    let json: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} holds neither 64 hex digits nor the JSON of GET /v1/audit/key",
+            path.display()
+        )
+    })?;
+    let key = json
+        .get("public_key")
+        .and_then(|k| k.as_str())
+        .and_then(hex_key)
+        .with_context(|| {
+            format!(
+                "{}: `public_key` is not 64 hex digits (expected the JSON of GET /v1/audit/key)",
+                path.display()
+            )
+        })?;
+    if let Some(id) = json.get("key_id").and_then(|k| k.as_str()) {
+        anyhow::ensure!(
+            id.eq_ignore_ascii_case(&blindsight_server::audit::chain::key_id(&key)),
+            "{}: `key_id` is not the SHA-256 of `public_key`",
+            path.display()
+        );
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_keys_parse_from_hex_and_from_files() {
+        let key = [7u8; 32];
+        let hex_key = hex::encode(key);
+        assert_eq!(parse_audit_key(&hex_key).unwrap(), key);
+        assert_eq!(
+            parse_audit_key(&hex_key.to_uppercase()).unwrap(),
+            key,
+            "hex of either case"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key.hex");
+        std::fs::write(&file, format!("{hex_key}\n")).unwrap();
+        assert_eq!(parse_audit_key(file.to_str().unwrap()).unwrap(), key);
+        let json = dir.path().join("key.json");
+        let doc = serde_json::json!({
+            "algorithm": "ed25519",
+            "public_key": hex_key,
+            "key_id": blindsight_server::audit::chain::key_id(&key),
+        });
+        std::fs::write(&json, doc.to_string()).unwrap();
+        assert_eq!(parse_audit_key(json.to_str().unwrap()).unwrap(), key);
+
+        let mut wrong = doc.clone();
+        wrong["key_id"] = "00".repeat(32).into();
+        std::fs::write(&json, wrong.to_string()).unwrap();
+        let err = parse_audit_key(json.to_str().unwrap()).unwrap_err();
+        assert!(format!("{err:#}").contains("key_id"), "{err:#}");
+        for bad in ["abc", &"zz".repeat(32), &"00".repeat(31)] {
+            let err = parse_audit_key(bad).unwrap_err();
+            assert!(format!("{err:#}").contains("64 hex digits"), "{err:#}");
+        }
+        std::fs::write(&file, "not a key").unwrap();
+        assert!(parse_audit_key(file.to_str().unwrap()).is_err());
+    }
+
+    #[test]
+    fn db_sources_name_sqlite_files_and_redact_passwords() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = DbSource::parse(dir.path().to_str().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("no database"), "{err}");
+        let file = dir.path().join(blindsight_server::db::SQLITE_FILE);
+        std::fs::write(&file, b"").unwrap();
+        let from_dir = DbSource::parse(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(from_dir, DbSource::Sqlite(file.clone()));
+        assert_eq!(
+            DbSource::parse(file.to_str().unwrap()).unwrap(),
+            from_dir,
+            "the file itself"
+        );
+        assert!(from_dir.connect_url(false).ends_with("?mode=ro"));
+        assert!(
+            from_dir
+                .connect_url(true)
+                .ends_with("?mode=ro&immutable=true")
+        );
+        let pg = DbSource::parse("postgres://audit:s3cret@db.internal:5432/blindsight").unwrap();
+        assert_eq!(
+            pg.describe(),
+            "postgres://audit@db.internal:5432/blindsight"
+        );
+        assert!(
+            pg.connect_url(false)
+                .ends_with("?options=-c%20default_transaction_read_only%3Don")
+        );
+        assert_eq!(
+            redact_password("postgres://host/db?sslmode=require"),
+            "postgres://host/db?sslmode=require"
+        );
+    }
+}
