@@ -242,6 +242,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let key = audit_key(&args.audit, &args.storage)?;
     config.audit_key = Some(key.clone());
     let db = open_signed(&args.storage, &key).await?;
+    let build = blindsight_server::compute::build_id();
+    let settings = blindsight_server::audit::Event::ServerConfig {
+        min_cohort: config.default_min_cohort,
+        lockout_after: config.guard.max_failures,
+        rate_per_token_milli: (config.guard.rate_per_sec * 1000.0).round() as u64,
+        max_in_flight: config.limits.max_in_flight,
+        request_timeout_s: config.limits.request_timeout.as_secs(),
+        admin_enabled: config.admin_token.is_some(),
+        build: &build,
+    };
+    if blindsight_server::store::audit::record_config(&db, &settings)
+        .await
+        .context("couldn't record the configuration in the audit log")?
+    {
+        tracing::info!("configuration change recorded in the server-wide audit chain");
+    }
     let state = AppState::new(db.clone(), config);
     let (stop, stopped) = watch::channel(false);
     let workers = tokio::spawn(worker::run(

@@ -135,6 +135,24 @@ pub enum Event<'a> {
         /// For how long, in seconds.
         lockout_s: u64,
     },
+    /// A `serve` process started with security-relevant settings that differ from the last
+    /// ones recorded (server-wide chain): a configuration change.
+    ServerConfig {
+        /// The default minimum cohort for new tenants.
+        min_cohort: u32,
+        /// Failed authentications from one address before a lockout.
+        lockout_after: u32,
+        /// Sustained requests per second per token, in thousandths.
+        rate_per_token_milli: u64,
+        /// Requests handled at once before load shedding.
+        max_in_flight: usize,
+        /// Seconds a request may take.
+        request_timeout_s: u64,
+        /// Whether tenants can be created (an admin token is configured).
+        admin_enabled: bool,
+        /// The server build.
+        build: &'a str,
+    },
     /// A server process started signing heads with this key (server-wide chain).
     SigningKey {
         /// The key's id (SHA-256 of the public key).
@@ -161,6 +179,7 @@ impl Event<'_> {
             Event::TranscriptDownloaded { .. } => "record.transcript_downloaded",
             Event::AuthFailed { .. } => "auth.failed",
             Event::LockedOut { .. } => "auth.locked_out",
+            Event::ServerConfig { .. } => "server.config",
             Event::SigningKey { .. } => "audit.signing_key",
         }
     }
@@ -297,6 +316,23 @@ impl Event<'_> {
             }
             Event::LockedOut { lockout_s } => {
                 put("lockout_s", lockout_s.into());
+            }
+            Event::ServerConfig {
+                min_cohort,
+                lockout_after,
+                rate_per_token_milli,
+                max_in_flight,
+                request_timeout_s,
+                admin_enabled,
+                build,
+            } => {
+                put("min_cohort", min_cohort.into());
+                put("lockout_after", lockout_after.into());
+                put("rate_per_token_milli", rate_per_token_milli.into());
+                put("max_in_flight", max_in_flight.into());
+                put("request_timeout_s", request_timeout_s.into());
+                put("admin_enabled", admin_enabled.into());
+                put("build", build.into());
             }
             Event::SigningKey { key_id, public_key } => {
                 put("key_id", key_id.into());

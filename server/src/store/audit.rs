@@ -173,29 +173,60 @@ pub async fn result_downloaded(
 }
 
 /// Records in the server-wide chain that `key` signs heads, unless it is recorded already
-/// (`true` when this call recorded it). `serve` calls it on start, so the chain lists every
-/// key that ever signed.
+/// (`true` when this call recorded it). `serve` and `worker` call it on start, so the chain
+/// lists every key that ever signed.
 pub async fn record_signing_key(db: &Db, key: &SigningKey) -> Result<bool, sqlx::Error> {
     let public_key = hex::encode(key.public_key());
     let event = Event::SigningKey {
         key_id: key.key_id(),
         public_key: &public_key,
     };
+    // Any earlier entry of the same key counts.
+    append_server_event_once(db, &event, false).await
+}
+
+/// Records `serve`'s security-relevant settings in the server-wide chain when they differ
+/// from the last ones recorded (`true` when this call recorded them): every configuration
+/// change is in the log.
+pub async fn record_config(db: &Db, config: &Event<'_>) -> Result<bool, sqlx::Error> {
+    append_server_event_once(db, config, true).await
+}
+
+/// Appends `event` to the server-wide chain unless an entry of its kind with the same body is
+/// already there (`latest_only`: unless the latest entry of its kind has the same body).
+/// Checked under the head lock, so processes starting at once record it once.
+async fn append_server_event_once(
+    db: &Db,
+    event: &Event<'_>,
+    latest_only: bool,
+) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    // Checked under the head lock, so two processes starting at once record it once.
     let head = lock_head(&mut tx, db.backend(), None).await?;
-    let known: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_log WHERE chain = $1 AND kind = $2 AND body = $3",
-    )
-    .bind(SERVER_CHAIN)
-    .bind(event.kind())
-    .bind(event.body())
-    .fetch_one(&mut *tx)
-    .await?;
-    if known > 0 {
+    let body = event.body();
+    let known = if latest_only {
+        let latest: Option<String> = sqlx::query_scalar(
+            "SELECT body FROM audit_log WHERE chain = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(SERVER_CHAIN)
+        .bind(event.kind())
+        .fetch_optional(&mut *tx)
+        .await?;
+        latest.as_deref() == Some(body.as_str())
+    } else {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_log WHERE chain = $1 AND kind = $2 AND body = $3",
+        )
+        .bind(SERVER_CHAIN)
+        .bind(event.kind())
+        .bind(&body)
+        .fetch_one(&mut *tx)
+        .await?;
+        n > 0
+    };
+    if known {
         return Ok(false);
     }
-    append_locked(&mut tx, db, None, head, &event).await?;
+    append_locked(&mut tx, db, None, head, event).await?;
     tx.commit().await?;
     Ok(true)
 }

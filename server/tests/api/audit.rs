@@ -766,6 +766,52 @@ async fn each_signing_key_is_recorded_once_in_the_server_chain() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_changes_are_recorded_in_the_server_chain() {
+    for ctx in backends(config).await {
+        let db = ctx.state.db();
+        let settings = |min_cohort: u32| audit::Event::ServerConfig {
+            min_cohort,
+            lockout_after: 10,
+            rate_per_token_milli: 50_000,
+            max_in_flight: 256,
+            request_timeout_s: 120,
+            admin_enabled: true,
+            build: "blindsight-server/test",
+        };
+        assert!(
+            store::audit::record_config(db, &settings(10))
+                .await
+                .unwrap()
+        );
+        // A restart with the same settings records nothing; a change is recorded, and so is
+        // going back.
+        assert!(
+            !store::audit::record_config(db, &settings(10))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store::audit::record_config(db, &settings(25))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store::audit::record_config(db, &settings(10))
+                .await
+                .unwrap()
+        );
+        let server = verify(&ctx, None, ADMIN).await.unwrap();
+        assert_eq!(
+            kinds(&server),
+            ["server.config", "server.config", "server.config"]
+        );
+        assert_eq!(body(&server[1])["min_cohort"], 25);
+        assert_eq!(body(&server[2])["min_cohort"], 10);
+        ctx.finish().await;
+    }
+}
+
 /// The binary creates its key under the data directory on first start, owner-only, logs only
 /// its id, and uses the same key after a restart.
 #[test]
@@ -809,6 +855,7 @@ fn serve_creates_the_key_once_and_reuses_it() {
     };
     let (first, log) = start();
     assert!(log.contains("created=true"), "{log}");
+    assert!(log.contains("configuration change recorded"), "{log}");
     let path = dir.path().join(AUDIT_KEY_FILE);
     let secret = std::fs::read(&path).unwrap();
     // The PKCS#8 document carries the 32-byte seed; it never reaches the log.
@@ -821,6 +868,7 @@ fn serve_creates_the_key_once_and_reuses_it() {
     }
     let (second, log) = start();
     assert!(log.contains("created=false"), "{log}");
+    assert!(!log.contains("configuration change recorded"), "{log}");
     assert_eq!(first, second);
     assert_eq!(SigningKey::load(&path).unwrap().key_id(), first);
 }
