@@ -771,8 +771,13 @@ fn check_storage(evidence: &Evidence, progress: &(dyn Fn(Progress<'_>) + Sync)) 
         ));
     }
     let summary = format!(
-        "{} decode as what they claim; none is a client key or plaintext",
-        plural(t.checked, "payload", "payloads")
+        "{} {}",
+        plural(t.checked, "payload", "payloads"),
+        if t.checked == 1 {
+            "decodes as what it claims: not a client key, not plaintext"
+        } else {
+            "decode as what they claim; none is a client key or plaintext"
+        }
     );
     t.finish(summary)
 }
@@ -831,8 +836,13 @@ fn check_manifests(evidence: &Evidence, bundles: &Bundles) -> Check {
         }
     }
     let summary = format!(
-        "{} match their manifest fingerprints",
-        plural(t.checked, "key set", "key sets")
+        "{} {}",
+        plural(t.checked, "key set", "key sets"),
+        if t.checked == 1 {
+            "matches its manifest fingerprint"
+        } else {
+            "match their manifest fingerprints"
+        }
     );
     t.finish(summary)
 }
