@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use blindsight_benches::{aggregate_workloads, pbs_count, reset_pbs_count, session_record};
+use blindsight_benches::{
+    aggregate_workloads, machine, pbs_count, reset_pbs_count, session_record,
+};
 use blindsight_crypto::compute::{crisis_v1, pool_with_key, score_record_reference, score_records};
 use blindsight_crypto::schemas::session_v1;
 use blindsight_crypto::tfhe::integer::IntegerCiphertext;
@@ -241,22 +243,6 @@ fn row(
         straightforward_over_ours: straightforward.map(|(t, _)| secs(t) / secs(ours).max(1e-9)),
         pbs_ratio: straightforward.map(|(_, p)| p as f64 / ours_pbs.max(1) as f64),
     }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!(
-        "{cpu}, {} hardware threads",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    )
 }
 
 fn print_table(r: &Report) {
