@@ -427,7 +427,8 @@ impl Demo<'_> {
         self.open_transcript(&keyholder, &tenant.tenant_id, &secret, &rows, &sessions)?;
 
         // 7. The auditor checks every claim, with public material only.
-        self.audit(&Client::new(server.url(), &tenant.tokens.auditor))?;
+        let auditor = Client::new(server.url(), &tenant.tokens.auditor);
+        self.audit(&auditor)?;
 
         let mismatches = self.mismatches.len();
         say!(
@@ -445,6 +446,14 @@ impl Demo<'_> {
                 "kept {} (the server's database, and the keystore: passphrase {DEMO_PASSPHRASE:?})",
                 dir.display()
             );
+            if let Ok(key) = auditor.audit_key() {
+                say!(
+                    self.out,
+                    "      audit it offline: blindsight audit verify --db {} --audit-key {}",
+                    server_dir.display(),
+                    key.public_key
+                );
+            }
         }
         say!(self.out, "done in {}", secs(self.started));
         drop((keyholder, app));

@@ -56,6 +56,13 @@ fn a_small_cohort_decrypts_to_the_plaintext_computation_and_its_data_dir_is_kept
     // The data directory is kept: the server's database and the keystore, owner-only.
     assert_eq!(report.data_dir.as_deref(), Some(kept.as_path()));
     assert!(kept.join("server").is_dir());
+    assert!(
+        text.contains(&format!(
+            "audit it offline: blindsight audit verify --db {} --audit-key ",
+            kept.join("server").display()
+        )),
+        "{text}"
+    );
     let keystores: Vec<_> = std::fs::read_dir(&kept)
         .unwrap()
         .map(|e| e.unwrap().path())
