@@ -76,6 +76,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use blindsight_crypto::receipt::{Receipt, SignedReceipt, inputs_root};
 use blindsight_crypto::scan::{Stored, scan};
+use blindsight_crypto::tfhe::ServerKey;
 use blindsight_crypto::{AppBundle, KeyManifest, RecordSchema, Verifier, sha256_hex};
 use rayon::prelude::*;
 
@@ -198,11 +199,12 @@ pub fn verify(
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Report {
     let bundles = Bundles::decode(evidence);
+    let (receipts, verified) = check_receipts(evidence, &bundles);
     let checks = vec![
         check_chains(evidence),
         check_proofs(evidence, &bundles, progress),
-        check_receipts(evidence, &bundles),
-        check_reexecution(evidence, &bundles, options, progress),
+        receipts,
+        check_reexecution(&bundles, &verified, options, progress),
         check_storage(evidence, progress),
         check_manifests(evidence, &bundles),
         check_cohorts(evidence),
@@ -524,14 +526,25 @@ fn check_receipt(
     Ok(receipt)
 }
 
-fn check_receipts(evidence: &Evidence, bundles: &Bundles) -> Check {
+/// A succeeded job whose receipt verified, with what it states: what re-execution samples.
+type Verified<'a> = (&'a TenantEvidence, &'a JobEvidence, Receipt);
+
+fn check_receipts<'a>(evidence: &'a Evidence, bundles: &Bundles) -> (Check, Vec<Verified<'a>>) {
     let mut t = Tally::new("receipts");
+    let mut verified = Vec::new();
     for tenant in &evidence.tenants {
         let succeeded = logged(evidence, &tenant.tenant_id, "job.succeeded", "job_id");
         for job in tenant.jobs.iter().filter(|j| j.status == "succeeded") {
-            let outcome = check_receipt(evidence, bundles, tenant, job, &succeeded)
-                .map(drop)
-                .map_err(|e| format!("tenant {:?}: job {}: {e}", tenant.tenant_id, job.job_id));
+            let outcome = match check_receipt(evidence, bundles, tenant, job, &succeeded) {
+                Ok(receipt) => {
+                    verified.push((tenant, job, receipt));
+                    Ok(())
+                }
+                Err(e) => Err(format!(
+                    "tenant {:?}: job {}: {e}",
+                    tenant.tenant_id, job.job_id
+                )),
+            };
             t.count(outcome);
         }
     }
@@ -539,7 +552,7 @@ fn check_receipts(evidence: &Evidence, bundles: &Bundles) -> Check {
         "{} with signed receipts checked against stored inputs, outputs and the log",
         plural(t.checked, "succeeded job", "succeeded jobs")
     );
-    t.finish(summary)
+    (t.finish(summary), verified)
 }
 
 /// Picks `n` of `len` indices at random (an auditor's sample the server cannot predict).
@@ -565,6 +578,7 @@ fn sample(len: usize, n: usize) -> Vec<usize> {
 
 /// Runs a job again from public material only and returns its output's digest.
 fn reexecute(
+    key: &ServerKey,
     bundles: &Bundles,
     tenant: &TenantEvidence,
     job: &JobEvidence,
@@ -572,35 +586,45 @@ fn reexecute(
 ) -> Result<String, String> {
     let spec: JobSpec =
         serde_json::from_str(&job.spec).map_err(|e| format!("stored spec does not parse: {e}"))?;
-    let keyset = tenant
-        .keysets
-        .iter()
-        .find(|k| k.key_id == job.key_id)
-        .ok_or_else(|| format!("key set {} is not stored", job.key_id))?;
-    let server_key = keyset
-        .server_key
-        .as_deref()
-        .ok_or_else(|| format!("key set {}'s server key is not available", keyset.key_id))?;
-    let key = blindsight_crypto::decode_server_key(server_key)
-        .map_err(|e| {
-            format!(
-                "key set {}'s server key does not decode: {e}",
-                keyset.key_id
-            )
-        })?
-        .decompress();
-    let verifier = Verifier::new(bundles.get(&tenant.tenant_id, &keyset.key_id)?.clone());
+    let verifier = Verifier::new(bundles.get(&tenant.tenant_id, &job.key_id)?.clone());
     let select = spec.request.select();
     let schema = schema_for(tenant, &select.schema_id, select.schema_version)?;
     let records = job_inputs(tenant, &spec)?;
-    let output = crate::compute::execute(&key, &verifier, &schema, &spec, &records, progress)
+    let output = crate::compute::execute(key, &verifier, &schema, &spec, &records, progress)
         .map_err(|e| format!("re-execution failed: {e}"))?;
     Ok(sha256_hex(&output))
 }
 
+/// A key set's server key, decoded and decompressed once per run however many of its jobs are
+/// re-executed.
+fn server_key<'a>(
+    cache: &'a mut HashMap<(String, String), Result<ServerKey, String>>,
+    tenant: &TenantEvidence,
+    key_id: &str,
+) -> Result<&'a ServerKey, String> {
+    cache
+        .entry((tenant.tenant_id.clone(), key_id.to_owned()))
+        .or_insert_with(|| {
+            let keyset = tenant
+                .keysets
+                .iter()
+                .find(|k| k.key_id == key_id)
+                .ok_or_else(|| format!("key set {key_id} is not stored"))?;
+            let bytes = keyset
+                .server_key
+                .as_deref()
+                .ok_or_else(|| format!("key set {key_id}'s server key is not available"))?;
+            blindsight_crypto::decode_server_key(bytes)
+                .map(|k| k.decompress())
+                .map_err(|e| format!("key set {key_id}'s server key does not decode: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 fn check_reexecution(
-    evidence: &Evidence,
     bundles: &Bundles,
+    candidates: &[Verified<'_>],
     options: &Options,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Check {
@@ -610,16 +634,8 @@ fn check_reexecution(
             .push("no job re-executed (pass --reexecute N to re-run N sampled jobs)".into());
         return t.finish("skipped".into());
     }
-    // Jobs whose receipts verify: re-execution compares against what the server signed.
-    let mut candidates: Vec<(&TenantEvidence, &JobEvidence, Receipt)> = Vec::new();
-    for tenant in &evidence.tenants {
-        let succeeded = logged(evidence, &tenant.tenant_id, "job.succeeded", "job_id");
-        for job in tenant.jobs.iter().filter(|j| j.status == "succeeded") {
-            if let Ok(r) = check_receipt(evidence, bundles, tenant, job, &succeeded) {
-                candidates.push((tenant, job, r));
-            }
-        }
-    }
+    // Only jobs whose receipts verified: re-execution compares against what the server signed.
+    let mut keys = HashMap::new();
     let picked = sample(candidates.len(), options.reexecute);
     let total = picked.len() as u64;
     let mut ids = Vec::new();
@@ -637,7 +653,8 @@ fn check_reexecution(
                 receipt.fft, receipt.fft
             ))
         } else {
-            reexecute(bundles, tenant, job, &AtomicI64::new(0))
+            server_key(&mut keys, tenant, &job.key_id)
+                .and_then(|key| reexecute(key, bundles, tenant, job, &AtomicI64::new(0)))
         }
         .and_then(|digest| {
             if digest == receipt.output_digest {
