@@ -135,6 +135,14 @@ pub fn session_values(i: u32) -> RecordValues {
         .collect()
 }
 
+/// Whether a criterion bench binary runs in criterion's test mode (each benchmark once, as
+/// `cargo test` runs the benches) rather than measuring (`cargo bench`, which passes
+/// `--bench`), so a bench can keep its test run short.
+pub fn criterion_test_mode() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--test")
+}
+
 /// The CPU model and hardware thread count, for the header of a report.
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
