@@ -4,10 +4,12 @@
 //! Records are encrypted once with the client key; keys are generated once per run. PBS counts
 //! and output sizes are printed before timing.
 //!
-//! Run with `cargo bench -p blindsight-benches --bench compute`; one group at a time with a
-//! filter, e.g. `-- aggregate/sum` or `-- /1000` (an aggregate over 1,000 records takes
-//! 1–3 minutes per iteration on 2 cores, and criterion takes at least 10). `cargo test`
-//! runs every benchmark once, at a cohort of 10 only (criterion's test mode).
+//! Run with `cargo bench -p blindsight-benches --bench compute`; a part of it with a filter,
+//! e.g. `-- compress`, `-- aggregate/sum` or `-- /100$`. An aggregate over 1,000 records takes
+//! 1–3 minutes per iteration on 2 cores and criterion runs it about 12 times (a PBS count,
+//! warm-up, 10 samples), so the `/1000` benchmarks take 1.5–2 hours together; the comparison
+//! harness (`compare`) measures the same evaluations once each. `cargo test` runs every
+//! benchmark once, at a cohort of 10 only (criterion's test mode).
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
@@ -19,7 +21,7 @@ use blindsight_crypto::compute::{crisis_v1, risk_output, score_record, score_rec
 use blindsight_crypto::schemas::session_v1;
 use blindsight_crypto::tfhe::set_server_key;
 use blindsight_crypto::{KeySet, encoded_size, encrypt_values};
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, SamplingMode, criterion_group, criterion_main};
 use rayon::prelude::*;
 
 fn compute(c: &mut Criterion) {
@@ -37,37 +39,44 @@ fn compute(c: &mut Criterion) {
     let model = crisis_v1().compile(&schema).unwrap();
 
     let mut group = c.benchmark_group("compute");
+    // Flat sampling: every sample runs the same number of iterations, so a benchmark whose
+    // one iteration outlasts the measurement time runs 10 times, not criterion's linear
+    // 1 + 2 + … + 10.
     group
         .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
         .measurement_time(Duration::from_secs(20));
-    let counted = |name: &str, f: &dyn Fn()| {
-        reset_pbs_count();
-        f();
-        if let Some(n) = pbs_count() {
-            println!("{name}: {n} PBS");
-        }
+    // Each benchmark's PBS count is printed the first time criterion runs it, so a filter
+    // (`-- /1000`) skips the work of the benchmarks it leaves out.
+    let counted = |group: &mut criterion::BenchmarkGroup<'_, _>, id: &str, f: &dyn Fn()| {
+        let mut printed = false;
+        group.bench_function(id, |b| {
+            if !printed {
+                printed = true;
+                reset_pbs_count();
+                f();
+                if let Some(n) = pbs_count() {
+                    println!("{id}: {n} PBS");
+                }
+            }
+            b.iter(f)
+        });
     };
-    counted("risk_score/crisis-v1/1", &|| {
+    counted(&mut group, "risk_score/crisis-v1/1", &|| {
         score_record(&key, &model, &records[0]).unwrap();
     });
-    group.bench_function("risk_score/crisis-v1/1", |b| {
-        b.iter(|| score_record(&key, &model, &records[0]).unwrap())
-    });
-    counted("risk_score_straightforward/crisis-v1/1", &|| {
-        score_record_reference(&model, &records[0]).unwrap();
-    });
-    group.bench_function("risk_score_straightforward/crisis-v1/1", |b| {
-        b.iter(|| score_record_reference(&model, &records[0]).unwrap())
-    });
+    counted(
+        &mut group,
+        "risk_score_straightforward/crisis-v1/1",
+        &|| {
+            score_record_reference(&model, &records[0]).unwrap();
+        },
+    );
     for (name, query) in aggregate_workloads() {
         for &n in cohorts {
             let compiled = query.compile(&schema, n).unwrap();
-            let id = format!("aggregate/{name}/{n}");
-            counted(&id, &|| {
+            counted(&mut group, &format!("aggregate/{name}/{n}"), &|| {
                 compiled.evaluate(&key, &records[..n]).unwrap();
-            });
-            group.bench_function(&id, |b| {
-                b.iter(|| compiled.evaluate(&key, &records[..n]).unwrap())
             });
         }
     }
