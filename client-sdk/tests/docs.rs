@@ -935,10 +935,7 @@ impl Shell {
         let bin = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(&client, bin.path().join("blindsight")).unwrap();
         std::os::unix::fs::symlink(&server, bin.path().join("blindsight-server")).unwrap();
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = free_port();
         let cwd = tempfile::tempdir().unwrap();
         let io = tempfile::tempdir().unwrap();
         let path = std::env::join_paths(std::iter::once(bin.path().to_owned()).chain(
@@ -1294,6 +1291,21 @@ impl Drop for Shell {
             .args(["-KILL", "--", &format!("-{}", self.child.id())])
             .status();
         let _ = self.child.wait();
+    }
+}
+
+/// A free port below Linux's ephemeral range (32768–60999), so the outgoing connections of
+/// other scenarios, which take ephemeral ports, cannot be given it before the server binds.
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Spread by process id so concurrent test runs start apart; 20000–31999.
+    let start = (std::process::id() % 1000) as u16 * 12;
+    loop {
+        let port = 20_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
 
