@@ -5,6 +5,7 @@ mod audit;
 mod basics;
 mod common;
 mod compute;
+mod docs;
 mod flows;
 mod jobs;
 mod limits;
