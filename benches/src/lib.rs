@@ -187,6 +187,51 @@ pub fn load_average() -> Option<[f64; 3]> {
     Some([it.next()?.ok()?, it.next()?.ok()?, it.next()?.ok()?])
 }
 
+/// Where and how a benchmark binary ran, for its report (flattened into its JSON): the
+/// machine, the build profile, and the load averages when it started and ended.
+#[derive(serde::Serialize)]
+pub struct RunInfo {
+    /// [`machine`].
+    pub machine: String,
+    /// [`profile`].
+    pub profile: &'static str,
+    /// Load averages (1, 5, 15 minutes) when the run started.
+    pub load_before: Option<[f64; 3]>,
+    /// And when it ended.
+    pub load_after: Option<[f64; 3]>,
+}
+
+impl RunInfo {
+    /// Taken when the run starts.
+    pub fn start() -> Self {
+        Self {
+            machine: machine(),
+            profile: profile(),
+            load_before: load_average(),
+            load_after: None,
+        }
+    }
+
+    /// The same, with the load averages when the run ended.
+    pub fn finish(self) -> Self {
+        Self {
+            load_after: load_average(),
+            ..self
+        }
+    }
+
+    /// The first words of a report's header line.
+    pub fn header(&self) -> String {
+        format!(
+            "machine: {}; profile: {}; load average (1/5/15 min) {} at start, {} at end",
+            self.machine,
+            self.profile,
+            format_load(self.load_before),
+            format_load(self.load_after)
+        )
+    }
+}
+
 /// Load averages as `1.23 / 2.34 / 3.45`, or `unknown`.
 pub fn format_load(load: Option<[f64; 3]>) -> String {
     load.map_or("unknown".into(), |[a, b, c]| {

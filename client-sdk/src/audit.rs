@@ -33,10 +33,17 @@ pub struct FetchOptions {
     pub reexecute: usize,
 }
 
-/// Whether a refusal says the object is not there (404): the evidence then shows it missing
-/// and the checks judge that, rather than the fetch failing.
-fn is_not_found(e: &ApiError) -> bool {
-    matches!(e, ApiError::Refused { status: 404, .. })
+/// A fetched object, or `None` when the server answers 404: the evidence then shows it
+/// missing and the checks judge that, rather than the fetch failing.
+fn found<T>(
+    fetched: Result<T, ApiError>,
+    what: impl FnOnce() -> String,
+) -> anyhow::Result<Option<T>> {
+    match fetched {
+        Ok(v) => Ok(Some(v)),
+        Err(ApiError::Refused { status: 404, .. }) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("couldn't fetch {}", what())),
+    }
 }
 
 /// A string field of an audit entry's JSON body.
@@ -141,15 +148,10 @@ fn fetch_records(
         let metadata = summary.metadata(tenant)?;
         // A listed record whose proof is not served shows as an empty proven list, which the
         // checks report as not matching its digest.
-        let proven_list = match client.proof(&summary.record_id) {
-            Ok(bytes) => bytes,
-            Err(e) if is_not_found(&e) => Vec::new(),
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("couldn't fetch record {}'s proof", summary.record_id)
-                });
-            }
-        };
+        let proven_list = found(client.proof(&summary.record_id), || {
+            format!("record {}'s proof", summary.record_id)
+        })?
+        .unwrap_or_default();
         records.push(RecordEvidence {
             metadata,
             proven_list,
@@ -184,13 +186,9 @@ fn fetch_jobs(
         .filter(|id| !jobs.contains_key(id))
         .collect();
     for job_id in unlisted {
-        match client.job(&job_id) {
-            Ok(job) => {
-                jobs.insert(job_id, job);
-            }
-            // Logged but not there: the checks see it missing.
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(e).with_context(|| format!("couldn't fetch job {job_id}")),
+        // Logged but not there: the checks see it missing.
+        if let Some(job) = found(client.job(&job_id), || format!("job {job_id}"))? {
+            jobs.insert(job_id, job);
         }
     }
     let mut jobs: Vec<Job> = jobs.into_values().collect();
@@ -202,22 +200,14 @@ fn fetch_jobs(
     for (i, job) in jobs.into_iter().enumerate() {
         let (mut receipt, mut result) = (None, None);
         if job.status == JobStatus::Succeeded {
-            receipt = match client.job_receipt(&job.job_id) {
-                Ok(r) => Some(serde_json::to_string(&r).context("receipt encoding")?),
-                Err(e) if is_not_found(&e) => None,
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("couldn't fetch job {}'s receipt", job.job_id));
-                }
-            };
-            result = match client.job_result(&job.job_id) {
-                Ok(bytes) => Some(bytes),
-                Err(e) if is_not_found(&e) => None,
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("couldn't fetch job {}'s output", job.job_id));
-                }
-            };
+            receipt = found(client.job_receipt(&job.job_id), || {
+                format!("job {}'s receipt", job.job_id)
+            })?
+            .map(|r| serde_json::to_string(&r).context("receipt encoding"))
+            .transpose()?;
+            result = found(client.job_result(&job.job_id), || {
+                format!("job {}'s output", job.job_id)
+            })?;
         }
         progress.update(i as u64 + 1, total, &job.job_id);
         out.push(JobEvidence {
@@ -261,13 +251,12 @@ fn fetch_keysets(
     let mut out = Vec::with_capacity(ids.len());
     for (i, key_id) in ids.into_iter().enumerate() {
         progress.update(i as u64, total, &key_id);
-        let (app_bundle, fingerprint) = match client.keyset_public(&key_id) {
-            Ok(found) => found,
-            // Named but not served: the checks see it missing.
-            Err(e) if is_not_found(&e) => continue,
-            Err(e) => {
-                return Err(e).with_context(|| format!("couldn't fetch key set {key_id}"));
-            }
+        // Named but not served: the checks see it missing.
+        let Some((app_bundle, fingerprint)) = found(client.keyset_public(&key_id), || {
+            format!("key set {key_id}")
+        })?
+        else {
+            continue;
         };
         // The parameter set from the bundle's own manifest; one that does not decode is the
         // checks' to report, with what the log says.
@@ -277,14 +266,9 @@ fn fetch_keysets(
             .or_else(|| logged.get(&key_id).cloned().flatten())
             .unwrap_or_default();
         let server_key = if options.reexecute > 0 {
-            match client.keyset_server_key(&key_id) {
-                Ok(bytes) => Some(bytes),
-                Err(e) if is_not_found(&e) => None,
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("couldn't fetch key set {key_id}'s server key"));
-                }
-            }
+            found(client.keyset_server_key(&key_id), || {
+                format!("key set {key_id}'s server key")
+            })?
         } else {
             None
         };
@@ -341,18 +325,12 @@ impl DbSource {
         match self {
             DbSource::Sqlite(path) => {
                 let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-                let mut url = String::from("sqlite://");
-                for c in path.to_string_lossy().chars() {
-                    match c {
-                        '%' | '?' | '#' | ' ' => url.push_str(&format!("%{:02X}", c as u32)),
-                        c => url.push(c),
-                    }
-                }
-                url.push_str("?mode=ro");
-                if immutable {
-                    url.push_str("&immutable=true");
-                }
-                url
+                let query = if immutable {
+                    "mode=ro&immutable=true"
+                } else {
+                    "mode=ro"
+                };
+                blindsight_server::db::sqlite_url(&path, query)
             }
             DbSource::Postgres(url) => {
                 let sep = if url.contains('?') { '&' } else { '?' };

@@ -169,6 +169,16 @@ pub fn inputs_root<'a>(inputs: impl IntoIterator<Item = (&'a str, &'a str)>) -> 
     hex::encode(tree_hash(&leaves))
 }
 
+/// [`inputs_root`] of records given with their stored proven lists (each list is hashed
+/// here): what a worker states and an auditor recomputes.
+pub fn inputs_root_of_lists<'a>(records: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+    let leaves: Vec<[u8; 32]> = records
+        .into_iter()
+        .map(|(id, list)| leaf_hash(id, &sha256_hex(list)))
+        .collect();
+    hex::encode(tree_hash(&leaves))
+}
+
 impl Receipt {
     /// The canonical JSON this receipt is signed as: keys in byte order, no whitespace.
     pub fn canonical(&self) -> String {
@@ -306,5 +316,14 @@ mod tests {
             let root = inputs_root(ids.iter().map(|i| (i.as_str(), "d")));
             assert_eq!(root.len(), 64);
         }
+        // Over stored lists: the root of each list's digest.
+        let lists: [(&str, &[u8]); 2] = [("a", b"list a"), ("b", b"list b")];
+        assert_eq!(
+            inputs_root_of_lists(lists),
+            inputs_root([
+                ("a", sha256_hex(b"list a").as_str()),
+                ("b", sha256_hex(b"list b").as_str())
+            ])
+        );
     }
 }

@@ -12,7 +12,7 @@ use blindsight_crypto::compute::{
     AggregateQuery, JobOutput, RiskModel, aggregate_output, pool_with_key, risk_output,
     score_record,
 };
-use blindsight_crypto::receipt::{RECEIPT_VERSION, Receipt, fft_path, inputs_root};
+use blindsight_crypto::receipt::{RECEIPT_VERSION, Receipt, fft_path, inputs_root_of_lists};
 use blindsight_crypto::tfhe::ServerKey;
 use blindsight_crypto::{RecordSchema, Verifier};
 use rayon::prelude::*;
@@ -181,15 +181,6 @@ pub fn receipt(
     at: i64,
 ) -> Receipt {
     let (function, model_digest) = spec.function_and_model_digest();
-    let digests: Vec<(String, String)> = records
-        .iter()
-        .map(|r| {
-            (
-                r.metadata.record_id.clone(),
-                blindsight_crypto::sha256_hex(&r.proven_list),
-            )
-        })
-        .collect();
     Receipt {
         version: RECEIPT_VERSION,
         job_id: job.job_id.clone(),
@@ -203,7 +194,11 @@ pub fn receipt(
         parameter_set: blindsight_crypto::PARAMETER_SET_ID.to_owned(),
         fft: fft_path().to_owned(),
         inputs: records.len() as u64,
-        inputs_root: inputs_root(digests.iter().map(|(i, d)| (i.as_str(), d.as_str()))),
+        inputs_root: inputs_root_of_lists(
+            records
+                .iter()
+                .map(|r| (r.metadata.record_id.as_str(), r.proven_list.as_slice())),
+        ),
         output_digest: blindsight_crypto::sha256_hex(output),
         build: build_id(),
         at,

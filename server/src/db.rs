@@ -102,8 +102,9 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// Percent-encodes the characters that would end or change a `sqlite://` URL's path.
-fn sqlite_url(path: &Path) -> String {
+/// A `sqlite://` URL for `path` with the query `query` (e.g. `mode=rwc`), percent-encoding the
+/// characters that would end or change the URL's path.
+pub fn sqlite_url(path: &Path, query: &str) -> String {
     let mut url = String::from("sqlite://");
     for c in path.to_string_lossy().chars() {
         match c {
@@ -111,7 +112,8 @@ fn sqlite_url(path: &Path) -> String {
             c => url.push(c),
         }
     }
-    url.push_str("?mode=rwc");
+    url.push('?');
+    url.push_str(query);
     url
 }
 
@@ -126,7 +128,10 @@ impl Db {
                     path: data_dir.to_owned(),
                     source,
                 })?;
-                (sqlite_url(&data_dir.join(SQLITE_FILE)), Backend::Sqlite)
+                (
+                    sqlite_url(&data_dir.join(SQLITE_FILE), "mode=rwc"),
+                    Backend::Sqlite,
+                )
             }
             Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
                 (u.to_owned(), Backend::Postgres)
@@ -276,7 +281,7 @@ mod tests {
     #[test]
     fn sqlite_urls_escape_what_would_change_their_meaning() {
         assert_eq!(
-            sqlite_url(Path::new("/data/a b?c#d%e/x.sqlite3")),
+            sqlite_url(Path::new("/data/a b?c#d%e/x.sqlite3"), "mode=rwc"),
             "sqlite:///data/a%20b%3Fc%23d%25e/x.sqlite3?mode=rwc"
         );
     }

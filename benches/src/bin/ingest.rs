@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use blindsight_benches::{format_load, load_average, machine, percentile, profile, session_values};
+use blindsight_benches::{RunInfo, percentile, session_values};
 use blindsight_client::api::{Client, Uploaded};
 use blindsight_crypto::schemas::session_v1;
 use blindsight_crypto::{
@@ -141,11 +141,8 @@ struct Row {
 
 #[derive(Serialize)]
 struct Report {
-    machine: String,
-    profile: &'static str,
-    /// Load averages (1, 5, 15 minutes) when the run started and when it ended.
-    load_before: Option<[f64; 3]>,
-    load_after: Option<[f64; 3]>,
+    #[serde(flatten)]
+    run: RunInfo,
     threads: usize,
     fhe_workers: usize,
     quick: bool,
@@ -163,7 +160,7 @@ struct Report {
 
 fn main() -> anyhow::Result<()> {
     let args = args()?;
-    let load_before = load_average();
+    let run = RunInfo::start();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let config = config()?;
     let fhe_workers = config.limits.fhe_workers;
@@ -264,10 +261,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     let report = Report {
-        machine: machine(),
-        profile: profile(),
-        load_before,
-        load_after: load_average(),
+        run: run.finish(),
         threads,
         fhe_workers,
         quick: args.quick,
@@ -550,11 +544,8 @@ async fn drop_scratch((url, name): &(String, String)) {
 
 fn print_table(r: &Report) {
     println!(
-        "\nmachine: {}; profile: {}; load average (1/5/15 min) {} at start, {} at end; FHE workers: {}; {} records of {:.1} KB (session v1, proven, sealed transcript)\n",
-        r.machine,
-        r.profile,
-        format_load(r.load_before),
-        format_load(r.load_after),
+        "\n{}; FHE workers: {}; {} records of {:.1} KB (session v1, proven, sealed transcript)\n",
+        r.run.header(),
         r.fhe_workers,
         r.records,
         r.record_bytes_mean / 1e3

@@ -24,7 +24,7 @@ use anyhow::{Context, bail};
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Method, Request};
-use blindsight_benches::{format_load, load_average, machine, profile};
+use blindsight_benches::RunInfo;
 use blindsight_crypto::KeySet;
 use blindsight_server::api::keysets;
 use blindsight_server::api::tenants::TenantCreated;
@@ -98,11 +98,8 @@ struct Row {
 
 #[derive(Serialize)]
 struct Report {
-    machine: String,
-    profile: &'static str,
-    /// Load averages (1, 5, 15 minutes) when the run started and when it ended.
-    load_before: Option<[f64; 3]>,
-    load_after: Option<[f64; 3]>,
+    #[serde(flatten)]
+    run: RunInfo,
     key_cache_bound_mib: f64,
     public_bundle_mib: f64,
     keygen_s: Option<f64>,
@@ -132,7 +129,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let args = args()?;
-    let load_before = load_average();
+    let run = RunInfo::start();
 
     // Key sets first, each in a child process: nothing of key generation stays in this one.
     let temp;
@@ -226,10 +223,7 @@ fn main() -> anyhow::Result<()> {
             .last()
             .is_some_and(|r| r.key_cache_entries < 2 * tenants.len());
         anyhow::Ok(Report {
-            machine: machine(),
-            profile: profile(),
-            load_before,
-            load_after: load_average(),
+            run: run.finish(),
             key_cache_bound_mib: bound,
             public_bundle_mib: bundle_bytes as f64 / MIB,
             keygen_s: keygen,
@@ -363,11 +357,8 @@ fn status_kib() -> anyhow::Result<(u64, u64)> {
 
 fn print_table(r: &Report) {
     println!(
-        "\nmachine: {}; profile: {}; load average (1/5/15 min) {} at start, {} at end; key-cache bound {:.0} MiB; public bundle {:.1} MiB{}\n",
-        r.machine,
-        r.profile,
-        format_load(r.load_before),
-        format_load(r.load_after),
+        "\n{}; key-cache bound {:.0} MiB; public bundle {:.1} MiB{}\n",
+        r.run.header(),
         r.key_cache_bound_mib,
         r.public_bundle_mib,
         r.keygen_s.map_or(String::new(), |s| format!(

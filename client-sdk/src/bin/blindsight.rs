@@ -942,19 +942,25 @@ fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error 
     })
 }
 
+/// The server's refusal (or the client's wait) a cause of an error is, if it is one.
+fn api_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a ApiError> {
+    cause.downcast_ref::<ApiError>().or_else(|| {
+        match cause.downcast_ref::<blindsight_client::Error>() {
+            Some(blindsight_client::Error::Api(e)) => Some(e),
+            _ => None,
+        }
+    })
+}
+
 /// A hint for errors the user can act on, by the server's problem slug.
 fn hint(err: &anyhow::Error) -> Option<String> {
     for cause in err.chain() {
         if let Some(h) = cause.downcast_ref::<Hinted>() {
             return Some(h.hint.clone());
         }
-        let api = cause.downcast_ref::<ApiError>().or_else(|| {
-            match cause.downcast_ref::<blindsight_client::Error>() {
-                Some(blindsight_client::Error::Api(e)) => Some(e),
-                _ => None,
-            }
-        });
-        let Some(api) = api else { continue };
+        let Some(api) = api_error(cause) else {
+            continue;
+        };
         if let ApiError::WaitTimedOut { job_id, .. } = api {
             return Some(format!(
                 "wait again with `blindsight results {job_id}` or a longer --timeout"
@@ -991,15 +997,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
 
 /// The server's problem slug in an error's chain, if the server refused.
 fn refusal_slug(err: &anyhow::Error) -> Option<String> {
-    err.chain().find_map(|cause| {
-        let api = cause.downcast_ref::<ApiError>().or_else(|| {
-            match cause.downcast_ref::<blindsight_client::Error>() {
-                Some(blindsight_client::Error::Api(e)) => Some(e),
-                _ => None,
-            }
-        })?;
-        api.slug().map(str::to_owned)
-    })
+    err.chain()
+        .find_map(|cause| api_error(cause)?.slug().map(str::to_owned))
 }
 
 /// Plain progress lines (when stderr is not a terminal) at most every tenth of a step.

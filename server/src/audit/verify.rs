@@ -14,9 +14,24 @@
 //!
 //! Each failure names the object, e.g. `tenant "t": entry 1834: hash does not chain`.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use blindsight_crypto::receipt::{Receipt, SignedReceipt, inputs_root_of_lists};
+use blindsight_crypto::scan::{Stored, scan};
+use blindsight_crypto::tfhe::ServerKey;
+use blindsight_crypto::{AppBundle, KeyManifest, RecordSchema, Verifier, sha256_hex};
+use rayon::prelude::*;
 use serde::Serialize;
 
-use super::evidence::Evidence;
+use super::Entry;
+use super::chain::{key_id, verify_chain};
+use super::evidence::{
+    ChainEvidence, Evidence, JobEvidence, KeysetEvidence, RecordEvidence, TenantEvidence,
+    TranscriptEvidence,
+};
+use crate::compute::JobSpec;
+use crate::store::StoredRecord;
 
 /// How to verify.
 #[derive(Clone, Debug, Default)]
@@ -70,23 +85,6 @@ pub struct Report {
     /// The checks, in order.
     pub checks: Vec<Check>,
 }
-
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-
-use blindsight_crypto::receipt::{Receipt, SignedReceipt, inputs_root};
-use blindsight_crypto::scan::{Stored, scan};
-use blindsight_crypto::tfhe::ServerKey;
-use blindsight_crypto::{AppBundle, KeyManifest, RecordSchema, Verifier, sha256_hex};
-use rayon::prelude::*;
-
-use super::Entry;
-use super::chain::{key_id, verify_chain};
-use super::evidence::{
-    ChainEvidence, JobEvidence, KeysetEvidence, TenantEvidence, TranscriptEvidence,
-};
-use crate::compute::JobSpec;
-use crate::store::StoredRecord;
 
 /// Collects one check's outcome.
 struct Tally {
@@ -423,9 +421,12 @@ fn check_proofs(
     t.finish(summary)
 }
 
-/// The stored records a job read, in its order, as a worker loads them.
-fn job_inputs(tenant: &TenantEvidence, spec: &JobSpec) -> Result<Vec<StoredRecord>, String> {
-    let by_id: HashMap<&str, _> = tenant
+/// The stored records a job read, in its order.
+fn job_inputs<'a>(
+    tenant: &'a TenantEvidence,
+    spec: &JobSpec,
+) -> Result<Vec<&'a RecordEvidence>, String> {
+    let by_id: HashMap<&str, &RecordEvidence> = tenant
         .records
         .iter()
         .map(|r| (r.metadata.record_id.as_str(), r))
@@ -433,14 +434,10 @@ fn job_inputs(tenant: &TenantEvidence, spec: &JobSpec) -> Result<Vec<StoredRecor
     spec.records
         .iter()
         .map(|id| {
-            let r = by_id
+            by_id
                 .get(id.as_str())
-                .ok_or_else(|| format!("input record {id:?} is no longer stored"))?;
-            Ok(StoredRecord {
-                metadata: r.metadata.clone(),
-                proven_list: r.proven_list.clone(),
-                proven_list_digest: r.proven_list_digest.clone(),
-            })
+                .copied()
+                .ok_or_else(|| format!("input record {id:?} is no longer stored"))
         })
         .collect()
 }
@@ -492,11 +489,11 @@ fn check_receipt(
         ));
     }
     let inputs = job_inputs(tenant, &spec)?;
-    let digests: Vec<(String, String)> = inputs
-        .iter()
-        .map(|r| (r.metadata.record_id.clone(), sha256_hex(&r.proven_list)))
-        .collect();
-    let root = inputs_root(digests.iter().map(|(i, d)| (i.as_str(), d.as_str())));
+    let root = inputs_root_of_lists(
+        inputs
+            .iter()
+            .map(|r| (r.metadata.record_id.as_str(), r.proven_list.as_slice())),
+    );
     if receipt.inputs != inputs.len() as u64 || receipt.inputs_root != root {
         return Err("receipt's input digests do not match the stored ciphertext".into());
     }
@@ -589,7 +586,15 @@ fn reexecute(
     let verifier = Verifier::new(bundles.get(&tenant.tenant_id, &job.key_id)?.clone());
     let select = spec.request.select();
     let schema = schema_for(tenant, &select.schema_id, select.schema_version)?;
-    let records = job_inputs(tenant, &spec)?;
+    // As a worker loads them.
+    let records: Vec<StoredRecord> = job_inputs(tenant, &spec)?
+        .into_iter()
+        .map(|r| StoredRecord {
+            metadata: r.metadata.clone(),
+            proven_list: r.proven_list.clone(),
+            proven_list_digest: r.proven_list_digest.clone(),
+        })
+        .collect();
     let output = crate::compute::execute(key, &verifier, &schema, &spec, &records, progress)
         .map_err(|e| format!("re-execution failed: {e}"))?;
     Ok(sha256_hex(&output))
@@ -800,10 +805,10 @@ fn check_storage(evidence: &Evidence, progress: &(dyn Fn(Progress<'_>) + Sync)) 
 }
 
 fn check_keyset(
-    evidence: &Evidence,
     bundles: &Bundles,
     tenant: &TenantEvidence,
     k: &KeysetEvidence,
+    registered: &HashMap<String, serde_json::Value>,
 ) -> Result<(), String> {
     // Decoding checked every component against the manifest; the manifest must be the one
     // stored (and pinned by apps).
@@ -833,7 +838,6 @@ fn check_keyset(
     {
         return Err("the stored server key does not match its manifest fingerprint".into());
     }
-    let registered = logged(evidence, &tenant.tenant_id, "keyset.registered", "key_id");
     match registered.get(&k.key_id) {
         None => Err("no keyset.registered entry in the audit log".into()),
         Some(body) if field(body, "manifest_fingerprint") != Some(&k.manifest_fingerprint) => {
@@ -846,8 +850,9 @@ fn check_keyset(
 fn check_manifests(evidence: &Evidence, bundles: &Bundles) -> Check {
     let mut t = Tally::new("manifests");
     for tenant in &evidence.tenants {
+        let registered = logged(evidence, &tenant.tenant_id, "keyset.registered", "key_id");
         for k in &tenant.keysets {
-            let outcome = check_keyset(evidence, bundles, tenant, k)
+            let outcome = check_keyset(bundles, tenant, k, &registered)
                 .map_err(|e| format!("tenant {:?}: key set {}: {e}", tenant.tenant_id, k.key_id));
             t.count(outcome);
         }

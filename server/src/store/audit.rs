@@ -71,7 +71,8 @@ async fn append_locked(
     let at = now();
     let kind = event.kind();
     let body = event.body();
-    let hash = hex::encode(entry_hash(&prev, seq, tenant, at, kind, &body));
+    let raw = entry_hash(&prev, seq, tenant, at, kind, &body);
+    let hash = hex::encode(raw);
     let prev_hash = hex::encode(prev);
     sqlx::query(
         "INSERT INTO audit_log (chain, seq, at, kind, body, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -85,10 +86,7 @@ async fn append_locked(
     .bind(&hash)
     .execute(&mut **tx)
     .await?;
-    let signed = db.signer().map(|key| {
-        let raw = parse_hash(&hash).unwrap_or(GENESIS_HASH);
-        key.sign_head(tenant, seq, &raw, at)
-    });
+    let signed = db.signer().map(|key| key.sign_head(tenant, seq, &raw, at));
     sqlx::query(
         "UPDATE audit_heads SET seq = $2, hash = $3, at = $4, key_id = $5, signature = $6 WHERE chain = $1",
     )

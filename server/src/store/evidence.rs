@@ -90,23 +90,15 @@ async fn load_tenant(db: &Db, tenant: &str) -> Result<TenantEvidence, sqlx::Erro
         })
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let schemas = sqlx::query(
-        "SELECT schema_id, schema_version, definition FROM schemas WHERE tenant_id = $1 \
-         ORDER BY schema_id, schema_version",
-    )
-    .bind(tenant)
-    .fetch_all(db.pool())
-    .await?
-    .iter()
-    .map(|r| {
-        let version: i64 = r.try_get("schema_version")?;
-        Ok(SchemaEvidence {
-            schema_id: r.try_get("schema_id")?,
+    let schemas = super::list_schemas(db, tenant)
+        .await?
+        .into_iter()
+        .map(|(schema_id, version, definition, _digest)| SchemaEvidence {
+            schema_id,
             version: u32::try_from(version).unwrap_or(u32::MAX),
-            definition: r.try_get("definition")?,
+            definition,
         })
-    })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        .collect();
     let records = sqlx::query(
         "SELECT record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, \
                 proven_list, proven_list_digest, sealed_transcript \
