@@ -1,29 +1,28 @@
-//! What `blindsight audit verify` checks, gathered from a server or read from its database.
+//! What `blindsight audit verify` checks, gathered from a server over its API: the auditor's
+//! source of evidence (the other, offline from a server's database, is the CLI's).
 //!
 //! - [`fetch_evidence`]: over the API with a tenant's auditor (or keyholder) token: the
 //!   tenant's chain and signed head, records with their proofs, custom schemas, key sets,
 //!   jobs with their receipts and outputs (and, to re-execute jobs, the server keys).
-//! - [`load_evidence`]: offline, from the server's database (a SQLite file or data directory,
-//!   opened read-only, or a PostgreSQL URL), never migrated and refused at any other schema
-//!   version than this build's.
 //! - [`parse_audit_key`]: the audit keys the auditor trusts, from `--audit-key` values.
 //!
-//! [`blindsight_server::audit::verify::verify`] then checks the [`Evidence`]; nothing here is
+//! [`blindsight_audit::verify`] then checks the [`Evidence`]; nothing here is
 //! trusted because of where it came from.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::Context;
-use blindsight_crypto::AppBundle;
-use blindsight_server::audit::Entry;
-use blindsight_server::audit::evidence::{
+use blindsight_audit::evidence::{
     ChainEvidence, Evidence, JobEvidence, KeysetEvidence, RecordEvidence, SchemaEvidence,
     TenantEvidence, TranscriptEvidence,
 };
+use blindsight_crypto::AppBundle;
+use blindsight_proto::Entry;
+use blindsight_proto::chain::key_id;
 
-use crate::api::{ApiError, Client, Job, JobStatus, RecordQuery};
-use crate::demo::Progress;
+use crate::api::{ApiError, Client, Job, JobStatus, RecordListQuery};
+use crate::progress::Progress;
+use crate::{Error, Result};
 
 /// What to fetch.
 #[derive(Clone, Debug, Default)]
@@ -35,14 +34,11 @@ pub struct FetchOptions {
 
 /// A fetched object, or `None` when the server answers 404: the evidence then shows it
 /// missing and the checks judge that, rather than the fetch failing.
-fn found<T>(
-    fetched: Result<T, ApiError>,
-    what: impl FnOnce() -> String,
-) -> anyhow::Result<Option<T>> {
+fn found<T>(fetched: Result<T, ApiError>, what: impl FnOnce() -> String) -> Result<Option<T>> {
     match fetched {
         Ok(v) => Ok(Some(v)),
         Err(ApiError::Refused { status: 404, .. }) => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("couldn't fetch {}", what())),
+        Err(e) => Err(Error::fetch(format!("couldn't fetch {}", what()), e)),
     }
 }
 
@@ -68,18 +64,20 @@ pub fn fetch_evidence(
     client: &Client,
     options: &FetchOptions,
     progress: &mut dyn Progress,
-) -> anyhow::Result<Evidence> {
+) -> Result<Evidence> {
     let first = client
         .audit_head()
-        .context("couldn't read the audit head (GET /v1/audit/head)")?;
-    let tenant = first.tenant_id.clone().context(
-        "this token reads the server-wide chain (an admin token): audit verify needs a tenant's auditor or keyholder token",
-    )?;
+        .map_err(|e| Error::fetch("couldn't read the audit head (GET /v1/audit/head)", e))?;
+    let tenant = first.tenant_id.clone().ok_or_else(|| {
+        Error::Audit(
+            "this token reads the server-wide chain (an admin token): audit verify needs a tenant's auditor or keyholder token".into(),
+        )
+    })?;
 
     let records = fetch_records(client, &tenant, progress)?;
     let schemas = client
         .schemas()
-        .context("couldn't list the tenant's schemas (GET /v1/schemas)")?
+        .map_err(|e| Error::fetch("couldn't list the tenant's schemas (GET /v1/schemas)", e))?
         .into_iter()
         .map(|s| SchemaEvidence {
             schema_id: s.schema_id,
@@ -89,19 +87,18 @@ pub fn fetch_evidence(
         .collect();
     let listed = client
         .jobs()
-        .context("couldn't list the tenant's jobs (GET /v1/jobs)")?;
+        .map_err(|e| Error::fetch("couldn't list the tenant's jobs (GET /v1/jobs)", e))?;
 
     // The head first, then every entry up to it and any appended since.
     progress.begin("audit log", 0);
     let head = client
         .audit_head()
-        .context("couldn't read the audit head (GET /v1/audit/head)")?;
+        .map_err(|e| Error::fetch("couldn't read the audit head (GET /v1/audit/head)", e))?;
     if head.tenant_id.as_deref() != Some(tenant.as_str()) {
-        anyhow::bail!(
+        return Err(Error::Audit(format!(
             "the server's audit head names another chain than the one it named a moment ago ({:?}, then {:?})",
-            tenant,
-            head.tenant_id
-        );
+            tenant, head.tenant_id
+        )));
     }
     let expected = u64::try_from(head.seq).unwrap_or(0);
     let entries = client
@@ -109,7 +106,7 @@ pub fn fetch_evidence(
             let n = n as u64;
             progress.update(n, expected.max(n), "entries");
         })
-        .context("couldn't read the audit log (GET /v1/audit)")?;
+        .map_err(|e| Error::fetch("couldn't read the audit log (GET /v1/audit)", e))?;
     progress.end();
 
     let jobs = fetch_jobs(client, listed, &entries, progress)?;
@@ -137,15 +134,20 @@ fn fetch_records(
     client: &Client,
     tenant: &str,
     progress: &mut dyn Progress,
-) -> anyhow::Result<Vec<RecordEvidence>> {
+) -> Result<Vec<RecordEvidence>> {
     let summaries = client
-        .records(&RecordQuery::default())
-        .context("couldn't list the tenant's records (GET /v1/records)")?;
+        .records(&RecordListQuery::default())
+        .map_err(|e| Error::fetch("couldn't list the tenant's records (GET /v1/records)", e))?;
     let total = summaries.len() as u64;
     progress.begin("records", total);
     let mut records = Vec::with_capacity(summaries.len());
     for (i, summary) in summaries.into_iter().enumerate() {
-        let metadata = summary.metadata(tenant)?;
+        let metadata = summary.metadata(tenant).ok_or_else(|| {
+            Error::Audit(format!(
+                "record {}: a listed number is out of its metadata field's range",
+                summary.record_id
+            ))
+        })?;
         // A listed record whose proof is not served shows as an empty proven list, which the
         // checks report as not matching its digest.
         let proven_list = found(client.proof(&summary.record_id), || {
@@ -176,7 +178,7 @@ fn fetch_jobs(
     listed: Vec<Job>,
     entries: &[Entry],
     progress: &mut dyn Progress,
-) -> anyhow::Result<Vec<JobEvidence>> {
+) -> Result<Vec<JobEvidence>> {
     let mut jobs: BTreeMap<String, Job> =
         listed.into_iter().map(|j| (j.job_id.clone(), j)).collect();
     let unlisted: BTreeSet<String> = entries
@@ -203,7 +205,10 @@ fn fetch_jobs(
             receipt = found(client.job_receipt(&job.job_id), || {
                 format!("job {}'s receipt", job.job_id)
             })?
-            .map(|r| serde_json::to_string(&r).context("receipt encoding"))
+            .map(|r| {
+                serde_json::to_string(&r)
+                    .map_err(|e| Error::Audit(format!("couldn't encode a receipt: {e}")))
+            })
             .transpose()?;
             result = found(client.job_result(&job.job_id), || {
                 format!("job {}'s output", job.job_id)
@@ -233,7 +238,7 @@ fn fetch_keysets(
     records: &[RecordEvidence],
     jobs: &[JobEvidence],
     progress: &mut dyn Progress,
-) -> anyhow::Result<Vec<KeysetEvidence>> {
+) -> Result<Vec<KeysetEvidence>> {
     let mut logged: BTreeMap<String, Option<String>> = BTreeMap::new();
     for e in entries.iter().filter(|e| e.kind == "keyset.registered") {
         if let Some(key_id) = body_field(e, "key_id") {
@@ -286,150 +291,9 @@ fn fetch_keysets(
     Ok(out)
 }
 
-/// Where an offline audit reads: a SQLite file (opened read-only) or a PostgreSQL URL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DbSource {
-    /// The SQLite file.
-    Sqlite(PathBuf),
-    /// A `postgres://` URL.
-    Postgres(String),
-}
-
-impl DbSource {
-    /// Parses `--db`: a `postgres://` (or `postgresql://`) URL, or a path: a SQLite file, or a
-    /// data directory holding the server's [`blindsight_server::db::SQLITE_FILE`]. A
-    /// `sqlite://` prefix is allowed on a path.
-    pub fn parse(value: &str) -> anyhow::Result<Self> {
-        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
-            return Ok(DbSource::Postgres(value.to_owned()));
-        }
-        let path = Path::new(value.strip_prefix("sqlite://").unwrap_or(value));
-        let file = if path.is_dir() {
-            path.join(blindsight_server::db::SQLITE_FILE)
-        } else {
-            path.to_owned()
-        };
-        anyhow::ensure!(
-            file.is_file(),
-            "no database at {}: pass the server's data directory, its {} file, or a postgres:// URL",
-            file.display(),
-            blindsight_server::db::SQLITE_FILE
-        );
-        Ok(DbSource::Sqlite(file))
-    }
-
-    /// The URL to connect with: SQLite read-only (`mode=ro`, and with `immutable` SQLite's
-    /// `immutable=1`: no locks, no `-shm`, for a file nothing writes), PostgreSQL with read-only
-    /// transactions by default.
-    fn connect_url(&self, immutable: bool) -> String {
-        match self {
-            DbSource::Sqlite(path) => {
-                let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-                let query = if immutable {
-                    "mode=ro&immutable=true"
-                } else {
-                    "mode=ro"
-                };
-                blindsight_server::db::sqlite_url(&path, query)
-            }
-            DbSource::Postgres(url) => {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                format!("{url}{sep}options=-c%20default_transaction_read_only%3Don")
-            }
-        }
-    }
-
-    /// How the report names it (a PostgreSQL URL without its password).
-    pub fn describe(&self) -> String {
-        match self {
-            DbSource::Sqlite(path) => format!(
-                "sqlite://{}",
-                std::path::absolute(path)
-                    .unwrap_or_else(|_| path.clone())
-                    .display()
-            ),
-            DbSource::Postgres(url) => redact_password(url),
-        }
-    }
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user@host/db`.
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            format!("{scheme}://{user}@{host}{tail}")
-        }
-        None => url.to_owned(),
-    }
-}
-
-/// Connects without ever writing. SQLite is opened read-only; when the database has no
-/// `-wal` file (no server has it open, and every committed transaction is in the main file) it
-/// is opened as immutable: a read-only connection would otherwise create the WAL and its
-/// `-shm` index beside it, which it cannot do in a directory the auditor may not write, and
-/// could not switch a rollback-journal copy to WAL as `Db::connect` asks.
-async fn connect_read_only(source: &DbSource) -> Result<blindsight_server::Db, anyhow::Error> {
-    let immutable = match source {
-        DbSource::Sqlite(path) => {
-            let mut wal = path.clone().into_os_string();
-            wal.push("-wal");
-            !Path::new(&wal).exists()
-        }
-        DbSource::Postgres(_) => false,
-    };
-    // The data directory is not used: the URL names the database.
-    Ok(
-        blindsight_server::Db::connect(Some(&source.connect_url(immutable)), Path::new("."))
-            .await?,
-    )
-}
-
-/// Reads every chain, head and stored object of a server's database for an offline audit.
-/// SQLite is opened read-only; nothing is ever migrated, and a database at another schema
-/// version than this build's is refused. The trusted keys are left empty for the caller.
-pub fn load_evidence(source: &DbSource, progress: &mut dyn Progress) -> anyhow::Result<Evidence> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("couldn't start a runtime to read the database")?;
-    let describe = source.describe();
-    progress.begin("reading the database", 0);
-    let loaded = runtime.block_on(async {
-        let db = connect_read_only(source)
-            .await
-            .with_context(|| format!("couldn't open {describe} read-only"))?;
-        let result = async {
-            let found = db.applied_version().await?;
-            let known = db.known_version();
-            if found == 0 {
-                anyhow::bail!("{describe} is not a blindsight database (no migrations applied)");
-            }
-            if found != known {
-                anyhow::bail!(
-                    "{describe} is at schema version {found}, this build of blindsight reads version {known}: audit it with the blindsight release that matches its server (an audited database is never migrated)"
-                );
-            }
-            blindsight_server::store::evidence::load(&db, &describe)
-                .await
-                .with_context(|| format!("couldn't read {describe}"))
-        }
-        .await;
-        db.close().await;
-        result
-    });
-    progress.end();
-    loaded
-}
-
 /// Decodes one `--audit-key` value: 64 hex digits, or a file holding either those or the JSON
 /// of `GET /v1/audit/key` (whose `key_id`, when present, must match the key).
-pub fn parse_audit_key(value: &str) -> anyhow::Result<Vec<u8>> {
+pub fn parse_audit_key(value: &str) -> Result<Vec<u8>> {
     fn hex_key(text: &str) -> Option<Vec<u8>> {
         let text = text.trim();
         (text.len() == 64).then(|| hex::decode(text).ok()).flatten()
@@ -438,34 +302,37 @@ pub fn parse_audit_key(value: &str) -> anyhow::Result<Vec<u8>> {
         return Ok(key);
     }
     let path = Path::new(value);
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!("--audit-key {value:?} is neither 64 hex digits nor a readable file")
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Audit(format!(
+            "--audit-key {value:?} is neither 64 hex digits nor a readable file: {e}"
+        ))
     })?;
     if let Some(key) = hex_key(&text) {
         return Ok(key);
     }
-    let json: serde_json::Value = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} holds neither 64 hex digits nor the JSON of GET /v1/audit/key",
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Error::Audit(format!(
+            "{} holds neither 64 hex digits nor the JSON of GET /v1/audit/key: {e}",
             path.display()
-        )
+        ))
     })?;
     let key = json
         .get("public_key")
         .and_then(|k| k.as_str())
         .and_then(hex_key)
-        .with_context(|| {
-            format!(
+        .ok_or_else(|| {
+            Error::Audit(format!(
                 "{}: `public_key` is not 64 hex digits (expected the JSON of GET /v1/audit/key)",
                 path.display()
-            )
+            ))
         })?;
-    if let Some(id) = json.get("key_id").and_then(|k| k.as_str()) {
-        anyhow::ensure!(
-            id.eq_ignore_ascii_case(&blindsight_server::audit::chain::key_id(&key)),
+    if let Some(id) = json.get("key_id").and_then(|k| k.as_str())
+        && !id.eq_ignore_ascii_case(&key_id(&key))
+    {
+        return Err(Error::Audit(format!(
             "{}: `key_id` is not the SHA-256 of `public_key`",
             path.display()
-        );
+        )));
     }
     Ok(key)
 }
@@ -492,7 +359,7 @@ mod tests {
         let doc = serde_json::json!({
             "algorithm": "ed25519",
             "public_key": hex_key,
-            "key_id": blindsight_server::audit::chain::key_id(&key),
+            "key_id": key_id(&key),
         });
         std::fs::write(&json, doc.to_string()).unwrap();
         assert_eq!(parse_audit_key(json.to_str().unwrap()).unwrap(), key);
@@ -508,40 +375,5 @@ mod tests {
         }
         std::fs::write(&file, "not a key").unwrap();
         assert!(parse_audit_key(file.to_str().unwrap()).is_err());
-    }
-
-    #[test]
-    fn db_sources_name_sqlite_files_and_redact_passwords() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = DbSource::parse(dir.path().to_str().unwrap()).unwrap_err();
-        assert!(err.to_string().contains("no database"), "{err}");
-        let file = dir.path().join(blindsight_server::db::SQLITE_FILE);
-        std::fs::write(&file, b"").unwrap();
-        let from_dir = DbSource::parse(dir.path().to_str().unwrap()).unwrap();
-        assert_eq!(from_dir, DbSource::Sqlite(file.clone()));
-        assert_eq!(
-            DbSource::parse(file.to_str().unwrap()).unwrap(),
-            from_dir,
-            "the file itself"
-        );
-        assert!(from_dir.connect_url(false).ends_with("?mode=ro"));
-        assert!(
-            from_dir
-                .connect_url(true)
-                .ends_with("?mode=ro&immutable=true")
-        );
-        let pg = DbSource::parse("postgres://audit:s3cret@db.internal:5432/blindsight").unwrap();
-        assert_eq!(
-            pg.describe(),
-            "postgres://audit@db.internal:5432/blindsight"
-        );
-        assert!(
-            pg.connect_url(false)
-                .ends_with("?options=-c%20default_transaction_read_only%3Don")
-        );
-        assert_eq!(
-            redact_password("postgres://host/db?sslmode=require"),
-            "postgres://host/db?sslmode=require"
-        );
     }
 }

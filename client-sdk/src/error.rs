@@ -21,7 +21,7 @@ pub enum Error {
     },
     /// The server refused a request or could not be reached.
     #[error(transparent)]
-    Api(#[from] crate::api::ApiError),
+    Api(#[from] crate::transport::ApiError),
     /// A keystore already exists where a new one would be written.
     #[error(
         "{0} already exists; refusing to overwrite a keystore (move it away or choose another path)"
@@ -45,7 +45,7 @@ pub enum Error {
         /// The job.
         job_id: String,
         /// Its status.
-        status: crate::api::JobStatus,
+        status: blindsight_proto::JobStatus,
     },
     /// A job failed on the server.
     #[error("job {job_id} failed on the server: {reason}")]
@@ -77,11 +77,31 @@ pub enum Error {
         /// Schema version.
         schema_version: u32,
     },
-    /// `blindsight demo` could not run as asked (an option out of range, or the embedded
-    /// server could not start).
-    #[error("demo: {0}")]
-    Demo(String),
+    /// A request an audit needed failed.
+    #[error("{what}: {source}")]
+    Fetch {
+        /// What was being fetched, e.g. `couldn't read the audit log (GET /v1/audit)`.
+        what: String,
+        /// Why.
+        source: crate::transport::ApiError,
+    },
+    /// Evidence or an audit key that cannot be used as it is.
+    #[error("{0}")]
+    Audit(String),
+    /// A session or schema value that cannot be recorded (the field is named).
+    #[error("{0}")]
+    Record(String),
 }
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A failed request, with what it was for.
+    pub(crate) fn fetch(what: impl Into<String>, source: crate::transport::ApiError) -> Self {
+        Error::Fetch {
+            what: what.into(),
+            source,
+        }
+    }
+}

@@ -19,15 +19,20 @@
 //! println!("{}", results.table());
 //! # Ok(()) }
 //! ```
+//!
+//! Size: about 580 lines of code (checking, decrypting and three renderings of the same rows);
+//! the rest are tests.
 
 use std::fmt::Write as _;
 
 use blindsight_crypto::compute::{
-    AGGREGATE_FUNCTION, Aggregate, AggregateQuery, AggregateValue, JobOutput, RiskModel, Tier,
+    AGGREGATE_FUNCTION, Aggregate, AggregateQuery, AggregateValue, JobOutput, Tier,
 };
 use blindsight_crypto::schemas::builtin;
 use blindsight_crypto::{FieldType, RecordSchema, SecretKeys};
 use serde::{Deserialize, Serialize};
+
+use blindsight_proto::ListedSpec;
 
 use crate::api::{Client, Job, JobRequest, JobStatus};
 use crate::{Error, Result};
@@ -77,46 +82,13 @@ pub struct JobResults {
     pub rows: Rows,
 }
 
-/// A job's spec as the server freezes it: the request, the exact model (risk jobs), the
-/// selected record ids. Unknown fields are ignored (the server may add some).
-struct Spec {
-    request: JobRequest,
-    model: Option<RiskModel>,
-    records: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct FrozenSpec {
-    request: JobRequest,
-    #[serde(default)]
-    model: Option<RiskModel>,
-    #[serde(default)]
-    records: Option<Vec<String>>,
-}
-
-impl Spec {
-    fn parse(job: &Job) -> Result<Self> {
-        let bad = |e: serde_json::Error| Error::UnexpectedOutput {
-            job_id: job.job_id.clone(),
-            reason: format!("the job's spec is not understood: {e}"),
-        };
-        let value: serde_json::Value = serde_json::from_str(&job.spec).map_err(bad)?;
-        if value.get("request").is_some() {
-            let s: FrozenSpec = serde_json::from_value(value).map_err(bad)?;
-            Ok(Self {
-                request: s.request,
-                model: s.model,
-                records: s.records,
-            })
-        } else {
-            // A spec that is the request itself.
-            Ok(Self {
-                request: serde_json::from_value(value).map_err(bad)?,
-                model: None,
-                records: None,
-            })
-        }
-    }
+/// Reads a listed job's spec (`blindsight_proto::ListedSpec`), naming the job when it is not
+/// understood.
+fn parse_spec(job: &Job) -> Result<ListedSpec> {
+    ListedSpec::parse(&job.spec).map_err(|e| Error::UnexpectedOutput {
+        job_id: job.job_id.clone(),
+        reason: format!("the job's spec is not understood: {e}"),
+    })
 }
 
 /// Fetches a finished job's output and decrypts it with `secret` (keyholder token). A job that
@@ -147,7 +119,7 @@ pub fn fetch(client: &Client, job_id: &str, secret: &SecretKeys) -> Result<JobRe
 /// Decrypts a job's output envelope (as [`Client::job_result`] returns it) with `secret`,
 /// reading the job's schema from the built-in ones.
 pub fn decrypt(job: &Job, output: &[u8], secret: &SecretKeys) -> Result<JobResults> {
-    let spec = Spec::parse(job)?;
+    let spec = parse_spec(job)?;
     let select = spec.request.select();
     let schema = builtin(&select.schema_id, select.schema_version);
     decrypt_spec(job, &spec, output, secret, schema.as_ref())
@@ -161,7 +133,7 @@ pub fn decrypt_with_schema(
     secret: &SecretKeys,
     schema: &RecordSchema,
 ) -> Result<JobResults> {
-    let spec = Spec::parse(job)?;
+    let spec = parse_spec(job)?;
     decrypt_spec(job, &spec, output, secret, Some(schema))
 }
 
@@ -178,7 +150,7 @@ fn check_keystore(job: &Job, secret: &SecretKeys) -> Result<()> {
 
 fn decrypt_spec(
     job: &Job,
-    spec: &Spec,
+    spec: &ListedSpec,
     output: &[u8],
     secret: &SecretKeys,
     schema: Option<&RecordSchema>,
@@ -414,7 +386,7 @@ fn mean(sum: i64, count: u64) -> Option<f64> {
 }
 
 /// An aggregate's values as (statistic, value) pairs: what the CSV has one line for each.
-pub(crate) fn statistics(row: &AggregateRow) -> Vec<(String, String)> {
+pub fn statistics(row: &AggregateRow) -> Vec<(String, String)> {
     let fmt_mean =
         |sum: i64, count: u64| mean(sum, count).map_or(String::new(), |m| format!("{m:.4}"));
     match &row.value {
@@ -455,7 +427,7 @@ fn csv_field(s: &str) -> String {
 
 /// Lays out rows as aligned columns (the first left-aligned, the others right-aligned when
 /// numeric).
-pub(crate) fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+pub fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -743,7 +715,7 @@ mod tests {
         };
         let frozen = r#"{"request":{"kind":"aggregate","key_id":"k1","query":{"aggregates":[{"op":"count"}]},
             "select":{"schema_id":"session","schema_version":1,"cohort":"a"}},"records":["r1","r2"],"new_field":1}"#;
-        let spec = Spec::parse(&job(frozen)).unwrap();
+        let spec = parse_spec(&job(frozen)).unwrap();
         assert_eq!(
             spec.records.as_deref(),
             Some(&["r1".to_owned(), "r2".to_owned()][..])
@@ -751,11 +723,8 @@ mod tests {
         assert_eq!(spec.request.select().cohort.as_deref(), Some("a"));
         let bare = r#"{"kind":"risk_score","key_id":"k1","model":{"id":"crisis","version":1},
             "select":{"schema_id":"session","schema_version":1}}"#;
-        assert_eq!(
-            Spec::parse(&job(bare)).unwrap().request.kind(),
-            "risk_score"
-        );
-        let err = Spec::parse(&job("{}")).err().unwrap().to_string();
+        assert_eq!(parse_spec(&job(bare)).unwrap().request.kind(), "risk_score");
+        let err = parse_spec(&job("{}")).err().unwrap().to_string();
         assert!(err.contains("spec is not understood"), "{err}");
     }
 }

@@ -5,12 +5,12 @@
 
 use blindsight_crypto::schemas::{CSSRS_ITEMS, GAD7_ITEMS, PHQ9_ITEMS, session_v1};
 use blindsight_crypto::{
-    AppBundle, RecordEnvelope, RecordMetadata, RecordValues, Value, encode_proven_list,
-    encrypt_record, seal,
+    AppBundle, RecordEnvelope, RecordMetadata, RecordSchema, RecordValues, Value,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::lexicon::{self, LEXICON_VERSION};
+use crate::record::{NewRecord, build_envelope};
 use crate::{Error, Result};
 
 /// C-SSRS screener answers.
@@ -110,40 +110,39 @@ impl Session {
         Ok(values)
     }
 
+    /// The session as a record of the built-in `session` v1 schema.
+    fn as_record<'a>(&self, schema: &'a RecordSchema) -> Result<NewRecord<'a>> {
+        Ok(NewRecord {
+            schema,
+            record_id: self.record_id.clone(),
+            cohort: self.cohort.clone(),
+            recorded_at: self.recorded_at,
+            lexicon_version: Some(LEXICON_VERSION.to_owned()),
+            values: self.values()?,
+            transcript: self.transcript.clone(),
+        })
+    }
+
     /// The record's metadata for `tenant` under the app bundle's key set.
     pub fn metadata(&self, tenant: &str, key_id: &str) -> RecordMetadata {
         let schema = session_v1();
-        RecordMetadata {
-            tenant: tenant.to_owned(),
-            key_id: key_id.to_owned(),
-            schema_id: schema.id,
-            schema_version: schema.version,
+        NewRecord {
+            schema: &schema,
             record_id: self.record_id.clone(),
             cohort: self.cohort.clone(),
-            lexicon_version: Some(LEXICON_VERSION.to_owned()),
             recorded_at: self.recorded_at,
+            lexicon_version: Some(LEXICON_VERSION.to_owned()),
+            values: RecordValues::new(),
+            transcript: None,
         }
+        .metadata(tenant, key_id)
     }
 
     /// Validates, encrypts and proves the session and seals its transcript: the envelope an
     /// app uploads. Nothing is encrypted unless every value is present and in range.
     pub fn to_record(&self, app: &AppBundle, tenant: &str) -> Result<RecordEnvelope> {
-        let metadata = self.metadata(tenant, app.key_id());
-        let values = self.values()?;
-        let list = encrypt_record(app, &session_v1(), &metadata, &values)?;
-        let sealed_transcript = match &self.transcript {
-            Some(t) => seal(
-                app.transcript_key(),
-                &metadata.transcript_aad(),
-                t.as_bytes(),
-            )?,
-            None => Vec::new(),
-        };
-        Ok(RecordEnvelope {
-            proven_list: encode_proven_list(&list)?,
-            sealed_transcript,
-            metadata,
-        })
+        let schema = session_v1();
+        build_envelope(app, tenant, &self.as_record(&schema)?)
     }
 }
 

@@ -74,9 +74,9 @@ fn risk_scores_and_aggregates_decrypt_to_the_clear_reference() {
             min_cohort_size: Some(2),
         })
         .unwrap();
-    let keyholder = Client::new(&url, &tenant.tokens.keyholder);
-    let app = Client::new(&url, &tenant.tokens.ingest);
-    let auditor = Client::new(&url, &tenant.tokens.auditor);
+    let keyholder = Client::new(&url, tenant.tokens.keyholder.expose());
+    let app = Client::new(&url, tenant.tokens.ingest.expose());
+    let auditor = Client::new(&url, tenant.tokens.auditor.expose());
 
     let (secret, public) = KeySet::generate_with_id("north-1", |_| {})
         .unwrap()
@@ -267,18 +267,18 @@ fn models_register_once_per_version_and_bad_requests_queue_nothing() {
     let tenant = Client::new(&url, ADMIN)
         .create_tenant("Eastside", Some("eastside"))
         .unwrap();
-    let keyholder = Client::new(&url, &tenant.tokens.keyholder);
+    let keyholder = Client::new(&url, tenant.tokens.keyholder.expose());
 
     let mut model = crisis_v1();
     model.id = "crisis-local".into();
     model.version = 2;
     model.thresholds.low = 12;
-    let first = keyholder.register_model(&model).unwrap();
-    assert!(first.created);
+    let (first, created) = keyholder.register_model(&model).unwrap();
+    assert!(created);
     assert_eq!(first.function_id, "risk_score/crisis-local-v2");
     assert_eq!(first.digest, model.digest());
-    let again = keyholder.register_model(&model).unwrap();
-    assert!(!again.created);
+    let (again, created) = keyholder.register_model(&model).unwrap();
+    assert!(!created);
     assert_eq!(again.digest, first.digest);
 
     let mut changed = model.clone();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use blindsight_client::api::{ApiError, Client, RecordQuery, Uploaded};
+use blindsight_client::api::{ApiError, Client, RecordListQuery, Uploaded};
 use blindsight_client::session::Session;
 use blindsight_crypto::{KeySet, open};
 use common::{ADMIN, start_server};
@@ -16,9 +16,9 @@ fn an_app_and_a_key_holder_work_against_a_real_server() {
 
     let admin = Client::new(&url, ADMIN);
     let tenant = admin.create_tenant("Northside", Some("northside")).unwrap();
-    let keyholder = Client::new(&url, &tenant.tokens.keyholder);
-    let app_client = Client::new(&url, &tenant.tokens.ingest);
-    let auditor = Client::new(&url, &tenant.tokens.auditor);
+    let keyholder = Client::new(&url, tenant.tokens.keyholder.expose());
+    let app_client = Client::new(&url, tenant.tokens.ingest.expose());
+    let auditor = Client::new(&url, tenant.tokens.auditor.expose());
 
     let (secret, public) = KeySet::generate_with_id("northside-1", |_| {})
         .unwrap()
@@ -56,7 +56,7 @@ fn an_app_and_a_key_holder_work_against_a_real_server() {
     assert!(err.to_string().contains("record-exists"), "{err}");
 
     // Auditor lists and fetches the proof; the key holder opens the transcript.
-    let listed = auditor.records(&RecordQuery::default()).unwrap();
+    let listed = auditor.records(&RecordListQuery::default()).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].record_id, session.record_id);
     assert_eq!(
@@ -90,7 +90,7 @@ fn an_unreachable_server_is_named_with_a_hint() {
     drop(listener);
     let err = Client::new(&url, "bst_x")
         .with_max_attempts(2)
-        .records(&RecordQuery::default())
+        .records(&RecordListQuery::default())
         .unwrap_err();
     assert!(matches!(err, ApiError::Unreachable { .. }));
     assert!(err.to_string().contains(&url), "{err}");
@@ -113,7 +113,7 @@ fn lost_connections_are_retried_only_where_a_retry_is_safe() {
         }
     });
     let client = Client::new(&url, "bst_x").with_max_attempts(3);
-    assert!(client.records(&RecordQuery::default()).is_err());
+    assert!(client.records(&RecordListQuery::default()).is_err());
     assert_eq!(accepted.swap(0, Ordering::SeqCst), 3);
     assert!(client.create_tenant("x", None).is_err());
     assert_eq!(accepted.load(Ordering::SeqCst), 1);

@@ -4,6 +4,9 @@
 //! The split is by type: [`SecretKeys`] is the only type that can decrypt, and nothing in
 //! [`PublicBundle`] or [`AppBundle`] holds or derives from a secret beyond what the public
 //! keys themselves are.
+//!
+//! Size: every key type with its secret/public split and the manifest that pins them, kept in
+//! one file so that each place a secret becomes something public is reviewed together.
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -35,6 +35,9 @@
 //! What the scan cannot see: a client key that was itself encrypted (e.g. inside a sealed
 //! box or another AEAD), plaintext shorter than [`PLAINTEXT_MIN_LEN`] bytes, and readable text
 //! that is mostly non-ASCII (the heuristic counts printable ASCII bytes only).
+//!
+//! Size: about 300 lines of code; the rest are its tests, one per payload kind and per way a
+//! payload can be mislabelled.
 
 use crate::codec::{self, limits};
 use crate::compute::JobOutput;

@@ -84,33 +84,12 @@ impl TokenHash {
     }
 }
 
-/// A freshly issued token. Its `Debug` never shows it.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Token(String);
+pub use blindsight_proto::Token;
 
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(redacted)")
-    }
-}
-
-impl Token {
-    /// A new random token.
-    pub fn generate() -> blindsight_crypto::Result<Self> {
-        let bytes = blindsight_crypto::random_bytes::<32>()?;
-        Ok(Self(format!("{TOKEN_PREFIX}{}", hex::encode(bytes))))
-    }
-
-    /// The token text, to hand to its holder once.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Its hash.
-    pub fn hash(&self) -> TokenHash {
-        TokenHash::of(&self.0)
-    }
+/// A new random token: [`TOKEN_PREFIX`] and 256 random bits in hex.
+pub fn issue_token() -> blindsight_crypto::Result<Token> {
+    let bytes = blindsight_crypto::random_bytes::<32>()?;
+    Ok(Token::new(format!("{TOKEN_PREFIX}{}", hex::encode(bytes))))
 }
 
 /// Limits on how fast a token may call and how many failed authentications an address gets.
@@ -267,15 +246,15 @@ mod tests {
 
     #[test]
     fn tokens_are_256_bit_hex_and_hash_stably() {
-        let t = Token::generate().unwrap();
+        let t = issue_token().unwrap();
         assert!(t.expose().starts_with(TOKEN_PREFIX));
         assert_eq!(t.expose().len(), TOKEN_PREFIX.len() + 64);
-        assert_eq!(t.hash(), TokenHash::of(t.expose()));
-        assert!(t.hash().matches(&TokenHash::of(t.expose()).0));
-        assert!(!t.hash().matches(&TokenHash::of("bst_other").0));
-        assert_eq!(t.hash().lookup().len(), 16);
+        assert_eq!(TokenHash::of(t.expose()), TokenHash::of(t.expose()));
+        assert!(TokenHash::of(t.expose()).matches(&TokenHash::of(t.expose()).0));
+        assert!(!TokenHash::of(t.expose()).matches(&TokenHash::of("bst_other").0));
+        assert_eq!(TokenHash::of(t.expose()).lookup().len(), 16);
         assert_eq!(format!("{t:?}"), "Token(redacted)");
-        assert_ne!(Token::generate().unwrap(), t);
+        assert_ne!(issue_token().unwrap(), t);
     }
 
     #[test]

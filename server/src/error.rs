@@ -4,22 +4,17 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-
-/// The prefix of every problem `type`; the suffix is the stable slug.
-pub const PROBLEM_BASE: &str = "https://blindsight.dev/problems/";
+pub(crate) use blindsight_proto::{Problem, ProblemDocument};
 
 /// An error the API returns.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
-    /// The request was refused by a check; `slug` is its stable type.
+    /// The request was refused by a check; `problem` is its stable type and status.
     #[error("{detail}")]
     Rejected {
-        /// HTTP status.
-        status: StatusCode,
-        /// Stable problem type slug (e.g. `proof-invalid`).
-        slug: &'static str,
+        /// The problem type.
+        problem: Problem,
         /// What was wrong and what to do.
         detail: String,
         /// Seconds after which a retry may succeed (`Retry-After`), for 429 and 503.
@@ -35,39 +30,11 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// The RFC 7807 problem document every error response carries (for the OpenAPI document).
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = Problem)]
-pub struct ProblemDoc {
-    /// `https://blindsight.dev/problems/<slug>`: stable, machine-readable.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The HTTP status text.
-    pub title: String,
-    /// The HTTP status code.
-    pub status: u16,
-    /// What was wrong and what to do (absent on 5xx).
-    pub detail: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Problem<'a> {
-    #[serde(rename = "type")]
-    kind: String,
-    title: &'a str,
-    status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<&'a str>,
-    #[serde(flatten)]
-    extensions: Option<&'a serde_json::Map<String, serde_json::Value>>,
-}
-
 impl ApiError {
-    /// A refusal with a status, a stable slug and a detail for the caller.
-    pub fn rejected(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
+    /// A refusal with a problem type and a detail for the caller.
+    pub fn new(problem: Problem, detail: impl Into<String>) -> Self {
         ApiError::Rejected {
-            status,
-            slug,
+            problem,
             detail: detail.into(),
             retry_after: None,
             extensions: serde_json::Map::new(),
@@ -93,22 +60,24 @@ impl ApiError {
         self
     }
 
+    /// The problem type.
+    pub fn problem(&self) -> Problem {
+        match self {
+            ApiError::Rejected { problem, .. } => *problem,
+            ApiError::NotFound => Problem::NotFound,
+            ApiError::Internal(_) => Problem::Internal,
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::Rejected { status, .. } => *status,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        // Every problem's status is a valid HTTP status (a test of the proto crate lists them).
+        StatusCode::from_u16(self.problem().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// The stable problem type slug.
     pub fn slug(&self) -> &'static str {
-        match self {
-            ApiError::Rejected { slug, .. } => slug,
-            ApiError::NotFound => "not-found",
-            ApiError::Internal(_) => "internal",
-        }
+        self.problem().slug()
     }
 }
 
@@ -117,31 +86,27 @@ impl From<blindsight_crypto::Error> for ApiError {
     /// bad proof from an oversized body from a key-set mismatch.
     fn from(e: blindsight_crypto::Error) -> Self {
         use blindsight_crypto::Error as E;
-        let (status, slug) = match &e {
-            E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
-            E::Malformed { .. } => (StatusCode::BAD_REQUEST, "malformed"),
-            E::UnsupportedVersion(_) => (StatusCode::BAD_REQUEST, "unsupported-format-version"),
-            E::NonConformant { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "non-conformant"),
-            E::WrongParameterSet { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "wrong-parameter-set")
-            }
-            E::WrongKeyId { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "wrong-key-id"),
-            E::WrongKind { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "wrong-envelope-kind"),
-            E::MetadataMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "metadata-mismatch"),
-            E::ProofInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "proof-invalid"),
-            E::ShapeMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "shape-mismatch"),
-            E::TrivialCiphertext { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "trivial-ciphertext"),
-            E::InvalidField { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-field"),
-            E::InvalidSchema { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-schema"),
-            E::InvalidModel { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-model"),
-            E::InvalidQuery(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-query"),
-            E::FingerprintMismatch { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "fingerprint-mismatch")
-            }
+        let problem = match &e {
+            E::TooLarge { .. } => Problem::TooLarge,
+            E::Malformed { .. } => Problem::Malformed,
+            E::UnsupportedVersion(_) => Problem::UnsupportedFormatVersion,
+            E::NonConformant { .. } => Problem::NonConformant,
+            E::WrongParameterSet { .. } => Problem::WrongParameterSet,
+            E::WrongKeyId { .. } => Problem::WrongKeyId,
+            E::WrongKind { .. } => Problem::WrongEnvelopeKind,
+            E::MetadataMismatch(_) => Problem::MetadataMismatch,
+            E::ProofInvalid => Problem::ProofInvalid,
+            E::ShapeMismatch(_) => Problem::ShapeMismatch,
+            E::TrivialCiphertext { .. } => Problem::TrivialCiphertext,
+            E::InvalidField { .. } => Problem::InvalidField,
+            E::InvalidSchema { .. } => Problem::InvalidSchema,
+            E::InvalidModel { .. } => Problem::InvalidModel,
+            E::InvalidQuery(_) => Problem::InvalidQuery,
+            E::FingerprintMismatch { .. } => Problem::FingerprintMismatch,
             // Server-side sealing, keystore, tfhe or RNG failures are ours, not the caller's.
             _ => return ApiError::Internal(e.to_string()),
         };
-        ApiError::rejected(status, slug, e.to_string())
+        ApiError::new(problem, e.to_string())
     }
 }
 
@@ -168,16 +133,14 @@ impl IntoResponse for ApiError {
                 None
             }
         };
-        let problem = Problem {
-            kind: format!("{PROBLEM_BASE}{}", self.slug()),
-            title: status.canonical_reason().unwrap_or("error"),
-            status: status.as_u16(),
-            detail,
-            extensions: match &self {
-                ApiError::Rejected { extensions, .. } => Some(extensions),
-                _ => None,
-            },
-        };
+        let mut problem = ProblemDocument::new(
+            self.problem(),
+            status.canonical_reason().unwrap_or("error"),
+            detail.map(str::to_owned),
+        );
+        if let ApiError::Rejected { extensions, .. } = &self {
+            problem.extensions = extensions.clone();
+        }
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (
             status,
@@ -204,5 +167,47 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// Every problem type, as the server renders it, reads back on the client's side as the
+    /// same problem with its status, detail and extensions.
+    #[test]
+    fn every_problem_round_trips_through_a_response() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for &problem in Problem::ALL {
+            let response = ApiError::new(problem, "what to do")
+                .with_extension("minimum", 10.into())
+                .into_response();
+            assert_eq!(response.status().as_u16(), problem.status());
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "application/problem+json"
+            );
+            let body = runtime
+                .block_on(response.into_body().collect())
+                .unwrap()
+                .to_bytes();
+            let doc: ProblemDocument = serde_json::from_slice(&body).unwrap();
+            assert_eq!(doc.problem(), Some(problem), "{doc:?}");
+            assert_eq!(doc.detail.as_deref(), Some("what to do"));
+            assert_eq!(doc.extensions["minimum"], 10);
+        }
+        let internal = ApiError::Internal("a secret path".into()).into_response();
+        let body = runtime
+            .block_on(internal.into_body().collect())
+            .unwrap()
+            .to_bytes();
+        let doc: ProblemDocument = serde_json::from_slice(&body).unwrap();
+        assert_eq!(doc.problem(), Some(Problem::Internal));
+        assert_eq!(doc.detail, None, "a 5xx never carries internal detail");
     }
 }

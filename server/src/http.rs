@@ -6,18 +6,16 @@
 //! request timeout. Health, readiness, metrics and the OpenAPI document stay outside the
 //! limits so probes keep answering under load.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use blindsight_crypto::Verifier;
-use blindsight_crypto::tfhe::ServerKey;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 use utoipa::OpenApi;
@@ -25,141 +23,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use blindsight_proto::Problem;
+
 use crate::api;
-use crate::audit::SigningKey;
-use crate::auth::Guard;
-use crate::config::ServerConfig;
-use crate::db::Db;
 use crate::error::ApiError;
-use crate::fhe::{FhePool, WeightedCache};
-use crate::metrics::{Gauges, Metrics};
-
-/// Decoded key material kept in the key cache.
-pub enum KeyMaterial {
-    /// A key set's proof verifier (compact public key and CRS).
-    Verifier(Arc<Verifier>),
-    /// A key set's decompressed server key.
-    ServerKey(Arc<ServerKey>),
-}
-
-impl std::fmt::Debug for KeyMaterial {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            KeyMaterial::Verifier(_) => "KeyMaterial::Verifier",
-            KeyMaterial::ServerKey(_) => "KeyMaterial::ServerKey",
-        })
-    }
-}
-
-/// Cache key: tenant, key-set id, and which material.
-pub type KeyCacheKey = (String, String, &'static str);
-
-struct Inner {
-    db: Db,
-    config: ServerConfig,
-    guard: Guard,
-    fhe: FhePool,
-    metrics: Metrics,
-    key_cache: WeightedCache<KeyCacheKey, KeyMaterial>,
-    audit_key: SigningKey,
-    ready: AtomicBool,
-    in_flight: AtomicUsize,
-}
-
-/// Shared state of the HTTP application.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("backend", &self.0.db.backend())
-            .finish_non_exhaustive()
-    }
-}
-
-impl AppState {
-    /// State over a connected, migrated database.
-    pub fn new(db: Db, config: ServerConfig) -> Self {
-        let audit_key = match &config.audit_key {
-            Some(k) => k.clone(),
-            None => {
-                // ring's key generation fails only if the system RNG does, and then nothing
-                // else (tokens, ids, leases) could work either.
-                let key = SigningKey::ephemeral().expect("the system RNG works");
-                tracing::debug!(
-                    key_id = key.key_id(),
-                    "no audit signing key configured: using an in-memory one"
-                );
-                key
-            }
-        };
-        // Every chain head this state's handlers move is stored signed.
-        let db = db.with_signer(audit_key.clone());
-        Self(Arc::new(Inner {
-            audit_key,
-            guard: Guard::new(config.guard.clone()),
-            fhe: FhePool::new(config.limits.fhe_workers),
-            key_cache: WeightedCache::new(config.limits.key_cache_bytes),
-            metrics: Metrics::default(),
-            ready: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
-            db,
-            config,
-        }))
-    }
-
-    /// Marks the server ready (storage migrated) or not (shutting down).
-    pub fn set_ready(&self, ready: bool) {
-        self.0.ready.store(ready, Ordering::SeqCst);
-    }
-
-    /// The database.
-    pub fn db(&self) -> &Db {
-        &self.0.db
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &ServerConfig {
-        &self.0.config
-    }
-
-    /// Rate limiting and lockout.
-    pub fn guard(&self) -> &Guard {
-        &self.0.guard
-    }
-
-    /// Where FHE and proof work runs.
-    pub fn fhe(&self) -> &FhePool {
-        &self.0.fhe
-    }
-
-    /// The metrics registry.
-    pub fn metrics(&self) -> &Metrics {
-        &self.0.metrics
-    }
-
-    /// The key that signs audit heads.
-    pub fn audit_key(&self) -> &SigningKey {
-        &self.0.audit_key
-    }
-
-    /// Decoded key material, bounded by `limits.key_cache_bytes`.
-    pub fn key_cache(&self) -> &WeightedCache<KeyCacheKey, KeyMaterial> {
-        &self.0.key_cache
-    }
-
-    fn gauges(&self) -> Gauges {
-        let (cached_keys, cached_key_bytes) = self.0.key_cache.stats();
-        Gauges {
-            fhe_queued: self.0.fhe.queued(),
-            fhe_running: self.0.fhe.running(),
-            cached_keys,
-            cached_key_bytes,
-            in_flight: self.0.in_flight.load(Ordering::SeqCst),
-        }
-    }
-}
+pub use crate::state::{AppState, KeyCacheKey, KeyMaterial};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -273,17 +141,13 @@ pub fn app(state: AppState) -> Router {
 /// Turns load shedding and timeouts into problem JSON with `Retry-After`.
 async fn overloaded(err: BoxError) -> ApiError {
     if err.is::<tower::load_shed::error::Overloaded>() {
-        ApiError::rejected(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
+        ApiError::new(
+            Problem::Overloaded,
             "the server is at its concurrency limit; retry after the delay given",
         )
         .with_retry_after(Duration::from_secs(1))
     } else if err.is::<tower::timeout::error::Elapsed>() {
-        ApiError::rejected(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "the request took longer than the server's time limit and was abandoned; an uncommitted write was rolled back (a record upload retried after this gets 409 if it had been stored)",
+        ApiError::new(Problem::Timeout, "the request took longer than the server's time limit and was abandoned; an uncommitted write was rolled back (a record upload retried after this gets 409 if it had been stored)",
         )
         .with_retry_after(Duration::from_secs(5))
     } else {
@@ -295,14 +159,14 @@ struct InFlight(AppState);
 
 impl InFlight {
     fn enter(state: &AppState) -> Self {
-        state.0.in_flight.fetch_add(1, Ordering::SeqCst);
+        state.in_flight().fetch_add(1, Ordering::SeqCst);
         Self(state.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.in_flight().fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -344,26 +208,18 @@ async fn healthz() -> &'static str {
     tag = "operations",
     responses(
         (status = 200, description = "Ready", body = String),
-        (status = 503, description = "Starting, shutting down, or the database is unreachable", body = crate::error::ProblemDoc),
+        (status = 503, description = "Starting, shutting down, or the database is unreachable", body = blindsight_proto::ProblemDocument),
     )
 )]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     let not_ready = |why: &str| {
-        ApiError::rejected(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not-ready",
-            format!("{why}; retry shortly"),
-        )
-        .with_retry_after(Duration::from_secs(1))
+        ApiError::new(Problem::NotReady, format!("{why}; retry shortly"))
+            .with_retry_after(Duration::from_secs(1))
     };
-    if !state.0.ready.load(Ordering::SeqCst) {
+    if !state.is_ready() {
         return Err(not_ready("the server is starting or shutting down"));
     }
-    if sqlx::query("SELECT 1")
-        .execute(state.db().pool())
-        .await
-        .is_err()
-    {
+    if !state.db().is_reachable().await {
         return Err(not_ready("the database is unreachable"));
     }
     Ok("ready")

@@ -23,18 +23,23 @@ pub mod audit;
 pub mod auth;
 pub mod compute;
 pub mod config;
-pub mod db;
 mod error;
 pub mod fhe;
 pub mod http;
 pub mod jobs;
+mod launch;
 pub mod metrics;
+pub mod registry;
+pub mod state;
 pub mod store;
 pub mod worker;
 
+pub use blindsight_proto::{PROBLEM_BASE, Problem};
 pub use config::{AdminToken, Limits, ServerConfig};
 pub use db::{Backend, Db, DbError};
-pub use error::{ApiError, PROBLEM_BASE, ProblemDoc};
+pub use error::ApiError;
+pub use launch::{Launch, LaunchError, Server};
+pub use store::db;
 
 use blindsight_crypto::{KeyManifest, PublicBundle};
 

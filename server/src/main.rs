@@ -7,11 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use blindsight_server::audit::{AUDIT_KEY_FILE, SigningKey};
-use blindsight_server::http::{AppState, app};
-use blindsight_server::worker::{self, WorkerConfig};
-use blindsight_server::{AdminToken, Db, ServerConfig};
+use blindsight_server::worker::WorkerConfig;
+use blindsight_server::{AdminToken, Launch, Server, ServerConfig};
 use clap::{Args, Parser, Subcommand};
-use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(name = "blindsight-server", version, about = "Blindsight server")]
@@ -163,15 +161,6 @@ async fn signalled() {
     }
 }
 
-async fn shutdown_signal(state: AppState, stop: watch::Sender<bool>) {
-    signalled().await;
-    tracing::info!(
-        "shutdown requested; finishing in-flight requests, giving running jobs back to the queue"
-    );
-    state.set_ready(false);
-    let _ = stop.send(true);
-}
-
 fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     let mut config = ServerConfig::new();
     match std::env::var("BLINDSIGHT_ADMIN_TOKEN") {
@@ -216,32 +205,22 @@ fn audit_key(args: &AuditKeyArgs, storage: &Storage) -> anyhow::Result<SigningKe
     Ok(key)
 }
 
-/// Opens and migrates the database with the audit signing key, and records the key in the
+/// Opens and migrates the database with the audit signing key, recording the key in the
 /// server-wide chain if it is new.
-async fn open_signed(storage: &Storage, key: &SigningKey) -> anyhow::Result<Db> {
-    let db =
-        blindsight_server::open_and_migrate(storage.database_url.as_deref(), &storage.data_dir)
-            .await
-            .context("couldn't open the database")?
-            .with_signer(key.clone());
-    tracing::info!(backend = ?db.backend(), version = db.known_version(), "database ready");
-    if blindsight_server::store::audit::record_signing_key(&db, key)
+async fn open(launch: Launch) -> anyhow::Result<Server> {
+    let server = Server::open(launch)
         .await
-        .context("couldn't record the audit signing key in the audit log")?
-    {
-        tracing::info!(
-            key_id = key.key_id(),
-            "new audit signing key recorded in the server-wide audit chain"
-        );
+        .context("couldn't start the server")?;
+    let db = server.state().db();
+    tracing::info!(backend = ?db.backend(), version = db.known_version(), "database ready");
+    if server.new_signing_key {
+        tracing::info!("new audit signing key recorded in the server-wide audit chain");
     }
-    Ok(db)
+    Ok(server)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = server_config(&args)?;
-    let key = audit_key(&args.audit, &args.storage)?;
-    config.audit_key = Some(key.clone());
-    let db = open_signed(&args.storage, &key).await?;
+    let config = server_config(&args)?;
     let build = blindsight_server::compute::build_id();
     let settings = blindsight_server::audit::Event::ServerConfig {
         min_cohort: config.default_min_cohort,
@@ -252,59 +231,57 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin_enabled: config.admin_token.is_some(),
         build: &build,
     };
-    if blindsight_server::store::audit::record_config(&db, &settings)
+    let server = open(Launch {
+        database_url: args.storage.database_url.clone(),
+        data_dir: args.storage.data_dir.clone(),
+        audit_key: audit_key(&args.audit, &args.storage)?,
+        config: config.clone(),
+        workers: args.workers,
+        worker: args.lease.config(),
+    })
+    .await?;
+    if blindsight_server::store::audit::record_config(server.state().db(), &settings)
         .await
         .context("couldn't record the configuration in the audit log")?
     {
         tracing::info!("configuration change recorded in the server-wide audit chain");
     }
-    let state = AppState::new(db.clone(), config);
-    let (stop, stopped) = watch::channel(false);
-    let workers = tokio::spawn(worker::run(
-        state.clone(),
-        args.workers,
-        args.lease.config(),
-        stopped,
-    ));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("couldn't listen on {}", args.listen))?;
     tracing::info!(listen = %args.listen, "serving");
-    state.set_ready(true);
-    axum::serve(
-        listener,
-        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal(state, stop))
-    .await
-    .context("the HTTP server failed")?;
-    let _ = workers.await;
-    db.close().await;
+    server
+        .serve(Some(listener), async {
+            signalled().await;
+            tracing::info!(
+                "shutdown requested; finishing in-flight requests, giving running jobs back to the queue"
+            );
+        })
+        .await?;
     tracing::info!("stopped");
     Ok(())
 }
 
 async fn work(args: WorkerArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.workers >= 1, "--workers must be at least 1");
-    // Workers sign job receipts: with the same key as the API processes.
-    let key = audit_key(&args.audit, &args.storage)?;
-    let db = open_signed(&args.storage, &key).await?;
     let mut config = ServerConfig::new();
-    config.audit_key = Some(key);
     config.limits.key_cache_bytes = args.key_cache_mib << 20;
-    let state = AppState::new(db.clone(), config);
-    let (stop, stopped) = watch::channel(false);
-    let workers = tokio::spawn(worker::run(
-        state,
-        args.workers,
-        args.lease.config(),
-        stopped,
-    ));
-    signalled().await;
-    tracing::info!("shutdown requested; giving running jobs back to the queue");
-    let _ = stop.send(true);
-    let _ = workers.await;
-    db.close().await;
+    // Workers sign job receipts: with the same key as the API processes.
+    let server = open(Launch {
+        database_url: args.storage.database_url.clone(),
+        data_dir: args.storage.data_dir.clone(),
+        audit_key: audit_key(&args.audit, &args.storage)?,
+        config,
+        workers: args.workers,
+        worker: args.lease.config(),
+    })
+    .await?;
+    server
+        .serve(None, async {
+            signalled().await;
+            tracing::info!("shutdown requested; giving running jobs back to the queue");
+        })
+        .await?;
     Ok(())
 }
 

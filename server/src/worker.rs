@@ -10,12 +10,13 @@ use std::time::Duration;
 use blindsight_crypto::receipt::Receipt;
 use tokio::sync::watch;
 
-use crate::api::keysets;
-use crate::api::schemas;
-use crate::compute::{self, ComputeError, JobSpec};
-use crate::http::AppState;
-use crate::jobs::{self, Lease};
+use blindsight_proto::JobSpec;
+
+use crate::compute::{self, ComputeError};
+use crate::registry;
+use crate::state::AppState;
 use crate::store;
+use crate::store::jobs::{self, Lease};
 
 /// How workers lease and poll.
 #[derive(Clone, Debug)]
@@ -151,7 +152,7 @@ async fn run_job(
         Failure::permanent(format!("the job spec is not one this server reads: {e}"))
     })?;
     let select = spec.request.select();
-    let schema = schemas::resolve(
+    let schema = registry::schema(
         state,
         &job.tenant_id,
         &select.schema_id,
@@ -165,11 +166,11 @@ async fn run_job(
             select.schema_id, select.schema_version
         ))
     })?;
-    let key = keysets::server_key(state, &job.tenant_id, &job.key_id)
+    let key = registry::server_key(state, &job.tenant_id, &job.key_id)
         .await
         .map_err(|e| Failure::transient(format!("couldn't load the server key: {e}")))?
         .ok_or_else(|| Failure::permanent(format!("key set {} is not registered", job.key_id)))?;
-    let verifier = keysets::verifier(state, &job.tenant_id, &job.key_id)
+    let verifier = registry::verifier(state, &job.tenant_id, &job.key_id)
         .await
         .map_err(|e| Failure::transient(format!("couldn't load the verifier: {e}")))?
         .ok_or_else(|| Failure::permanent(format!("key set {} is not registered", job.key_id)))?;
@@ -196,7 +197,10 @@ async fn run_job(
         let progress = Arc::clone(&progress);
         let job = job.clone();
         tokio::task::spawn_blocking(move || {
-            let output = compute::execute(&key, &verifier, &schema, &spec, &records, &progress)?;
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let output = compute::execute(
+                &key, &verifier, &schema, &spec, &records, threads, &progress,
+            )?;
             let fingerprint = &verifier.manifest().fingerprints.server_key;
             let receipt = compute::receipt(
                 &job,

@@ -306,7 +306,7 @@ fn run_once(
     let tenant = admin
         .create_tenant("Ingest bench", Some(TENANT))
         .context("creating the tenant")?;
-    let keyholder = Client::new(&server.url, &tenant.tokens.keyholder).with_max_attempts(1);
+    let keyholder = Client::new(&server.url, tenant.tokens.keyholder.expose()).with_max_attempts(1);
     let start = Instant::now();
     keyholder
         .register_keyset(KEY_ID, bundle)
@@ -314,7 +314,7 @@ fn run_once(
     let register = start.elapsed();
     // A running server has its tenants' verifiers cached: load it as the first upload would.
     runtime
-        .block_on(blindsight_server::api::keysets::verifier(
+        .block_on(blindsight_server::registry::verifier(
             &server.state,
             TENANT,
             KEY_ID,
@@ -328,7 +328,8 @@ fn run_once(
     let latencies: Vec<Duration> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..c)
             .map(|_| {
-                let client = Client::new(&server.url, &tenant.tokens.ingest).with_max_attempts(1);
+                let client =
+                    Client::new(&server.url, tenant.tokens.ingest.expose()).with_max_attempts(1);
                 let next = Arc::clone(&next);
                 s.spawn(move || -> anyhow::Result<Vec<Duration>> {
                     let mut out = Vec::new();

@@ -26,9 +26,9 @@ use axum::body::{Body, to_bytes};
 use axum::http::{Method, Request};
 use blindsight_benches::RunInfo;
 use blindsight_crypto::KeySet;
-use blindsight_server::api::keysets;
-use blindsight_server::api::tenants::TenantCreated;
+use blindsight_proto::TenantCreated;
 use blindsight_server::http::{AppState, app};
+use blindsight_server::registry;
 use blindsight_server::{AdminToken, ServerConfig};
 use serde::Serialize;
 use tower::ServiceExt;
@@ -199,13 +199,13 @@ fn main() -> anyhow::Result<()> {
             .await?;
             rows.push(probe.row(&state, &format!("tenant {}: key set registered", k + 1), k)?);
             // The proof verifier: all that ingest (`POST /v1/records`) loads.
-            keysets::verifier(&state, tenant, key_id)
+            registry::verifier(&state, tenant, key_id)
                 .await
                 .map_err(|e| anyhow::anyhow!("loading the verifier: {e}"))?
                 .context("the key set was not stored")?;
             rows.push(probe.row(&state, &format!("tenant {}: verifier loaded", k + 1), k)?);
             // What a job adds: the key set's server key, decompressed once and cached.
-            keysets::server_key(&state, tenant, key_id)
+            registry::server_key(&state, tenant, key_id)
                 .await
                 .map_err(|e| anyhow::anyhow!("loading the server key: {e}"))?
                 .context("the key set was not stored")?;

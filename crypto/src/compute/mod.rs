@@ -15,6 +15,7 @@
 mod aggregate;
 mod eval;
 mod features;
+mod job;
 mod model;
 mod output;
 mod risk;
@@ -23,6 +24,7 @@ pub use aggregate::{
     Aggregate, AggregateQuery, AggregateValue, CompiledQuery, MAX_AGGREGATES, MAX_EDGES,
 };
 pub use features::{Derived, FeatureRef, MOOD_CHANGE_OFFSET, blocks_for, result_type_for};
+pub use job::{JobFunction, JobInput, JobWork, run_job};
 pub use model::{
     CRISIS_MODEL_ID, CompiledModel, CompiledRule, MAX_RULES, MAX_SCORE, MAX_WEIGHT, RiskModel,
     Rule, Thresholds, Tier, crisis_v1,

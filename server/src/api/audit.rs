@@ -9,16 +9,14 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Query, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
-use serde::{Deserialize, Serialize};
 
 use super::{Caller, bearer, client_ip, locked_out};
-use crate::audit::{Entry, SignedHead};
 use crate::auth::Role;
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::store;
+use blindsight_proto::{AuditKey, AuditPage, AuditQuery, Problem, SignedHead};
 
 /// Who reads the audit log, and so which chain: the operator (admin token) reads the
 /// server-wide chain; a keyholder or auditor token reads its tenant's chain.
@@ -59,17 +57,6 @@ impl FromRequestParts<AppState> for AuditReader {
     }
 }
 
-/// The audit signing key.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AuditKey {
-    /// `ed25519`.
-    pub algorithm: String,
-    /// The 32-byte public key, hex.
-    pub public_key: String,
-    /// SHA-256 of the public key, hex: what signed heads name.
-    pub key_id: String,
-}
-
 /// The public key that signs audit heads. Public: pin its `key_id`.
 #[utoipa::path(
     get,
@@ -96,8 +83,8 @@ pub async fn key(State(state): State<AppState>) -> Json<AuditKey> {
     security(("token" = ["keyholder", "auditor"]), ("admin" = [])),
     responses(
         (status = 200, description = "The signed head", body = SignedHead),
-        (status = 401, description = "Missing or invalid token", body = crate::error::ProblemDoc),
-        (status = 403, description = "An ingest token", body = crate::error::ProblemDoc),
+        (status = 401, description = "Missing or invalid token", body = blindsight_proto::ProblemDocument),
+        (status = 403, description = "An ingest token", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn head(
@@ -117,27 +104,6 @@ pub async fn head(
     Ok(Json(key.sign_head(chain, seq, &hash, crate::db::now())))
 }
 
-/// Which entries to return.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AuditQuery {
-    /// Only entries after this `seq` (default 0: from the first; the previous page's
-    /// `next_after`).
-    pub after: Option<i64>,
-    /// Page size, 1–1000 (default 100).
-    pub limit: Option<i64>,
-}
-
-/// A page of a chain.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AuditPage {
-    /// The entries, in chain order.
-    pub entries: Vec<Entry>,
-    /// Pass as `after` for the next page; absent on the last page.
-    pub next_after: Option<i64>,
-}
-
 /// Pages through the caller's chain, in order from the first entry. With the signed head and
 /// the published key, anyone can verify it (`blindsight_server::audit::verify_chain`).
 #[utoipa::path(
@@ -148,9 +114,9 @@ pub struct AuditPage {
     security(("token" = ["keyholder", "auditor"]), ("admin" = [])),
     responses(
         (status = 200, description = "A page of entries", body = AuditPage),
-        (status = 400, description = "An unknown or malformed query parameter", body = crate::error::ProblemDoc),
-        (status = 401, description = "Missing or invalid token", body = crate::error::ProblemDoc),
-        (status = 403, description = "An ingest token", body = crate::error::ProblemDoc),
+        (status = 400, description = "An unknown or malformed query parameter", body = blindsight_proto::ProblemDocument),
+        (status = 401, description = "Missing or invalid token", body = blindsight_proto::ProblemDocument),
+        (status = 403, description = "An ingest token", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn entries(
@@ -158,23 +124,19 @@ pub async fn entries(
     reader: AuditReader,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let Query(q) = query.map_err(|e| {
-        ApiError::rejected(StatusCode::BAD_REQUEST, "malformed-query", e.body_text())
-    })?;
+    let Query(q) = query.map_err(|e| ApiError::new(Problem::MalformedQuery, e.body_text()))?;
     let max = super::records::MAX_PAGE;
     let limit = q.limit.unwrap_or(100);
     if !(1..=max).contains(&limit) {
-        return Err(ApiError::rejected(
-            StatusCode::BAD_REQUEST,
-            "malformed-query",
+        return Err(ApiError::new(
+            Problem::MalformedQuery,
             format!("`limit` must be between 1 and {max}"),
         ));
     }
     let after = q.after.unwrap_or(0);
     if after < 0 {
-        return Err(ApiError::rejected(
-            StatusCode::BAD_REQUEST,
-            "malformed-query",
+        return Err(ApiError::new(
+            Problem::MalformedQuery,
             "`after` must not be negative",
         ));
     }

@@ -12,47 +12,17 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 
 use super::{Caller, check_id, octets, parse_json, read_body};
 use crate::auth::Role;
-use crate::compute::{JobRequest, JobSpec};
 use crate::error::ApiError;
-use crate::http::AppState;
-use crate::jobs::{self, Job, JobStatus, NewJob};
-use crate::store::{self, MAX_JOB_RECORDS, Selection};
-
-/// Leases a job may take before it fails for good.
-pub const MAX_ATTEMPTS: u32 = 3;
-
-/// A queued job.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct JobCreated {
-    /// The job id.
-    pub job_id: String,
-    /// `risk_score` or `aggregate`.
-    pub kind: String,
-    /// Records selected.
-    pub records: usize,
-    /// `queued`.
-    pub status: JobStatus,
-}
-
-/// Job list.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct JobList {
-    /// Newest first.
-    pub jobs: Vec<Job>,
-}
-
-fn unprocessable(slug: &'static str, detail: String) -> ApiError {
-    ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, slug, detail)
-}
+use crate::state::AppState;
+use crate::store::jobs;
+use blindsight_proto::{Job, JobCreated, JobList, JobReceipt, JobRequest, JobStatus, Problem};
 
 fn unknown_job(job_id: &str) -> ApiError {
-    ApiError::rejected(
-        StatusCode::NOT_FOUND,
-        "unknown-job",
+    ApiError::new(
+        Problem::UnknownJob,
         format!("this tenant has no job {job_id:?}"),
     )
 }
@@ -66,9 +36,9 @@ fn unknown_job(job_id: &str) -> ApiError {
     security(("token" = ["keyholder"])),
     responses(
         (status = 202, description = "Queued", body = JobCreated),
-        (status = 400, description = "Malformed JSON or unknown field", body = crate::error::ProblemDoc),
-        (status = 403, description = "Not a keyholder token", body = crate::error::ProblemDoc),
-        (status = 422, description = "Unknown key set, schema, model or record; invalid model or query; no records; a cohort below the minimum size; too many records", body = crate::error::ProblemDoc),
+        (status = 400, description = "Malformed JSON or unknown field", body = blindsight_proto::ProblemDocument),
+        (status = 403, description = "Not a keyholder token", body = blindsight_proto::ProblemDocument),
+        (status = 422, description = "Unknown key set, schema, model or record; invalid model or query; no records; a cohort below the minimum size; too many records", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn create(
@@ -80,153 +50,8 @@ pub async fn create(
     caller.require(&[Role::Keyholder])?;
     let limit = state.config().limits.json_body_bytes;
     let request: JobRequest = parse_json(&read_body(&headers, body, limit, "job request").await?)?;
-    let tenant = caller.tenant_id.as_str();
-    let key_id = request.key_id();
-    check_id("key id", key_id)?;
-    let select = request.select().clone();
-    if let Some(c) = &select.cohort {
-        check_id("cohort", c)?;
-    }
-    if store::keyset_digest(state.db(), tenant, key_id)
-        .await?
-        .is_none()
-    {
-        return Err(unprocessable(
-            "unknown-key-set",
-            format!("this tenant has no key set {key_id:?}"),
-        ));
-    }
-    let schema = super::schemas::resolve(&state, tenant, &select.schema_id, select.schema_version)
-        .await?
-        .ok_or_else(|| {
-            unprocessable(
-                "unknown-schema",
-                format!(
-                    "schema {}@{} is neither built in nor registered",
-                    select.schema_id, select.schema_version
-                ),
-            )
-        })?;
-    // Everything about the computation is checked before the records are selected.
-    let model = match &request {
-        JobRequest::RiskScore { model, .. } => {
-            let m = super::models::resolve(&state, tenant, &model.id, model.version)
-                .await?
-                .ok_or_else(|| {
-                    unprocessable(
-                        "unknown-model",
-                        format!(
-                            "model {}@{} is neither built in nor registered (POST /v1/models)",
-                            model.id, model.version
-                        ),
-                    )
-                })?;
-            m.compile(&schema)?;
-            Some(m)
-        }
-        JobRequest::Aggregate { query, .. } => {
-            query.compile(&schema, 1)?;
-            None
-        }
-    };
-    let mut records = store::select_records(
-        state.db(),
-        tenant,
-        &Selection {
-            key_id,
-            schema_id: &schema.id,
-            schema_version: schema.version,
-            cohort: select.cohort.as_deref(),
-            since: select.since,
-            until: select.until,
-        },
-    )
-    .await?;
-    if let Some(wanted) = &select.record_ids {
-        let selected: std::collections::HashSet<&String> = records.iter().collect();
-        if let Some(missing) = wanted.iter().find(|id| !selected.contains(id)) {
-            return Err(unprocessable(
-                "unknown-record",
-                format!(
-                    "record {missing:?} is not stored under key set {key_id:?} and schema {}@{} (or is outside the selection)",
-                    schema.id, schema.version
-                ),
-            ));
-        }
-        let wanted: std::collections::HashSet<&String> = wanted.iter().collect();
-        records.retain(|id| wanted.contains(id));
-    }
-    if records.len() as i64 > MAX_JOB_RECORDS {
-        return Err(unprocessable(
-            "too-many-records",
-            format!("a job reads at most {MAX_JOB_RECORDS} records; narrow the selection"),
-        ));
-    }
-    if records.is_empty() {
-        return Err(unprocessable(
-            "no-records",
-            "no stored record matches the selection".into(),
-        ));
-    }
-    if let JobRequest::Aggregate { .. } = &request {
-        let minimum = store::tenant_min_cohort(state.db(), tenant)
-            .await?
-            .unwrap_or(i64::from(state.config().default_min_cohort))
-            .max(2);
-        if (records.len() as i64) < minimum {
-            return Err(unprocessable(
-                "cohort-too-small",
-                format!(
-                    "the selection holds {} record{}; aggregates need at least {minimum}, so that no individual can be singled out",
-                    records.len(),
-                    if records.len() == 1 { "" } else { "s" }
-                ),
-            )
-            .with_extension("records", records.len().into())
-            .with_extension("minimum", minimum.into()));
-        }
-    }
-    // Milliseconds first, so ids sort (and workers take jobs) in creation order; random
-    // bits after, so ids cannot be guessed.
-    let job_id = format!(
-        "job-{:012x}{}",
-        jobs::now_ms(),
-        hex::encode(
-            blindsight_crypto::random_bytes::<8>()
-                .map_err(|e| ApiError::Internal(e.to_string()))?
-        )
-    );
-    let count = records.len();
-    let spec = JobSpec {
-        request: request.clone(),
-        model,
-        records,
-    };
-    let spec_json =
-        serde_json::to_string(&spec).map_err(|e| ApiError::Internal(format!("job spec: {e}")))?;
-    jobs::create(
-        state.db(),
-        &NewJob {
-            job_id: &job_id,
-            tenant_id: tenant,
-            key_id,
-            kind: request.kind(),
-            spec: &spec_json,
-            max_attempts: MAX_ATTEMPTS,
-        },
-    )
-    .await?;
-    tracing::info!(tenant = %tenant, job = %job_id, kind = request.kind(), records = count, "job queued");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(JobCreated {
-            job_id,
-            kind: request.kind().into(),
-            records: count,
-            status: JobStatus::Queued,
-        }),
-    )
-        .into_response())
+    let created = crate::jobs::create(&state, &caller.tenant_id, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(created)).into_response())
 }
 
 /// Lists the tenant's jobs, newest first (at most 1,000).
@@ -263,7 +88,7 @@ async fn load(state: &AppState, caller: &Caller, job_id: &str) -> Result<Job, Ap
     security(("token" = ["keyholder", "auditor"])),
     responses(
         (status = 200, description = "The job", body = Job),
-        (status = 404, description = "No such job for this tenant", body = crate::error::ProblemDoc),
+        (status = 404, description = "No such job for this tenant", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn get(
@@ -280,10 +105,7 @@ pub async fn get(
 fn succeeded(job: &Job) -> Result<(), ApiError> {
     let job_id = &job.job_id;
     match job.status {
-        JobStatus::Queued | JobStatus::Running => Err(ApiError::rejected(
-            StatusCode::CONFLICT,
-            "job-not-finished",
-            format!(
+        JobStatus::Queued | JobStatus::Running => Err(ApiError::new(Problem::JobNotFinished, format!(
                 "job {job_id} is {} ({} of {} steps); wait for it (GET /v1/jobs/{job_id}/events) and retry",
                 serde_json::to_value(job.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
                 job.progress_done,
@@ -291,9 +113,7 @@ fn succeeded(job: &Job) -> Result<(), ApiError> {
             ),
         )
         .with_retry_after(Duration::from_secs(2))),
-        JobStatus::Failed => Err(unprocessable(
-            "job-failed",
-            format!(
+        JobStatus::Failed => Err(ApiError::new(Problem::JobFailed, format!(
                 "job {job_id} failed: {}",
                 job.error.as_deref().unwrap_or("no reason recorded")
             ),
@@ -313,9 +133,9 @@ fn succeeded(job: &Job) -> Result<(), ApiError> {
     security(("token" = ["keyholder", "auditor"])),
     responses(
         (status = 200, description = "The output envelope", body = Vec<u8>, content_type = "application/octet-stream"),
-        (status = 404, description = "No such job for this tenant", body = crate::error::ProblemDoc),
-        (status = 409, description = "Not finished yet (queued or running)", body = crate::error::ProblemDoc),
-        (status = 422, description = "The job failed; `detail` says why", body = crate::error::ProblemDoc),
+        (status = 404, description = "No such job for this tenant", body = blindsight_proto::ProblemDocument),
+        (status = 409, description = "Not finished yet (queued or running)", body = blindsight_proto::ProblemDocument),
+        (status = 422, description = "The job failed; `detail` says why", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn result(
@@ -334,19 +154,6 @@ pub async fn result(
     Ok(octets(bytes))
 }
 
-/// A job receipt as the server signed it (docs/FORMATS.md, "Receipts").
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JobReceipt {
-    /// The receipt: canonical JSON (job, function, model, spec, inputs root, output digest,
-    /// server-key fingerprint, parameter set, build, time), exactly as signed.
-    pub receipt: String,
-    /// The signing key's id (`GET /v1/audit/key`).
-    pub key_id: String,
-    /// Ed25519 signature, 128 hex digits.
-    pub signature: String,
-}
-
 /// The signed receipt of a finished job: verify it with the published audit key
 /// (`blindsight audit verify` does, for every job).
 #[utoipa::path(
@@ -357,9 +164,9 @@ pub struct JobReceipt {
     security(("token" = ["keyholder", "auditor"])),
     responses(
         (status = 200, description = "The signed receipt", body = JobReceipt),
-        (status = 404, description = "No such job for this tenant, or no receipt stored with its result", body = crate::error::ProblemDoc),
-        (status = 409, description = "Not finished yet (queued or running)", body = crate::error::ProblemDoc),
-        (status = 422, description = "The job failed; `detail` says why", body = crate::error::ProblemDoc),
+        (status = 404, description = "No such job for this tenant, or no receipt stored with its result", body = blindsight_proto::ProblemDocument),
+        (status = 409, description = "Not finished yet (queued or running)", body = blindsight_proto::ProblemDocument),
+        (status = 422, description = "The job failed; `detail` says why", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn receipt(
@@ -373,9 +180,8 @@ pub async fn receipt(
     let stored = jobs::receipt(state.db(), &caller.tenant_id, &job_id)
         .await?
         .ok_or_else(|| {
-            ApiError::rejected(
-                StatusCode::NOT_FOUND,
-                "no-receipt",
+            ApiError::new(
+                Problem::NoReceipt,
                 format!("job {job_id}'s result was stored without a receipt"),
             )
         })?;
@@ -397,7 +203,7 @@ const EVENT_POLL: Duration = Duration::from_millis(500);
     security(("token" = ["keyholder", "auditor"])),
     responses(
         (status = 200, description = "`text/event-stream`: `progress` events, then `done`", body = String, content_type = "text/event-stream"),
-        (status = 404, description = "No such job for this tenant", body = crate::error::ProblemDoc),
+        (status = 404, description = "No such job for this tenant", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn events(

@@ -4,43 +4,23 @@
 //! public evaluation material auditors need to re-execute jobs. Decoded key material is cached
 //! per key set under the configured memory bound.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use blindsight_crypto::tfhe::ServerKey;
-use blindsight_crypto::{AppBundle, PublicBundle, Verifier};
-use serde::{Deserialize, Serialize};
+use blindsight_crypto::PublicBundle;
 
 use super::{Caller, octets, read_body};
 use crate::auth::Role;
 use crate::error::ApiError;
-use crate::http::{AppState, KeyMaterial};
+use crate::state::AppState;
 use crate::store::{self, KeysetOutcome, KeysetRow};
-
-/// The header carrying a key set's manifest fingerprint (what apps pin).
-pub const MANIFEST_FINGERPRINT_HEADER: &str = "x-blindsight-manifest-fingerprint";
-
-/// A registered key set.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct KeysetRegistered {
-    /// The key-set id.
-    pub key_id: String,
-    /// SHA-256 of the canonical manifest: what apps pin.
-    pub manifest_fingerprint: String,
-    /// The parameter-set id.
-    pub parameter_set: String,
-    /// `true` when stored by this request, `false` when the same bundle was already stored.
-    pub created: bool,
-}
+use blindsight_proto::{KeysetRegistered, MANIFEST_FINGERPRINT_HEADER, Problem};
 
 fn not_found(key_id: &str) -> ApiError {
-    ApiError::rejected(
-        StatusCode::NOT_FOUND,
-        "unknown-key-set",
+    ApiError::new(
+        Problem::UnknownKeySet,
         format!(
             "this tenant has no key set {key_id:?}; register it with PUT /v1/keysets/{{key_id}}"
         ),
@@ -60,12 +40,12 @@ fn not_found(key_id: &str) -> ApiError {
     responses(
         (status = 201, description = "Stored", body = KeysetRegistered),
         (status = 200, description = "The same bundle was already stored", body = KeysetRegistered),
-        (status = 400, description = "Not a public bundle envelope", body = crate::error::ProblemDoc),
-        (status = 401, description = "Missing or invalid token", body = crate::error::ProblemDoc),
-        (status = 403, description = "Not a keyholder token", body = crate::error::ProblemDoc),
-        (status = 409, description = "A different bundle is stored under this id", body = crate::error::ProblemDoc),
-        (status = 413, description = "Larger than the key-upload limit", body = crate::error::ProblemDoc),
-        (status = 422, description = "Wrong parameter set, non-conformant key, fingerprint or key-id mismatch", body = crate::error::ProblemDoc),
+        (status = 400, description = "Not a public bundle envelope", body = blindsight_proto::ProblemDocument),
+        (status = 401, description = "Missing or invalid token", body = blindsight_proto::ProblemDocument),
+        (status = 403, description = "Not a keyholder token", body = blindsight_proto::ProblemDocument),
+        (status = 409, description = "A different bundle is stored under this id", body = blindsight_proto::ProblemDocument),
+        (status = 413, description = "Larger than the key-upload limit", body = blindsight_proto::ProblemDocument),
+        (status = 422, description = "Wrong parameter set, non-conformant key, fingerprint or key-id mismatch", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn register(
@@ -109,9 +89,8 @@ pub async fn register(
         .await??;
     let (bundle_key_id, parameter_set, fingerprint, manifest, app_bundle, bundle) = checked;
     if bundle_key_id != key_id {
-        return Err(ApiError::rejected(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "wrong-key-id",
+        return Err(ApiError::new(
+            Problem::WrongKeyId,
             format!("the bundle is for key set {bundle_key_id:?}, the path names {key_id:?}"),
         ));
     }
@@ -136,9 +115,8 @@ pub async fn register(
 }
 
 fn conflict(key_id: &str) -> ApiError {
-    ApiError::rejected(
-        StatusCode::CONFLICT,
-        "key-set-conflict",
+    ApiError::new(
+        Problem::KeySetConflict,
         format!(
             "a different bundle is registered as key set {key_id:?}; key sets are immutable, register new keys under a new id"
         ),
@@ -169,8 +147,8 @@ fn registered(status: StatusCode, key_id: String, fingerprint: String, created: 
     responses(
         (status = 200, description = "The app bundle envelope; pin it with the manifest fingerprint header", content_type = "application/octet-stream", body = Vec<u8>,
          headers(("x-blindsight-manifest-fingerprint" = String, description = "SHA-256 of the manifest"))),
-        (status = 401, description = "Missing or invalid token", body = crate::error::ProblemDoc),
-        (status = 404, description = "No such key set for this tenant", body = crate::error::ProblemDoc),
+        (status = 401, description = "Missing or invalid token", body = blindsight_proto::ProblemDocument),
+        (status = 404, description = "No such key set for this tenant", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn public(
@@ -203,9 +181,9 @@ pub async fn public(
     security(("token" = ["keyholder", "auditor"])),
     responses(
         (status = 200, description = "The compressed server key (safe-serialized)", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 401, description = "Missing or invalid token", body = crate::error::ProblemDoc),
-        (status = 403, description = "An ingest token", body = crate::error::ProblemDoc),
-        (status = 404, description = "No such key set for this tenant", body = crate::error::ProblemDoc),
+        (status = 401, description = "Missing or invalid token", body = blindsight_proto::ProblemDocument),
+        (status = 403, description = "An ingest token", body = blindsight_proto::ProblemDocument),
+        (status = 404, description = "No such key set for this tenant", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn get_server_key(
@@ -219,60 +197,4 @@ pub async fn get_server_key(
         .await?
         .ok_or_else(|| not_found(&key_id))?;
     Ok(octets(bytes))
-}
-
-/// The proof verifier of a tenant's key set, decoded once and cached.
-pub async fn verifier(
-    state: &AppState,
-    tenant: &str,
-    key_id: &str,
-) -> Result<Option<Arc<Verifier>>, ApiError> {
-    let cache_key = (tenant.to_owned(), key_id.to_owned(), "verifier");
-    if let Some(KeyMaterial::Verifier(v)) = state.key_cache().get(&cache_key).as_deref() {
-        return Ok(Some(Arc::clone(v)));
-    }
-    let Some((bytes, _)) = store::app_bundle(state.db(), tenant, key_id).await? else {
-        return Ok(None);
-    };
-    let weight = bytes.len() as u64;
-    let verifier = state
-        .fhe()
-        .run(move || AppBundle::decode(&bytes).map(|b| Arc::new(Verifier::new(b))))
-        .await??;
-    state.key_cache().insert(
-        cache_key,
-        Arc::new(KeyMaterial::Verifier(Arc::clone(&verifier))),
-        weight,
-    );
-    Ok(Some(verifier))
-}
-
-/// The decompressed server key of a tenant's key set, decompressed once and cached (never per
-/// request).
-pub async fn server_key(
-    state: &AppState,
-    tenant: &str,
-    key_id: &str,
-) -> Result<Option<Arc<ServerKey>>, ApiError> {
-    let cache_key = (tenant.to_owned(), key_id.to_owned(), "server-key");
-    if let Some(KeyMaterial::ServerKey(k)) = state.key_cache().get(&cache_key).as_deref() {
-        return Ok(Some(Arc::clone(k)));
-    }
-    let Some(bytes) = store::server_key(state.db(), tenant, key_id).await? else {
-        return Ok(None);
-    };
-    let (key, weight) = state
-        .fhe()
-        .run(move || -> Result<_, blindsight_crypto::Error> {
-            let key = blindsight_crypto::decode_server_key(&bytes)?.decompress();
-            let weight = blindsight_crypto::encoded_size(&key);
-            Ok((Arc::new(key), weight))
-        })
-        .await??;
-    state.key_cache().insert(
-        cache_key,
-        Arc::new(KeyMaterial::ServerKey(Arc::clone(&key))),
-        weight,
-    );
-    Ok(Some(key))
 }

@@ -14,15 +14,16 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use http_body_util::LengthLimitError;
 use serde::de::DeserializeOwned;
 
 use crate::audit::Event;
 use crate::auth::{Role, TokenHash};
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::store;
+use blindsight_proto::Problem;
 
 /// The address a request came from (unspecified when unknown, e.g. in-process tests).
 fn client_ip(parts: &Parts) -> IpAddr {
@@ -42,18 +43,16 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 fn locked_out(retry: std::time::Duration) -> ApiError {
-    ApiError::rejected(
-        StatusCode::TOO_MANY_REQUESTS,
-        "locked-out",
+    ApiError::new(
+        Problem::LockedOut,
         "too many failed authentications from this address; wait and retry with a valid token",
     )
     .with_retry_after(retry)
 }
 
 fn unauthorized(presented: bool) -> ApiError {
-    ApiError::rejected(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
+    ApiError::new(
+        Problem::Unauthorized,
         if presented {
             "the bearer token is not valid; use a token issued when the tenant was created"
         } else {
@@ -110,9 +109,8 @@ impl Caller {
             return Ok(());
         }
         let wanted: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        Err(ApiError::rejected(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+        Err(ApiError::new(
+            Problem::Forbidden,
             format!(
                 "this route needs a {} token; this one is a {} token",
                 wanted.join(" or "),
@@ -138,9 +136,8 @@ impl FromRequestParts<AppState> for Caller {
             return Err(unauthorized(true));
         };
         state.guard().take(hash).map_err(|retry| {
-            ApiError::rejected(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate-limited",
+            ApiError::new(
+                Problem::RateLimited,
                 "this token is sending requests faster than its rate limit; slow down",
             )
             .with_retry_after(retry)
@@ -160,9 +157,8 @@ impl FromRequestParts<AppState> for Admin {
         let ip = client_ip(parts);
         state.guard().check_address(ip).map_err(locked_out)?;
         let Some(admin) = &state.config().admin_token else {
-            return Err(ApiError::rejected(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "admin-disabled",
+            return Err(ApiError::new(
+                Problem::AdminDisabled,
                 "no admin token is configured; set BLINDSIGHT_ADMIN_TOKEN and restart the server",
             ));
         };
@@ -186,9 +182,8 @@ pub async fn read_body(
     what: &str,
 ) -> Result<Bytes, ApiError> {
     let too_large = |size: String| {
-        ApiError::rejected(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
+        ApiError::new(
+            Problem::TooLarge,
             format!("the {what} is {size}; this route's limit is {limit} bytes"),
         )
     };
@@ -211,9 +206,8 @@ pub async fn read_body(
                 }
                 source = s.source();
             }
-            Err(ApiError::rejected(
-                StatusCode::BAD_REQUEST,
-                "body-unreadable",
+            Err(ApiError::new(
+                Problem::BodyUnreadable,
                 format!("couldn't read the request body: {e}"),
             ))
         }
@@ -224,9 +218,8 @@ pub async fn read_body(
 /// refused with the parser's message, which names the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::rejected(
-            StatusCode::BAD_REQUEST,
-            "malformed-json",
+        ApiError::new(
+            Problem::MalformedJson,
             format!("the JSON body was refused: {e}"),
         )
     })
@@ -243,9 +236,8 @@ pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::rejected(
-            StatusCode::BAD_REQUEST,
-            "invalid-id",
+        Err(ApiError::new(
+            Problem::InvalidId,
             format!("the {what} must be 1–128 characters of A–Z a–z 0–9 - _ . : @"),
         ))
     }

@@ -8,51 +8,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use blindsight_crypto::compute::{CRISIS_MODEL_ID, RiskModel, crisis_v1};
-use serde::{Deserialize, Serialize};
 
 use super::{Caller, parse_json, read_body};
 use crate::auth::Role;
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::store::{self, WriteError};
-
-/// A registered model.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ModelRegistered {
-    /// Model id.
-    pub model_id: String,
-    /// Version.
-    pub version: u32,
-    /// SHA-256 of the model's canonical JSON (named in job specs and receipts).
-    pub digest: String,
-    /// `risk_score/<id>-v<version>`.
-    pub function_id: String,
-}
-
-/// A model as listed.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ModelInfo {
-    /// Model id.
-    pub model_id: String,
-    /// Version.
-    pub version: u32,
-    /// Digest.
-    pub digest: String,
-    /// Function id.
-    pub function_id: String,
-    /// Whether it is built in.
-    pub builtin: bool,
-    /// The definition.
-    #[schema(value_type = Object)]
-    pub definition: RiskModel,
-}
-
-/// Model list.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ModelList {
-    /// Built-in models first, then the tenant's, by id and version.
-    pub models: Vec<ModelInfo>,
-}
+use blindsight_proto::{ModelInfo, ModelList, ModelRegistered, Problem};
 
 fn canonical(model: &RiskModel) -> Result<(String, String), ApiError> {
     let definition = serde_json::to_string(model)
@@ -63,24 +25,6 @@ fn canonical(model: &RiskModel) -> Result<(String, String), ApiError> {
 
 fn builtin(id: &str, version: u32) -> Option<RiskModel> {
     (id == CRISIS_MODEL_ID && version == 1).then(crisis_v1)
-}
-
-/// The model a job names: built in, or registered by the tenant.
-pub async fn resolve(
-    state: &AppState,
-    tenant: &str,
-    id: &str,
-    version: u32,
-) -> Result<Option<RiskModel>, ApiError> {
-    if let Some(m) = builtin(id, version) {
-        return Ok(Some(m));
-    }
-    let Some(row) = store::model(state.db(), tenant, id, version).await? else {
-        return Ok(None);
-    };
-    serde_json::from_str(&row.definition)
-        .map(Some)
-        .map_err(|e| ApiError::Internal(format!("stored model {id}@{version}: {e}")))
 }
 
 /// Registers a risk model. It is checked against its schema (built in, or registered by the
@@ -95,10 +39,10 @@ pub async fn resolve(
     responses(
         (status = 201, description = "Stored", body = ModelRegistered),
         (status = 200, description = "The same model was already stored", body = ModelRegistered),
-        (status = 400, description = "Malformed JSON or unknown field", body = crate::error::ProblemDoc),
-        (status = 403, description = "Not a keyholder token", body = crate::error::ProblemDoc),
-        (status = 409, description = "A different model is stored under this id and version, or it is built in", body = crate::error::ProblemDoc),
-        (status = 422, description = "An invalid model, or one over an unknown schema", body = crate::error::ProblemDoc),
+        (status = 400, description = "Malformed JSON or unknown field", body = blindsight_proto::ProblemDocument),
+        (status = 403, description = "Not a keyholder token", body = blindsight_proto::ProblemDocument),
+        (status = 409, description = "A different model is stored under this id and version, or it is built in", body = blindsight_proto::ProblemDocument),
+        (status = 422, description = "An invalid model, or one over an unknown schema", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn register(
@@ -111,12 +55,11 @@ pub async fn register(
     let limit = state.config().limits.json_body_bytes;
     let model: RiskModel = parse_json(&read_body(&headers, body, limit, "model").await?)?;
     let tenant = &caller.tenant_id;
-    let schema = super::schemas::resolve(&state, tenant, &model.schema_id, model.schema_version)
+    let schema = crate::registry::schema(&state, tenant, &model.schema_id, model.schema_version)
         .await?
         .ok_or_else(|| {
-            ApiError::rejected(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown-schema",
+            ApiError::new(
+                Problem::UnknownSchema,
                 format!(
                     "schema {}@{} is neither built in nor registered; register it first",
                     model.schema_id, model.schema_version
@@ -137,7 +80,7 @@ pub async fn register(
         )
             .into_response()
     };
-    let conflict = |why: String| ApiError::rejected(StatusCode::CONFLICT, "model-exists", why);
+    let conflict = |why: String| ApiError::new(Problem::ModelExists, why);
     if builtin(&model.id, model.version).is_some() {
         return Err(conflict(format!(
             "{}@{} is built in; register your own models under another id",
@@ -174,7 +117,7 @@ pub async fn register(
     security(("token" = ["keyholder", "auditor"])),
     responses(
         (status = 200, description = "The models", body = ModelList),
-        (status = 403, description = "An ingest token", body = crate::error::ProblemDoc),
+        (status = 403, description = "An ingest token", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn list(

@@ -11,34 +11,20 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use blindsight_crypto::RecordEnvelope;
-use serde::{Deserialize, Serialize};
 
 use super::{Caller, check_id, octets, read_body};
 use crate::audit::Event;
 use crate::auth::Role;
 use crate::error::ApiError;
-use crate::http::AppState;
-use crate::store::{self, RecordFilter, RecordRow, RecordSummary, WriteError};
-
-/// A stored record.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct RecordStored {
-    /// The record id (chosen by the client).
-    pub record_id: String,
-    /// Position in the server's ingest order.
-    pub seq: i64,
-    /// SHA-256 of the stored proven list.
-    pub proven_list_digest: String,
-}
+use crate::state::AppState;
+use crate::store::{self, RecordFilter, RecordRow, WriteError};
+use blindsight_proto::{Problem, RecordListQuery, RecordPage, RecordStored};
 
 /// 409 for a used record id. `same_content` (the stored proven list is byte-identical to
 /// this upload) tells a client retrying an upload whose first attempt was stored, its response
 /// lost, that it is done; it reveals nothing the uploader does not hold already.
 fn exists(record_id: &str, same: bool) -> ApiError {
-    ApiError::rejected(
-        StatusCode::CONFLICT,
-        "record-exists",
-        if same {
+    ApiError::new(Problem::RecordExists, if same {
             format!("record {record_id:?} is already stored with this exact content (an earlier attempt succeeded)")
         } else {
             format!("record {record_id:?} is already stored with other content; record ids are never reused")
@@ -58,12 +44,12 @@ fn exists(record_id: &str, same: bool) -> ApiError {
     security(("token" = ["ingest"])),
     responses(
         (status = 201, description = "Verified and stored", body = RecordStored),
-        (status = 400, description = "Not a record envelope, or a malformed one", body = crate::error::ProblemDoc),
-        (status = 401, description = "Missing or invalid token", body = crate::error::ProblemDoc),
-        (status = 403, description = "Not an ingest token", body = crate::error::ProblemDoc),
-        (status = 409, description = "The record id is already stored", body = crate::error::ProblemDoc),
-        (status = 413, description = "Larger than the record limit", body = crate::error::ProblemDoc),
-        (status = 422, description = "Proof invalid, metadata for another tenant, unknown key set or schema, wrong parameter set, shape mismatch", body = crate::error::ProblemDoc),
+        (status = 400, description = "Not a record envelope, or a malformed one", body = blindsight_proto::ProblemDocument),
+        (status = 401, description = "Missing or invalid token", body = blindsight_proto::ProblemDocument),
+        (status = 403, description = "Not an ingest token", body = blindsight_proto::ProblemDocument),
+        (status = 409, description = "The record id is already stored", body = blindsight_proto::ProblemDocument),
+        (status = 413, description = "Larger than the record limit", body = blindsight_proto::ProblemDocument),
+        (status = 422, description = "Proof invalid, metadata for another tenant, unknown key set or schema, wrong parameter set, shape mismatch", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn create(
@@ -82,31 +68,26 @@ pub async fn create(
     let meta = &envelope.metadata;
     let tenant = caller.tenant_id.as_str();
     if meta.tenant != tenant {
-        return Err(ApiError::rejected(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "metadata-mismatch",
+        return Err(ApiError::new(
+            Problem::MetadataMismatch,
             "the record's metadata names another tenant than this token's; encrypt it with this tenant's id",
         ));
     }
-    let schema = super::schemas::resolve(&state, tenant, &meta.schema_id, meta.schema_version)
+    let schema = crate::registry::schema(&state, tenant, &meta.schema_id, meta.schema_version)
         .await?
         .ok_or_else(|| {
-            ApiError::rejected(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown-schema",
+            ApiError::new(
+                Problem::UnknownSchema,
                 format!(
                     "schema {}@{} is neither built in nor registered for this tenant",
                     meta.schema_id, meta.schema_version
                 ),
             )
         })?;
-    let verifier = super::keysets::verifier(&state, tenant, &meta.key_id)
+    let verifier = crate::registry::verifier(&state, tenant, &meta.key_id)
         .await?
         .ok_or_else(|| {
-            ApiError::rejected(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown-key-set",
-                format!(
+            ApiError::new(Problem::UnknownKeySetRef, format!(
                     "the record is encrypted under key set {:?}, which this tenant has not registered",
                     meta.key_id
                 ),
@@ -171,33 +152,6 @@ pub async fn create(
     Ok(response)
 }
 
-/// Which records to list.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Only records with this cohort label.
-    pub cohort: Option<String>,
-    /// Only records recorded (or, when undeclared, received) at or after this time (seconds
-    /// since the epoch).
-    pub since: Option<i64>,
-    /// Only records recorded (or received) before this time.
-    pub until: Option<i64>,
-    /// Only records after this `seq` (the previous page's `next_after`).
-    pub after: Option<i64>,
-    /// Page size, 1–1000 (default 100).
-    pub limit: Option<i64>,
-}
-
-/// A page of records.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RecordPage {
-    /// The records, in ingest order.
-    pub records: Vec<RecordSummary>,
-    /// Pass as `after` for the next page; absent on the last page.
-    pub next_after: Option<i64>,
-}
-
 /// The largest page.
 pub const MAX_PAGE: i64 = 1000;
 
@@ -207,32 +161,29 @@ pub const MAX_PAGE: i64 = 1000;
     get,
     path = "/v1/records",
     tag = "records",
-    params(ListQuery),
+    params(RecordListQuery),
     security(("token" = ["keyholder", "auditor"])),
     responses(
         (status = 200, description = "A page of records", body = RecordPage),
-        (status = 400, description = "An unknown or malformed query parameter", body = crate::error::ProblemDoc),
-        (status = 401, description = "Missing or invalid token", body = crate::error::ProblemDoc),
-        (status = 403, description = "Not a keyholder or auditor token", body = crate::error::ProblemDoc),
+        (status = 400, description = "An unknown or malformed query parameter", body = blindsight_proto::ProblemDocument),
+        (status = 401, description = "Missing or invalid token", body = blindsight_proto::ProblemDocument),
+        (status = 403, description = "Not a keyholder or auditor token", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<RecordListQuery>, QueryRejection>,
 ) -> Result<Json<RecordPage>, ApiError> {
     caller.require(&[Role::Keyholder, Role::Auditor])?;
-    let Query(q) = query.map_err(|e| {
-        ApiError::rejected(StatusCode::BAD_REQUEST, "malformed-query", e.body_text())
-    })?;
+    let Query(q) = query.map_err(|e| ApiError::new(Problem::MalformedQuery, e.body_text()))?;
     if let Some(c) = &q.cohort {
         check_id("cohort", c)?;
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::rejected(
-            StatusCode::BAD_REQUEST,
-            "malformed-query",
+        return Err(ApiError::new(
+            Problem::MalformedQuery,
             format!("`limit` must be between 1 and {MAX_PAGE}"),
         ));
     }
@@ -264,14 +215,12 @@ async fn blob(
 ) -> Result<Vec<u8>, ApiError> {
     check_id("record id", record_id)?;
     match store::record_blob(state.db(), &caller.tenant_id, record_id, transcript).await? {
-        None => Err(ApiError::rejected(
-            StatusCode::NOT_FOUND,
-            "unknown-record",
+        None => Err(ApiError::new(
+            Problem::UnknownRecord,
             format!("this tenant has no record {record_id:?}"),
         )),
-        Some(None) => Err(ApiError::rejected(
-            StatusCode::NOT_FOUND,
-            "no-transcript",
+        Some(None) => Err(ApiError::new(
+            Problem::NoTranscript,
             format!("record {record_id:?} was uploaded without a transcript"),
         )),
         Some(Some(bytes)) => Ok(bytes),
@@ -287,8 +236,8 @@ async fn blob(
     security(("token" = ["keyholder", "auditor"])),
     responses(
         (status = 200, description = "The safe-serialized proven list", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 403, description = "Not a keyholder or auditor token", body = crate::error::ProblemDoc),
-        (status = 404, description = "No such record for this tenant", body = crate::error::ProblemDoc),
+        (status = 403, description = "Not a keyholder or auditor token", body = blindsight_proto::ProblemDocument),
+        (status = 404, description = "No such record for this tenant", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn proof(
@@ -310,8 +259,8 @@ pub async fn proof(
     security(("token" = ["keyholder"])),
     responses(
         (status = 200, description = "The sealed box", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 403, description = "Not a keyholder token", body = crate::error::ProblemDoc),
-        (status = 404, description = "No such record, or no transcript with it", body = crate::error::ProblemDoc),
+        (status = 403, description = "Not a keyholder token", body = blindsight_proto::ProblemDocument),
+        (status = 404, description = "No such record, or no transcript with it", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn transcript(

@@ -8,64 +8,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use blindsight_crypto::RecordSchema;
-use serde::{Deserialize, Serialize};
 
 use super::{Caller, check_id, parse_json, read_body};
 use crate::auth::Role;
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::store::{self, WriteError};
-
-/// A registered schema.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SchemaRegistered {
-    /// Schema id.
-    pub schema_id: String,
-    /// Schema version.
-    pub version: u32,
-    /// SHA-256 of the schema's canonical JSON.
-    pub digest: String,
-    /// `true` when stored by this request, `false` when the same schema was already stored.
-    pub created: bool,
-}
-
-/// A registered schema, as listed.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SchemaInfo {
-    /// Schema id.
-    pub schema_id: String,
-    /// Schema version.
-    pub version: u32,
-    /// Its JSON definition, exactly as stored (the text `digest` is taken over).
-    pub definition: String,
-    /// SHA-256 of `definition`, as stored and logged when it was registered.
-    pub digest: String,
-}
-
-/// The tenant's registered schemas.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SchemaList {
-    /// By id, then version. The built-in schemas (`session` v1) are not listed.
-    pub schemas: Vec<SchemaInfo>,
-}
-
-/// The schema a record names: a built-in one, or one the tenant registered.
-pub async fn resolve(
-    state: &AppState,
-    tenant: &str,
-    schema_id: &str,
-    version: u32,
-) -> Result<Option<RecordSchema>, ApiError> {
-    if let Some(s) = blindsight_crypto::schemas::builtin(schema_id, version) {
-        return Ok(Some(s));
-    }
-    let Some((definition, _)) = store::schema(state.db(), tenant, schema_id, version).await? else {
-        return Ok(None);
-    };
-    serde_json::from_str(&definition)
-        .map(Some)
-        .map_err(|e| ApiError::Internal(format!("stored schema {schema_id}@{version}: {e}")))
-}
+use blindsight_proto::{Problem, SchemaInfo, SchemaList, SchemaRegistered};
 
 /// Registers a custom record schema (JSON: `id`, `version`, `fields`). Schemas are immutable:
 /// the same definition again is accepted, a different one under the same id and version is
@@ -83,10 +32,10 @@ pub async fn resolve(
     responses(
         (status = 201, description = "Stored", body = SchemaRegistered),
         (status = 200, description = "The same schema was already stored", body = SchemaRegistered),
-        (status = 400, description = "Malformed JSON or unknown field", body = crate::error::ProblemDoc),
-        (status = 403, description = "Not a keyholder token", body = crate::error::ProblemDoc),
-        (status = 409, description = "A different schema is stored under this id and version, or the id is built in", body = crate::error::ProblemDoc),
-        (status = 422, description = "An invalid schema, or one whose id/version differ from the path", body = crate::error::ProblemDoc),
+        (status = 400, description = "Malformed JSON or unknown field", body = blindsight_proto::ProblemDocument),
+        (status = 403, description = "Not a keyholder token", body = blindsight_proto::ProblemDocument),
+        (status = 409, description = "A different schema is stored under this id and version, or the id is built in", body = blindsight_proto::ProblemDocument),
+        (status = 422, description = "An invalid schema, or one whose id/version differ from the path", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn register(
@@ -101,9 +50,8 @@ pub async fn register(
     let limit = state.config().limits.json_body_bytes;
     let schema: RecordSchema = parse_json(&read_body(&headers, body, limit, "schema").await?)?;
     if schema.id != schema_id || schema.version != version {
-        return Err(ApiError::rejected(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-schema",
+        return Err(ApiError::new(
+            Problem::InvalidSchema,
             format!(
                 "the body defines {}@{}, the path names {schema_id}@{version}",
                 schema.id, schema.version
@@ -112,9 +60,8 @@ pub async fn register(
     }
     schema.validate()?;
     if blindsight_crypto::schemas::builtin(&schema_id, version).is_some() {
-        return Err(ApiError::rejected(
-            StatusCode::CONFLICT,
-            "schema-exists",
+        return Err(ApiError::new(
+            Problem::SchemaExists,
             format!("{schema_id}@{version} is built in; register custom schemas under another id"),
         ));
     }
@@ -136,9 +83,8 @@ pub async fn register(
     };
     let same_or_conflict = |stored: Option<(String, String)>| match stored {
         Some((_, d)) if d == digest => Ok(reply(StatusCode::OK, false)),
-        _ => Err(ApiError::rejected(
-            StatusCode::CONFLICT,
-            "schema-exists",
+        _ => Err(ApiError::new(
+            Problem::SchemaExists,
             format!(
                 "a different {schema_id}@{version} is registered; schemas are immutable, use a new version"
             ),
@@ -174,8 +120,8 @@ pub async fn register(
     security(("token" = ["keyholder", "auditor"])),
     responses(
         (status = 200, description = "The registered schemas", body = SchemaList),
-        (status = 401, description = "Missing or invalid token", body = crate::error::ProblemDoc),
-        (status = 403, description = "An ingest token", body = crate::error::ProblemDoc),
+        (status = 401, description = "Missing or invalid token", body = blindsight_proto::ProblemDocument),
+        (status = 403, description = "An ingest token", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn list(

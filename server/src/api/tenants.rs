@@ -5,69 +5,28 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 
 use super::{Admin, check_id, parse_json, read_body};
-use crate::auth::{Role, Token};
+use blindsight_proto::{NewTenant, Problem, TenantCreated, TenantTokens};
+
+use crate::auth::{Role, TokenHash, issue_token};
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::store::{self, WriteError};
-
-/// A new tenant.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateTenant {
-    /// A display name (1–200 characters).
-    pub name: String,
-    /// The tenant id; generated (`t-` and 16 hex digits) when absent.
-    #[serde(default)]
-    pub tenant_id: Option<String>,
-    /// The smallest cohort an aggregate may run over (at least 2; the server's default,
-    /// normally 10, when absent).
-    #[serde(default)]
-    pub min_cohort_size: Option<u32>,
-}
-
-/// The three tokens of a tenant. Shown once: the server keeps only their hashes.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TenantTokens {
-    /// Registers keys, schemas and models; requests jobs; reads results and transcripts.
-    #[schema(value_type = String)]
-    pub keyholder: Token,
-    /// Uploads records (what apps hold).
-    #[schema(value_type = String)]
-    pub ingest: Token,
-    /// Reads proofs, audit entries and receipts.
-    #[schema(value_type = String)]
-    pub auditor: Token,
-}
-
-/// A created tenant.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TenantCreated {
-    /// The tenant id (bound into every record's proof).
-    pub tenant_id: String,
-    /// The display name.
-    pub name: String,
-    /// The smallest cohort an aggregate may run over.
-    pub min_cohort_size: u32,
-    /// The tokens, shown only in this response.
-    pub tokens: TenantTokens,
-}
 
 /// Creates a tenant and issues its keyholder, ingest and auditor tokens.
 #[utoipa::path(
     post,
     path = "/v1/tenants",
     tag = "tenants",
-    request_body = CreateTenant,
+    request_body = NewTenant,
     security(("admin" = [])),
     responses(
         (status = 201, description = "Created; the tokens are shown only now", body = TenantCreated),
-        (status = 400, description = "Malformed JSON, unknown field, or invalid id", body = crate::error::ProblemDoc),
-        (status = 401, description = "Missing or wrong admin token", body = crate::error::ProblemDoc),
-        (status = 409, description = "The tenant id is taken", body = crate::error::ProblemDoc),
-        (status = 422, description = "A minimum cohort below 2 or an empty name", body = crate::error::ProblemDoc),
+        (status = 400, description = "Malformed JSON, unknown field, or invalid id", body = blindsight_proto::ProblemDocument),
+        (status = 401, description = "Missing or wrong admin token", body = blindsight_proto::ProblemDocument),
+        (status = 409, description = "The tenant id is taken", body = blindsight_proto::ProblemDocument),
+        (status = 422, description = "A minimum cohort below 2 or an empty name", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn create(
@@ -77,12 +36,11 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let limit = state.config().limits.json_body_bytes;
-    let req: CreateTenant = parse_json(&read_body(&headers, body, limit, "request body").await?)?;
+    let req: NewTenant = parse_json(&read_body(&headers, body, limit, "request body").await?)?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::rejected(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-field",
+        return Err(ApiError::new(
+            Problem::InvalidField,
             "`name` must be 1–200 printable characters",
         ));
     }
@@ -90,9 +48,8 @@ pub async fn create(
         .min_cohort_size
         .unwrap_or(state.config().default_min_cohort.max(2));
     if min_cohort_size < 2 {
-        return Err(ApiError::rejected(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-field",
+        return Err(ApiError::new(
+            Problem::InvalidField,
             "`min_cohort_size` must be at least 2: a cohort of one is one person's data",
         ));
     }
@@ -104,21 +61,20 @@ pub async fn create(
         None => format!("t-{}", hex::encode(blindsight_crypto::random_bytes::<8>()?)),
     };
     let tokens = TenantTokens {
-        keyholder: Token::generate()?,
-        ingest: Token::generate()?,
-        auditor: Token::generate()?,
+        keyholder: issue_token()?,
+        ingest: issue_token()?,
+        auditor: issue_token()?,
     };
     let hashes = [
-        (Role::Keyholder, tokens.keyholder.hash()),
-        (Role::Ingest, tokens.ingest.hash()),
-        (Role::Auditor, tokens.auditor.hash()),
+        (Role::Keyholder, TokenHash::of(tokens.keyholder.expose())),
+        (Role::Ingest, TokenHash::of(tokens.ingest.expose())),
+        (Role::Auditor, TokenHash::of(tokens.auditor.expose())),
     ];
     match store::create_tenant(state.db(), &tenant_id, name, min_cohort_size, &hashes).await {
         Ok(()) => {}
         Err(WriteError::Exists) => {
-            return Err(ApiError::rejected(
-                StatusCode::CONFLICT,
-                "tenant-exists",
+            return Err(ApiError::new(
+                Problem::TenantExists,
                 format!("a tenant with id {tenant_id:?} exists; choose another id"),
             ));
         }

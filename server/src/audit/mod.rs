@@ -6,19 +6,19 @@
 //! (`store::audit`), so an event without its entry, or an entry without its event, cannot be
 //! committed.
 //!
-//! - [`chain`]: entries, the canonical encoding and hash chain, signed heads and
-//!   [`verify_chain`]: pure (no I/O), for `blindsight audit verify` to reuse.
+//! - Entries, their hash chain, signed heads and `verify_chain` are wire types, defined once
+//!   in `blindsight_proto::chain` for the server and every auditor.
 //! - [`Event`]: what is recorded, ids, digests and outcomes only.
 //! - [`SigningKey`]: the signing key and its file (owner-only, created atomically); it signs
 //!   heads and job receipts.
-//! - [`evidence`] and [`verify`]: what `blindsight audit verify` checks, and the checks.
+//! - The checks of `blindsight audit verify` live in `blindsight-audit`; the server's store
+//!   gathers their evidence from its database (`store::evidence`).
 
-pub mod chain;
 mod event;
-pub mod evidence;
 mod key;
-pub mod verify;
 
-pub use chain::{AuditError, Entry, SignedHead, contains_head, verify_chain};
+pub use blindsight_proto::chain::{
+    self, AuditError, Entry, SignedHead, contains_head, verify_chain,
+};
 pub use event::Event;
 pub use key::{AUDIT_KEY_FILE, KeyError, SigningKey};

@@ -6,11 +6,11 @@ use sqlx::Row;
 
 use super::audit::SERVER_CHAIN;
 use crate::audit::Entry;
-use crate::audit::evidence::{
+use crate::db::Db;
+use blindsight_audit::evidence::{
     ChainEvidence, Evidence, JobEvidence, KeysetEvidence, RecordEvidence, SchemaEvidence,
     TenantEvidence, TranscriptEvidence,
 };
-use crate::db::Db;
 
 /// Loads everything the database holds (`source` names it in the report; the trusted keys
 /// are the caller's to fill in).

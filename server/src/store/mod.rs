@@ -2,7 +2,7 @@
 //! digests and routing metadata only (docs/STORAGE.md describes each column). Writes that
 //! belong together run in one transaction.
 
-use serde::Serialize;
+use blindsight_proto::RecordSummary;
 use sqlx::Row;
 
 use crate::audit::Event;
@@ -368,33 +368,6 @@ pub async fn insert_record(db: &Db, row: &RecordRow<'_>) -> Result<i64, WriteErr
     Ok(seq)
 }
 
-/// A record's routing metadata, as listed.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct RecordSummary {
-    /// Position in the server's ingest order (use as `after` to page).
-    pub seq: i64,
-    /// The record id.
-    pub record_id: String,
-    /// The key set it is encrypted under.
-    pub key_id: String,
-    /// Schema id.
-    pub schema_id: String,
-    /// Schema version.
-    pub schema_version: i64,
-    /// Cohort label.
-    pub cohort: Option<String>,
-    /// Lexicon version of the text features.
-    pub lexicon_version: Option<String>,
-    /// When the session was recorded (seconds since the epoch), as the app declared.
-    pub recorded_at: Option<i64>,
-    /// When the server stored it.
-    pub received_at: i64,
-    /// SHA-256 of the stored proven list.
-    pub proven_list_digest: String,
-    /// Whether a sealed transcript is stored with it.
-    pub has_transcript: bool,
-}
-
 /// Which records to list.
 #[derive(Clone, Debug, Default)]
 pub struct RecordFilter {
@@ -475,7 +448,9 @@ pub async fn record_blob(
 }
 
 pub mod audit;
+pub mod db;
 pub mod evidence;
+pub mod jobs;
 mod models;
 mod selection;
 

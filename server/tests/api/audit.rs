@@ -2,6 +2,9 @@
 //! event; chains that verify with the published key; tampering named; concurrent writers that
 //! never fork a chain; refused requests that leave nothing but the documented
 //! failed-authentication entries; and a signing key that is owner-only and survives restarts.
+//!
+//! Size: one test per way the audit log can be tampered with or raced, sharing one fixture;
+//! split across files they would each rebuild it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +13,10 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use blindsight_crypto::compute::crisis_v1;
 use blindsight_crypto::{FieldSpec, RecordSchema, sha256_hex};
+use blindsight_server::Backend;
 use blindsight_server::audit::{self, AUDIT_KEY_FILE, Entry, KeyError, SignedHead, SigningKey};
 use blindsight_server::store;
-use blindsight_server::{Backend, jobs};
+use blindsight_server::store::jobs;
 use sqlx::Row;
 use tower::ServiceExt;
 

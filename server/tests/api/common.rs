@@ -10,7 +10,7 @@ use blindsight_crypto::{
     AppBundle, KeySet, RecordEnvelope, RecordMetadata, RecordValues, SecretKeys, Value,
     encode_proven_list, encrypt_record, seal,
 };
-use blindsight_server::api::tenants::TenantCreated;
+use blindsight_proto::TenantCreated;
 use blindsight_server::http::{AppState, app};
 use blindsight_server::{AdminToken, Db, ServerConfig};
 use sqlx::Row;

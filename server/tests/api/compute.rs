@@ -9,8 +9,8 @@ use axum::http::{Method, StatusCode};
 use blindsight_crypto::compute::{AggregateQuery, JobOutput, crisis_v1};
 use blindsight_crypto::schemas::session_v1;
 use blindsight_crypto::{RecordValues, Value};
-use blindsight_server::api::tenants::TenantCreated;
-use blindsight_server::jobs;
+use blindsight_proto::TenantCreated;
+use blindsight_server::store::jobs;
 use blindsight_server::worker::{self, WorkerConfig};
 use tokio::sync::watch;
 

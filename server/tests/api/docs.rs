@@ -2,8 +2,9 @@
 //! `docs/API.md`'s route table against the OpenAPI document generated from the handlers, its
 //! problem-type table against every problem type the server's code can answer with, and
 //! `docs/OPERATIONS.md`'s configuration table against `blindsight-server serve --help`.
-//! (The commands in the docs run in `client-sdk/tests/docs.rs`.)
+//! (The commands in the docs run in `client-sdk/cli/tests/docs.rs`.)
 
+use blindsight_proto::Problem;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -70,27 +71,10 @@ fn api_md_lists_exactly_the_routes_of_the_openapi_document() {
     );
 }
 
-fn status_code(name: &str) -> u16 {
-    match name {
-        "BAD_REQUEST" => 400,
-        "UNAUTHORIZED" => 401,
-        "FORBIDDEN" => 403,
-        "NOT_FOUND" => 404,
-        "CONFLICT" => 409,
-        "PAYLOAD_TOO_LARGE" => 413,
-        "UNPROCESSABLE_ENTITY" => 422,
-        "TOO_MANY_REQUESTS" => 429,
-        "INTERNAL_SERVER_ERROR" => 500,
-        "SERVICE_UNAVAILABLE" => 503,
-        other => panic!("StatusCode::{other}: add it to this test's table"),
-    }
-}
-
-/// Every (status, problem type) the server's source can produce: `StatusCode::X, "slug"` (the
-/// `ApiError::rejected` calls and the crypto-error mapping), the jobs API's `unprocessable`
-/// helper (422), and the two fixed variants (`not-found`, `internal`).
+/// Every problem type the server's source answers with: each `Problem::Variant` named in
+/// `server/src` (the handlers, the crypto-error mapping, and `ApiError`'s fixed variants).
 fn problem_types_in_source() -> BTreeSet<(u16, String)> {
-    let mut found = BTreeSet::from([(404, "not-found".to_owned()), (500, "internal".to_owned())]);
+    let mut named = BTreeSet::new();
     let mut files = vec![workspace().join("server/src")];
     while let Some(path) = files.pop() {
         if path.is_dir() {
@@ -101,38 +85,33 @@ fn problem_types_in_source() -> BTreeSet<(u16, String)> {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let literal_after = |rest: &str| -> Option<String> {
-            let rest = rest.trim_start().strip_prefix('"')?;
-            let slug = &rest[..rest.find('"')?];
-            (!slug.is_empty() && slug.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
-                .then(|| slug.to_owned())
-        };
-        for (i, _) in text.match_indices("StatusCode::") {
-            let rest = &text[i + "StatusCode::".len()..];
-            let name: String = rest
+        for (i, _) in text.match_indices("Problem::") {
+            let name: String = text[i + "Problem::".len()..]
                 .chars()
-                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .take_while(char::is_ascii_alphanumeric)
                 .collect();
-            let Some(after) = rest[name.len()..].trim_start().strip_prefix(',') else {
-                continue;
-            };
-            if let Some(slug) = literal_after(after) {
-                found.insert((status_code(&name), slug));
-            }
-        }
-        for (i, _) in text.match_indices("unprocessable(") {
-            if let Some(slug) = literal_after(&text[i + "unprocessable(".len()..]) {
-                found.insert((422, slug));
-            }
+            named.insert(name);
         }
     }
-    found
+    Problem::ALL
+        .iter()
+        .filter(|p| named.contains(&format!("{p:?}")))
+        .map(|p| (p.status(), p.slug().to_owned()))
+        .collect()
 }
 
 #[test]
 fn api_md_lists_exactly_the_problem_types_the_server_answers_with() {
     let in_source = problem_types_in_source();
-    assert!(in_source.len() > 30, "{in_source:?}");
+    let defined: BTreeSet<(u16, String)> = Problem::ALL
+        .iter()
+        .map(|p| (p.status(), p.slug().to_owned()))
+        .collect();
+    let unused: Vec<_> = defined.difference(&in_source).collect();
+    assert!(
+        unused.is_empty(),
+        "problem types the protocol defines but the server never answers with: {unused:?}"
+    );
     let mut documented = BTreeSet::new();
     for row in table(&read("docs/API.md"), "## Problem types") {
         let status: u16 = row[0].parse().unwrap();

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use blindsight_server::jobs::{self, JobStatus, NewJob};
+use blindsight_proto::JobStatus;
+use blindsight_server::store::jobs::{self, NewJob};
 use blindsight_server::store::{self, KeysetRow};
 
 use crate::common::{Ctx, KEY_ID, TENANT_A, TENANT_B, backends, config};

@@ -195,7 +195,7 @@ async fn tokens_are_rate_limited_and_addresses_locked_out() {
 
 #[tokio::test]
 async fn decoded_keys_are_cached_once_and_within_the_bound() {
-    use blindsight_server::api::keysets::{server_key, verifier};
+    use blindsight_server::registry::{server_key, verifier};
     let (ka, _) = keys();
     for bound in [u64::MAX, 1] {
         let ctx = Ctx::new("sqlite", {

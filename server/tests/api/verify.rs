@@ -7,11 +7,11 @@
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
+use blindsight_audit::Evidence;
+use blindsight_audit::{Options, Report, verify};
 use blindsight_crypto::receipt::SignedReceipt;
 use blindsight_crypto::{encode_proven_list, encrypt_record, schemas, sha256_hex};
 use blindsight_server::Db;
-use blindsight_server::audit::evidence::Evidence;
-use blindsight_server::audit::verify::{Options, Report, verify};
 use blindsight_server::worker::{self, WorkerConfig};
 use blindsight_server::{Backend, store};
 use ring::signature::{Ed25519KeyPair, KeyPair};

@@ -1,0 +1,128 @@
+//! `record` (an app's uploads) and `transcript open`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use blindsight_client::api::{Problem, RecordListQuery, Uploaded};
+use blindsight_client::session::Session;
+
+use crate::args::*;
+use crate::progress::*;
+
+/// Checks every field is present and in range, as encryption would, without encrypting.
+pub(crate) fn validate(session: &Session) -> anyhow::Result<()> {
+    let values = session.values()?;
+    blindsight_crypto::schemas::session_v1().order_values(&values)?;
+    Ok(())
+}
+
+/// Reads one session (`.json`) or a batch (`.jsonl`), validating every one before returning.
+pub(crate) fn read_sessions(file: &PathBuf) -> anyhow::Result<Vec<Session>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("couldn't read {}", file.display()))?;
+    let jsonl = file.extension().is_some_and(|e| e == "jsonl");
+    let mut sessions = Vec::new();
+    if jsonl {
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let session: Session = serde_json::from_str(line)
+                .with_context(|| format!("{} line {}", file.display(), n + 1))?;
+            validate(&session).with_context(|| format!("{} line {}", file.display(), n + 1))?;
+            sessions.push(session);
+        }
+    } else {
+        let session: Session =
+            serde_json::from_str(&text).with_context(|| file.display().to_string())?;
+        session
+            .values()
+            .with_context(|| file.display().to_string())?;
+        sessions.push(session);
+    }
+    anyhow::ensure!(!sessions.is_empty(), "{} holds no sessions", file.display());
+    Ok(sessions)
+}
+
+pub(crate) fn record(
+    server: &ServerArgs,
+    keyset: &KeysetArgs,
+    file: &PathBuf,
+) -> anyhow::Result<()> {
+    let config = server.config()?;
+    let sessions = read_sessions(file)?;
+    let tenant = server.tenant(&config)?;
+    let key_id = keyset.key_id.clone().or(config.key_id.clone()).context(
+        "no key set: pass --key-id, set BLINDSIGHT_KEY_ID, or put \"key_id\" in the config file",
+    )?;
+    let pin = keyset.pin.clone().or(config.manifest_fingerprint.clone()).context(
+        "no pinned fingerprint: pass --pin (the manifest fingerprint `keygen` printed) or set BLINDSIGHT_PIN",
+    )?;
+    let client = server.client(&config)?;
+    let bundle = client
+        .app_bundle(&key_id, &pin)
+        .context("couldn't load the pinned key set")?;
+    let bar = progress(sessions.len(), "encrypt, prove, upload");
+    let plain = bar.is_hidden();
+    let (mut created, mut already, mut skipped) = (0, 0, 0);
+    for (i, session) in sessions.iter().enumerate() {
+        let envelope = session
+            .to_record(&bundle, &tenant)
+            .with_context(|| format!("session {}", session.record_id))?;
+        match client.upload_record(&envelope) {
+            Ok(Uploaded::Created(_)) => created += 1,
+            Ok(Uploaded::AlreadyStored) => already += 1,
+            // The record id is the idempotency key: a re-run of a batch (fresh encryption,
+            // so other bytes) resumes past what an earlier run stored.
+            Err(blindsight_client::Error::Api(e)) if e.problem() == Some(Problem::RecordExists) => {
+                skipped += 1;
+                bar.suspend(|| {
+                    eprintln!(
+                        "skipped {}: the record id is already used on the server",
+                        session.record_id
+                    )
+                });
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "uploading {} ({created} stored before it)",
+                    session.record_id
+                )));
+            }
+        }
+        bar.inc(1);
+        if plain {
+            eprintln!("[{}/{}] {}", i + 1, sessions.len(), session.record_id);
+        }
+    }
+    bar.finish_and_clear();
+    println!("{created} record(s) stored, {already} already stored, {skipped} skipped");
+    Ok(())
+}
+
+pub(crate) fn open_transcript(
+    server: &ServerArgs,
+    record_id: &str,
+    keystore_flag: Option<&PathBuf>,
+) -> anyhow::Result<()> {
+    let config = server.config()?;
+    let tenant = server.tenant(&config)?;
+    let path = keystore_path(keystore_flag, &config)?;
+    let client = server.client(&config)?;
+    let summary = client
+        .records(&RecordListQuery::default())?
+        .into_iter()
+        .find(|r| r.record_id == record_id)
+        .with_context(|| format!("the server has no record {record_id:?} for this tenant"))?;
+    let sealed = client.sealed_transcript(record_id)?;
+    let secret = open_keystore(&path)?;
+    let meta = summary
+        .metadata(&tenant)
+        .context("the record's listed metadata is out of range")?;
+    let text = blindsight_crypto::open(secret.transcript_secret(), &meta.transcript_aad(), &sealed)
+        .context(
+            "the transcript did not open: wrong keystore, or it was not sealed for this record",
+        )?;
+    println!("{}", String::from_utf8_lossy(&text));
+    Ok(())
+}

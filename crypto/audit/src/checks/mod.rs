@@ -1,0 +1,17 @@
+//! One file per check, in the order a report lists them.
+
+mod chain;
+mod cohorts;
+mod manifests;
+mod proofs;
+mod receipts;
+mod reexecute;
+mod storage;
+
+pub(crate) use chain::check_chains;
+pub(crate) use cohorts::check_cohorts;
+pub(crate) use manifests::check_manifests;
+pub(crate) use proofs::check_proofs;
+pub(crate) use receipts::check_receipts;
+pub(crate) use reexecute::check_reexecution;
+pub(crate) use storage::check_storage;

@@ -1,0 +1,380 @@
+//! Jobs: the request a key holder sends (`POST /v1/jobs`), the spec it is frozen into, and the
+//! job as the server reports it.
+
+use std::fmt;
+
+use blindsight_crypto::compute::{
+    AGGREGATE_FUNCTION, AggregateQuery, CRISIS_MODEL_ID, JobFunction, RiskModel,
+};
+use blindsight_crypto::receipt::SignedReceipt;
+use blindsight_crypto::schemas::{SESSION_SCHEMA_ID, SESSION_SCHEMA_VERSION};
+use serde::{Deserialize, Serialize};
+
+/// A risk model named by id and version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ModelRef {
+    /// Model id (the built-in default is `crisis`).
+    pub id: String,
+    /// Model version.
+    pub version: u32,
+}
+
+impl ModelRef {
+    /// The model `id` at `version`.
+    pub fn new(id: impl Into<String>, version: u32) -> Self {
+        Self {
+            id: id.into(),
+            version,
+        }
+    }
+
+    /// The built-in `crisis` v1 model.
+    pub fn crisis_v1() -> Self {
+        Self::new(CRISIS_MODEL_ID, 1)
+    }
+}
+
+fn default_schema_id() -> String {
+    SESSION_SCHEMA_ID.into()
+}
+
+fn default_schema_version() -> u32 {
+    SESSION_SCHEMA_VERSION
+}
+
+/// Which records a job reads, by routing metadata (never by content).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = SelectionRequest))]
+#[serde(deny_unknown_fields)]
+pub struct Selection {
+    /// Schema id (default `session`).
+    #[serde(default = "default_schema_id")]
+    pub schema_id: String,
+    /// Schema version (default 1).
+    #[serde(default = "default_schema_version")]
+    pub schema_version: u32,
+    /// Only this cohort label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort: Option<String>,
+    /// Recorded (or, when undeclared, received) at or after (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+    /// Recorded (or received) before (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    /// Only these records (each must match the rest of the selection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_ids: Option<Vec<String>>,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Self {
+            schema_id: default_schema_id(),
+            schema_version: default_schema_version(),
+            cohort: None,
+            since: None,
+            until: None,
+            record_ids: None,
+        }
+    }
+}
+
+/// A job request (`POST /v1/jobs`), tagged by `kind`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum JobRequest {
+    /// Score every selected record with a risk model.
+    RiskScore {
+        /// The key set the records are encrypted under.
+        key_id: String,
+        /// The model.
+        model: ModelRef,
+        /// The records.
+        #[serde(default)]
+        select: Selection,
+    },
+    /// Compute aggregates over the selected cohort.
+    Aggregate {
+        /// The key set the records are encrypted under.
+        key_id: String,
+        /// The aggregates.
+        query: AggregateQuery,
+        /// The cohort.
+        #[serde(default)]
+        select: Selection,
+    },
+}
+
+impl JobRequest {
+    /// A risk-score job.
+    pub fn risk_score(key_id: impl Into<String>, model: ModelRef, select: Selection) -> Self {
+        JobRequest::RiskScore {
+            key_id: key_id.into(),
+            model,
+            select,
+        }
+    }
+
+    /// An aggregate job.
+    pub fn aggregate(key_id: impl Into<String>, query: AggregateQuery, select: Selection) -> Self {
+        JobRequest::Aggregate {
+            key_id: key_id.into(),
+            query,
+            select,
+        }
+    }
+
+    /// `risk_score` or `aggregate`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobRequest::RiskScore { .. } => "risk_score",
+            JobRequest::Aggregate { .. } => "aggregate",
+        }
+    }
+
+    /// The key set.
+    pub fn key_id(&self) -> &str {
+        match self {
+            JobRequest::RiskScore { key_id, .. } | JobRequest::Aggregate { key_id, .. } => key_id,
+        }
+    }
+
+    /// The selection.
+    pub fn select(&self) -> &Selection {
+        match self {
+            JobRequest::RiskScore { select, .. } | JobRequest::Aggregate { select, .. } => select,
+        }
+    }
+}
+
+/// A job as frozen at creation: the request, the exact model it runs (risk jobs), and the
+/// records it reads, in ingest order. Stored as the job's `spec` (JSON) and listed with the
+/// job; holds no data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// What the key holder asked for.
+    pub request: JobRequest,
+    /// The model definition resolved at creation (risk jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<RiskModel>,
+    /// The selected record ids.
+    pub records: Vec<String>,
+}
+
+impl JobSpec {
+    /// The function id (`risk_score/<model>-v<version>` or `aggregate/v1`) and, for risk jobs,
+    /// the digest of the model's canonical JSON: what the audit log and receipts name.
+    pub fn function_and_model_digest(&self) -> (String, Option<String>) {
+        match &self.model {
+            Some(model) => (
+                model.function_id(),
+                serde_json::to_string(model)
+                    .ok()
+                    .map(|definition| blindsight_crypto::sha256_hex(definition.as_bytes())),
+            ),
+            None => (AGGREGATE_FUNCTION.to_owned(), None),
+        }
+    }
+
+    /// What the job computes, as the pure compute function takes it. A risk job's spec must
+    /// carry its model (frozen at creation); `Err` says what is missing.
+    pub fn function(&self) -> Result<JobFunction<'_>, String> {
+        match &self.request {
+            JobRequest::RiskScore { .. } => self
+                .model
+                .as_ref()
+                .map(JobFunction::RiskScore)
+                .ok_or_else(|| "a risk job without its model".to_owned()),
+            JobRequest::Aggregate { query, .. } => Ok(JobFunction::Aggregate(query)),
+        }
+    }
+}
+
+/// A job's spec as a client reads it from the job's listing: fields a newer server adds are
+/// ignored, and a spec that is a bare [`JobRequest`] (no frozen model or records) is read too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedSpec {
+    /// What the key holder asked for.
+    pub request: JobRequest,
+    /// The model frozen at creation (risk jobs), when the spec names it.
+    pub model: Option<RiskModel>,
+    /// The selected record ids, when the spec lists them.
+    pub records: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct FrozenSpec {
+    request: JobRequest,
+    #[serde(default)]
+    model: Option<RiskModel>,
+    #[serde(default)]
+    records: Option<Vec<String>>,
+}
+
+impl ListedSpec {
+    /// Reads a listed job's `spec`.
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        if value.get("request").is_some() {
+            let s: FrozenSpec = serde_json::from_value(value)?;
+            Ok(Self {
+                request: s.request,
+                model: s.model,
+                records: s.records,
+            })
+        } else {
+            Ok(Self {
+                request: serde_json::from_value(value)?,
+                model: None,
+                records: None,
+            })
+        }
+    }
+}
+
+/// A job's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting for a worker (new, or released for a retry).
+    Queued,
+    /// Leased by a worker.
+    Running,
+    /// Its result is stored.
+    Succeeded,
+    /// Gave up; `error` says why.
+    Failed,
+}
+
+impl JobStatus {
+    /// Every state.
+    pub const ALL: [JobStatus; 4] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+    ];
+
+    /// Succeeded or failed: it will not change again.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+    }
+
+    /// The name on the wire and in the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses a name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        JobStatus::ALL.into_iter().find(|j| j.name() == s)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The reply to `POST /v1/jobs` (202).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobCreated {
+    /// The job id.
+    pub job_id: String,
+    /// `risk_score` or `aggregate`.
+    pub kind: String,
+    /// Records selected.
+    pub records: u64,
+    /// `queued`.
+    pub status: JobStatus,
+}
+
+/// A job, as `GET /v1/jobs/{job_id}` shows it and its `progress` events carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Job {
+    /// The job id.
+    pub job_id: String,
+    /// The owning tenant.
+    pub tenant_id: String,
+    /// The key set its inputs are encrypted under.
+    pub key_id: String,
+    /// What it computes (`risk_score`, `aggregate`).
+    pub kind: String,
+    /// The frozen [`JobSpec`] (JSON): functions, models and selections, never data.
+    pub spec: String,
+    /// State.
+    pub status: JobStatus,
+    /// Leases taken so far.
+    pub attempts: i64,
+    /// Leases allowed before the job fails.
+    pub max_attempts: i64,
+    /// Work units done.
+    pub progress_done: i64,
+    /// Work units in all (0 until known).
+    pub progress_total: i64,
+    /// Why it failed (or why the last attempt failed).
+    pub error: Option<String>,
+    /// Creation time (seconds).
+    pub created_at: i64,
+    /// First lease time.
+    pub started_at: Option<i64>,
+    /// Completion time.
+    pub finished_at: Option<i64>,
+}
+
+/// The reply to `GET /v1/jobs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobList {
+    /// Newest first.
+    pub jobs: Vec<Job>,
+}
+
+/// A job receipt as the server signed it (`GET /v1/jobs/{job_id}/receipt`; docs/FORMATS.md,
+/// "Receipts"). [`SignedReceipt`] verifies it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JobReceipt {
+    /// The receipt: canonical JSON (job, function, model, spec, inputs root, output digest,
+    /// server-key fingerprint, parameter set, build, time), exactly as signed.
+    pub receipt: String,
+    /// The signing key's id (`GET /v1/audit/key`).
+    pub key_id: String,
+    /// Ed25519 signature, 128 hex digits.
+    pub signature: String,
+}
+
+impl From<SignedReceipt> for JobReceipt {
+    fn from(s: SignedReceipt) -> Self {
+        Self {
+            receipt: s.receipt,
+            key_id: s.key_id,
+            signature: s.signature,
+        }
+    }
+}
+
+impl From<JobReceipt> for SignedReceipt {
+    fn from(r: JobReceipt) -> Self {
+        Self {
+            receipt: r.receipt,
+            key_id: r.key_id,
+            signature: r.signature,
+        }
+    }
+}
