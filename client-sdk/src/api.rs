@@ -28,6 +28,7 @@ use blindsight_proto::{
 };
 use ureq::http::Method;
 
+use crate::progress::Progress;
 use crate::transport::to_json;
 pub use crate::transport::{ApiError, Client};
 
@@ -274,6 +275,31 @@ impl Client {
     pub fn job_receipt(&self, job_id: &str) -> Result<SignedReceipt, ApiError> {
         let path = format!("/v1/jobs/{}/receipt", percent_encode(job_id));
         Ok(Self::json::<JobReceipt>(&self.send(Method::GET, &path, None)?)?.into())
+    }
+
+    /// [`Self::wait_for_job`], reporting the job's progress to `progress` as one stage named
+    /// `what`.
+    pub fn wait_with_progress(
+        &self,
+        job_id: &str,
+        what: &str,
+        progress: &mut dyn Progress,
+        timeout: Duration,
+    ) -> Result<Job, ApiError> {
+        progress.begin(what, 0);
+        let job = self.wait_for_job(
+            job_id,
+            |job| {
+                progress.update(
+                    job.progress_done.max(0) as u64,
+                    job.progress_total.max(0) as u64,
+                    job.status.name(),
+                );
+            },
+            timeout,
+        );
+        progress.end();
+        job
     }
 
     /// Polls a job until it has succeeded or failed and returns it as it finished (a failed

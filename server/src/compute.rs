@@ -8,7 +8,7 @@
 
 use std::sync::atomic::AtomicI64;
 
-use blindsight_crypto::compute::{JobInput, JobWork, run_job};
+use blindsight_crypto::compute::{JobInput, run_job};
 use blindsight_crypto::receipt::{RECEIPT_VERSION, Receipt, fft_path, inputs_root_of_lists};
 use blindsight_crypto::tfhe::ServerKey;
 use blindsight_crypto::{RecordSchema, Verifier};
@@ -94,10 +94,6 @@ pub fn execute(
             proven_list: &r.proven_list,
         })
         .collect();
-    let work = JobWork {
-        key_id: spec.request.key_id(),
-        function: spec.function().map_err(ComputeError::Spec)?,
-        records: &inputs,
-    };
+    let work = spec.work(&inputs).map_err(ComputeError::Spec)?;
     Ok(run_job(key, verifier, schema, work, threads, progress)?)
 }

@@ -455,20 +455,12 @@ impl Demo<'_> {
 
     /// Waits for a job with progress; a failed job is an error.
     fn wait(&mut self, client: &Client, job_id: &str, what: &str) -> Result<Job> {
-        self.progress.begin(&format!("{what} job"), 0);
-        let progress = &mut *self.progress;
-        let job = client.wait_for_job(
+        let job = client.wait_with_progress(
             job_id,
-            |job| {
-                progress.update(
-                    job.progress_done.max(0) as u64,
-                    job.progress_total.max(0) as u64,
-                    job.status.name(),
-                );
-            },
+            &format!("{what} job"),
+            &mut *self.progress,
             JOB_TIMEOUT,
         );
-        self.progress.end();
         let job = job?;
         if job.status != JobStatus::Succeeded {
             return Err(Error::JobFailed {

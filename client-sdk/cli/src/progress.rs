@@ -90,7 +90,7 @@ impl Progress for StderrProgress {
             Some(bar) => bar.finish_and_clear(),
             None => {
                 let took = stage.started.elapsed().as_secs_f64();
-                if stage.total > 0 {
+                if stage.total > 0 && stage.done == stage.total {
                     eprintln!(
                         "{}: {}/{} in {took:.1} s",
                         stage.what, stage.done, stage.total

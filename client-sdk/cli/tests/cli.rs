@@ -330,7 +330,8 @@ fn jobs_through_the_cli(dir: &std::path::Path, keyholder: &[(&str, &str)], batch
 }
 
 /// `blindsight demo` on a small cohort: the report on stdout ending with the summary line,
-/// plain progress lines on stderr (no terminal), and nothing left in the temporary directory.
+/// one plain progress line per stage on stderr (no terminal), and nothing left in the
+/// temporary directory.
 #[test]
 fn the_demo_runs_from_the_cli_and_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
@@ -353,12 +354,15 @@ fn the_demo_runs_from_the_cli_and_leaves_nothing_behind() {
         out.contains("[1/8] server: embedded blindsight-server"),
         "{out}"
     );
+    // One line as each stage begins and one as it ends, never the same line twice.
     let err = stderr(&o);
-    assert!(
-        err.contains("encrypt + prove + upload: demo-0003 3/3"),
-        "{err}"
-    );
-    assert!(err.contains("succeeded"), "{err}");
+    assert!(err.contains("encrypt + prove + upload…\n"), "{err}");
+    assert!(err.contains("encrypt + prove + upload: 3/3 in "), "{err}");
+    assert!(err.contains("risk_score (crisis v1) job: "), "{err}");
+    let mut seen = std::collections::HashSet::new();
+    for line in err.lines() {
+        assert!(seen.insert(line), "{line:?} printed twice: {err}");
+    }
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use blindsight_crypto::compute::{
-    AGGREGATE_FUNCTION, AggregateQuery, CRISIS_MODEL_ID, JobFunction, RiskModel,
+    AGGREGATE_FUNCTION, AggregateQuery, CRISIS_MODEL_ID, JobFunction, JobInput, JobWork, RiskModel,
 };
 use blindsight_crypto::receipt::SignedReceipt;
 use blindsight_crypto::schemas::{SESSION_SCHEMA_ID, SESSION_SCHEMA_VERSION};
@@ -179,6 +179,16 @@ impl JobSpec {
             ),
             None => (AGGREGATE_FUNCTION.to_owned(), None),
         }
+    }
+
+    /// The job's work over `inputs` (its records, in the spec's order), as
+    /// `blindsight_crypto::compute::run_job` takes it.
+    pub fn work<'a>(&'a self, inputs: &'a [JobInput<'a>]) -> Result<JobWork<'a>, String> {
+        Ok(JobWork {
+            key_id: self.request.key_id(),
+            function: self.function()?,
+            records: inputs,
+        })
     }
 
     /// What the job computes, as the pure compute function takes it. A risk job's spec must

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use blindsight_client::api::{Client, Job, JobRequest, JobStatus, ModelRef};
-use blindsight_client::progress::Progress as _;
 use blindsight_client::results;
 use blindsight_crypto::compute::AggregateQuery;
 
@@ -14,20 +13,12 @@ use crate::progress::*;
 
 /// A bar on a terminal, plain lines otherwise; returns the job as it finished.
 pub(crate) fn follow(client: &Client, job_id: &str, timeout: Duration) -> anyhow::Result<Job> {
-    let mut progress = StderrProgress::default();
-    progress.begin(&format!("job {job_id}"), 0);
-    let job = client.wait_for_job(
+    let job = client.wait_with_progress(
         job_id,
-        |job| {
-            progress.update(
-                job.progress_done.max(0) as u64,
-                job.progress_total.max(0) as u64,
-                job.status.name(),
-            );
-        },
+        &format!("job {job_id}"),
+        &mut StderrProgress::default(),
         timeout,
     );
-    progress.end();
     Ok(job?)
 }
 

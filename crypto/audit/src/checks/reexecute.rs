@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
 
-use blindsight_crypto::compute::{JobInput, JobWork, run_job};
+use blindsight_crypto::compute::{JobInput, run_job};
 use blindsight_crypto::tfhe::ServerKey;
 use blindsight_crypto::{Verifier, sha256_hex};
 use blindsight_proto::JobSpec;
@@ -52,11 +52,7 @@ fn reexecute(
             proven_list: &r.proven_list,
         })
         .collect();
-    let work = JobWork {
-        key_id: spec.request.key_id(),
-        function: spec.function()?,
-        records: &inputs,
-    };
+    let work = spec.work(&inputs)?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let output = run_job(key, &verifier, &schema, work, threads, progress)
         .map_err(|e| format!("re-execution failed: {e}"))?;
