@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use blindsight_crypto::compute::RiskModel;
 use blindsight_crypto::receipt::SignedReceipt;
-use blindsight_crypto::{AppBundle, RecordEnvelope};
+use blindsight_crypto::{AppBundle, RecordEnvelope, RecordSchema};
 pub use blindsight_proto::{
     AuditKey, Entry, Job, JobCreated, JobRequest, JobStatus, KeysetRegistered,
     MANIFEST_FINGERPRINT_HEADER, ModelInfo, ModelRef, ModelRegistered, NewTenant, Problem,
-    RecordListQuery, RecordStored, RecordSummary, SchemaInfo, Selection, SignedHead, TenantCreated,
-    TenantTokens,
+    RecordListQuery, RecordStored, RecordSummary, SchemaInfo, SchemaRegistered, Selection,
+    SignedHead, TenantCreated, TenantTokens,
 };
 use blindsight_proto::{
     AuditPage, AuditQuery, JobList, JobReceipt, ModelList, RecordPage, SchemaList, percent_encode,
@@ -143,6 +143,23 @@ impl Client {
     pub fn sealed_transcript(&self, record_id: &str) -> Result<Vec<u8>, ApiError> {
         let path = format!("/v1/records/{}/transcript", percent_encode(record_id));
         Ok(self.send(Method::GET, &path, None)?.body)
+    }
+
+    /// Registers a custom record schema (keyholder token). The identical schema again is not
+    /// an error (the returned flag, whether this call stored it, is false); other content
+    /// under a used id and version, or a built-in id, is refused with `schema-exists`.
+    pub fn register_schema(
+        &self,
+        schema: &RecordSchema,
+    ) -> Result<(SchemaRegistered, bool), ApiError> {
+        let body = to_json(schema)?;
+        let path = format!(
+            "/v1/schemas/{}/{}",
+            percent_encode(&schema.id),
+            schema.version
+        );
+        let reply = self.send(Method::PUT, &path, Some((&body, "application/json")))?;
+        Ok((Self::json(&reply)?, reply.status == 201))
     }
 
     /// Registers a risk model (keyholder token). Registering the identical model again is

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use blindsight_crypto::compute::{AggregateQuery, RiskModel};
-use blindsight_crypto::{PublicBundle, SecretKeys};
+use blindsight_crypto::{PublicBundle, RecordSchema, SecretKeys};
 
 use crate::api::{
     Client, Job, JobCreated, JobRequest, KeysetRegistered, ModelRef, ModelRegistered,
-    RecordListQuery, Selection,
+    RecordListQuery, SchemaRegistered, Selection,
 };
 use crate::results::{self, JobResults};
 use crate::{Error, Result};
@@ -40,6 +40,12 @@ impl KeyHolder {
         Ok(self
             .client
             .register_keyset(public.key_id(), &public.encode()?)?)
+    }
+
+    /// Registers a custom record schema, so apps can record it; the flag says whether this
+    /// call stored it.
+    pub fn register_schema(&self, schema: &RecordSchema) -> Result<(SchemaRegistered, bool)> {
+        Ok(self.client.register_schema(schema)?)
     }
 
     /// Registers a risk model; the flag says whether this call stored it.
