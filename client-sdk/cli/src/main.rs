@@ -12,10 +12,13 @@ use std::process::ExitCode;
 use blindsight_crypto::compute::CRISIS_MODEL_ID;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::args::*;
-use crate::commands::*;
-use crate::errors::*;
-use crate::progress::*;
+use crate::args::{KeysetArgs, SelectArgs, ServerArgs, WaitArgs};
+use crate::commands::{
+    audit_verify, keygen, list_models, open_transcript, query, record, register, register_model,
+    score, show_jobs, show_results,
+};
+use crate::errors::hint;
+use crate::progress::StderrProgress;
 
 #[derive(Parser)]
 #[command(

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 mod checks;
+mod context;
 pub mod evidence;
 mod report;
 mod verify;

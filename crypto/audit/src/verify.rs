@@ -1,18 +1,11 @@
-//! Runs every check over [`Evidence`] and gathers the [`Report`]; the helpers the checks
-//! share (decoded bundles, trusted keys, logged events, schemas, a job's inputs).
-
-use std::collections::HashMap;
-
-use blindsight_crypto::{AppBundle, RecordSchema};
-use blindsight_proto::chain::key_id;
-use blindsight_proto::{Entry, JobSpec};
-use rayon::prelude::*;
+//! Runs every check over [`Evidence`] and gathers the [`Report`].
 
 use crate::checks::{
     check_chains, check_cohorts, check_manifests, check_proofs, check_receipts, check_reexecution,
     check_storage,
 };
-use crate::evidence::{Evidence, KeysetEvidence, RecordEvidence, TenantEvidence};
+use crate::context::Bundles;
+use crate::evidence::Evidence;
 use crate::report::{Options, Progress, Report};
 
 /// Runs every check over `evidence`.
@@ -39,111 +32,4 @@ pub fn verify(
         first_failure,
         checks,
     }
-}
-
-/// Every stored app bundle, decoded once per run (decoding checks the CRS and public key
-/// against the manifest, which is the slow part): by tenant and key id.
-pub(crate) struct Bundles(HashMap<(String, String), Result<AppBundle, String>>);
-
-impl Bundles {
-    pub(crate) fn decode(evidence: &Evidence) -> Self {
-        let all: Vec<(&str, &KeysetEvidence)> = evidence
-            .tenants
-            .iter()
-            .flat_map(|t| t.keysets.iter().map(|k| (t.tenant_id.as_str(), k)))
-            .collect();
-        Self(
-            all.par_iter()
-                .map(|(tenant, k)| {
-                    let bundle = AppBundle::decode(&k.app_bundle).map_err(|e| {
-                        format!("key set {}'s app bundle does not decode: {e}", k.key_id)
-                    });
-                    (((*tenant).to_owned(), k.key_id.clone()), bundle)
-                })
-                .collect(),
-        )
-    }
-
-    pub(crate) fn get(&self, tenant: &str, key_id: &str) -> Result<&AppBundle, String> {
-        match self.0.get(&(tenant.to_owned(), key_id.to_owned())) {
-            None => Err(format!("key set {key_id} is not stored")),
-            Some(Err(e)) => Err(e.clone()),
-            Some(Ok(b)) => Ok(b),
-        }
-    }
-}
-
-/// The trusted key a signature names, if any.
-pub(crate) fn trusted<'a>(evidence: &'a Evidence, named: &str) -> Option<&'a [u8]> {
-    evidence
-        .trusted_keys
-        .iter()
-        .find(|k| key_id(k) == named)
-        .map(Vec::as_slice)
-}
-
-/// The JSON body of each entry of `kind` in a tenant's chain, by the value of its `field`.
-pub(crate) fn logged(
-    evidence: &Evidence,
-    tenant: &str,
-    kind: &str,
-    field: &str,
-) -> HashMap<String, serde_json::Value> {
-    let mut out = HashMap::new();
-    let entries: &[Entry] = evidence
-        .chains
-        .iter()
-        .find(|c| c.tenant_id.as_deref() == Some(tenant))
-        .map_or(&[], |c| c.entries.as_slice());
-    for e in entries.iter().filter(|e| e.kind == kind) {
-        if let Ok(body) = serde_json::from_str::<serde_json::Value>(&e.body)
-            && let Some(key) = body.get(field).and_then(|v| v.as_str())
-        {
-            out.insert(key.to_owned(), body);
-        }
-    }
-    out
-}
-
-pub(crate) fn field<'a>(body: &'a serde_json::Value, name: &str) -> Option<&'a str> {
-    body.get(name).and_then(|v| v.as_str())
-}
-
-/// The schema a record names: built in, or registered by the tenant.
-pub(crate) fn schema_for(
-    tenant: &TenantEvidence,
-    id: &str,
-    version: u32,
-) -> Result<RecordSchema, String> {
-    if let Some(s) = blindsight_crypto::schemas::builtin(id, version) {
-        return Ok(s);
-    }
-    let stored = tenant
-        .schemas
-        .iter()
-        .find(|s| s.schema_id == id && s.version == version)
-        .ok_or_else(|| format!("schema {id}@{version} is neither built in nor registered"))?;
-    serde_json::from_str(&stored.definition)
-        .map_err(|e| format!("stored schema {id}@{version} does not parse: {e}"))
-}
-
-/// The stored records a job read, in its order.
-pub(crate) fn job_inputs<'a>(
-    tenant: &'a TenantEvidence,
-    spec: &JobSpec,
-) -> Result<Vec<&'a RecordEvidence>, String> {
-    let by_id: HashMap<&str, &RecordEvidence> = tenant
-        .records
-        .iter()
-        .map(|r| (r.metadata.record_id.as_str(), r))
-        .collect();
-    spec.records
-        .iter()
-        .map(|id| {
-            by_id
-                .get(id.as_str())
-                .copied()
-                .ok_or_else(|| format!("input record {id:?} is no longer stored"))
-        })
-        .collect()
 }

@@ -7,8 +7,8 @@ use clap::ArgMatches;
 use clap::parser::ValueSource;
 
 use crate::VerifyArgs;
-use crate::errors::*;
-use crate::progress::*;
+use crate::errors::{hinted, refusal};
+use crate::progress::{CheckProgress, StderrProgress};
 
 /// `blindsight audit verify`: the evidence from the API or the database, the checks, the
 /// report. `matches` tells flags given on the command line from the environment's.

@@ -8,11 +8,14 @@ use blindsight_client::api::{Client, Job, JobRequest, JobStatus, ModelRef};
 use blindsight_client::results;
 use blindsight_crypto::compute::AggregateQuery;
 
-use crate::args::*;
-use crate::progress::*;
+use crate::args::{
+    ConfigFile, SelectArgs, ServerArgs, WaitArgs, format_time, keystore_path, open_keystore,
+    read_json, write_private,
+};
+use crate::progress::StderrProgress;
 
 /// A bar on a terminal, plain lines otherwise; returns the job as it finished.
-pub(crate) fn follow(client: &Client, job_id: &str, timeout: Duration) -> anyhow::Result<Job> {
+fn follow(client: &Client, job_id: &str, timeout: Duration) -> anyhow::Result<Job> {
     let job = client.wait_with_progress(
         job_id,
         &format!("job {job_id}"),
@@ -22,7 +25,7 @@ pub(crate) fn follow(client: &Client, job_id: &str, timeout: Duration) -> anyhow
     Ok(job?)
 }
 
-pub(crate) fn queue(
+fn queue(
     server: &ServerArgs,
     config: &ConfigFile,
     request: &JobRequest,

@@ -6,7 +6,7 @@ use anyhow::Context;
 use blindsight_client::keystore;
 use blindsight_crypto::{DEFAULT_ITERATIONS, KeySet};
 
-use crate::args::*;
+use crate::args::{ServerArgs, passphrase};
 
 pub(crate) fn keygen(out_dir: PathBuf, key_id: Option<String>) -> anyhow::Result<()> {
     let pass = passphrase()?;

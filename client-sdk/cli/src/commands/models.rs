@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use blindsight_crypto::compute::RiskModel;
 
-use crate::args::*;
+use crate::args::{ServerArgs, read_json};
 
 pub(crate) fn register_model(server: &ServerArgs, file: &Path) -> anyhow::Result<()> {
     let config = server.config()?;

@@ -6,18 +6,18 @@ use anyhow::Context;
 use blindsight_client::api::{Problem, RecordListQuery, Uploaded};
 use blindsight_client::session::Session;
 
-use crate::args::*;
-use crate::progress::*;
+use crate::args::{KeysetArgs, ServerArgs, keystore_path, open_keystore};
+use crate::progress::progress;
 
 /// Checks every field is present and in range, as encryption would, without encrypting.
-pub(crate) fn validate(session: &Session) -> anyhow::Result<()> {
+fn validate(session: &Session) -> anyhow::Result<()> {
     let values = session.values()?;
     blindsight_crypto::schemas::session_v1().order_values(&values)?;
     Ok(())
 }
 
 /// Reads one session (`.json`) or a batch (`.jsonl`), validating every one before returning.
-pub(crate) fn read_sessions(file: &PathBuf) -> anyhow::Result<Vec<Session>> {
+fn read_sessions(file: &PathBuf) -> anyhow::Result<Vec<Session>> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("couldn't read {}", file.display()))?;
     let jsonl = file.extension().is_some_and(|e| e == "jsonl");

@@ -1,8 +1,8 @@
 use blindsight_proto::chain::verify_chain;
 
-use crate::evidence::*;
-use crate::report::*;
-use crate::verify::*;
+use crate::context::trusted;
+use crate::evidence::{ChainEvidence, Evidence};
+use crate::report::{Check, Tally, chain_label, plural};
 
 pub(crate) fn check_chains(evidence: &Evidence) -> Check {
     let mut t = Tally::new("chain");

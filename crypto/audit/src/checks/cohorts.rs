@@ -1,7 +1,7 @@
 use blindsight_proto::JobSpec;
 
-use crate::evidence::*;
-use crate::report::*;
+use crate::evidence::Evidence;
+use crate::report::{Check, Tally, plural};
 
 pub(crate) fn check_cohorts(evidence: &Evidence) -> Check {
     let mut t = Tally::new("cohorts");

@@ -2,9 +2,9 @@ use std::collections::HashMap;
 
 use blindsight_crypto::{KeyManifest, sha256_hex};
 
-use crate::evidence::*;
-use crate::report::*;
-use crate::verify::*;
+use crate::context::{Bundles, field, logged};
+use crate::evidence::{Evidence, KeysetEvidence, TenantEvidence};
+use crate::report::{Check, Tally, plural};
 
 fn check_keyset(
     bundles: &Bundles,

@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use blindsight_crypto::{Verifier, sha256_hex};
 use rayon::prelude::*;
 
-use crate::evidence::*;
-use crate::report::*;
-use crate::verify::*;
+use crate::context::{Bundles, field, logged, schema_for};
+use crate::evidence::Evidence;
+use crate::report::{Check, Progress, Tally, plural};
 
 pub(crate) fn check_proofs(
     evidence: &Evidence,

@@ -4,9 +4,9 @@ use blindsight_crypto::receipt::{Receipt, SignedReceipt, inputs_root_of_lists};
 use blindsight_crypto::sha256_hex;
 use blindsight_proto::JobSpec;
 
-use crate::evidence::*;
-use crate::report::*;
-use crate::verify::*;
+use crate::context::{Bundles, field, job_inputs, logged};
+use crate::evidence::{Evidence, JobEvidence, TenantEvidence};
+use crate::report::{Check, Tally, plural};
 
 /// Checks a succeeded job's receipt against everything stored; returns what it states.
 fn check_receipt(

@@ -7,9 +7,9 @@ use blindsight_crypto::{Verifier, sha256_hex};
 use blindsight_proto::JobSpec;
 
 use super::receipts::Verified;
-use crate::evidence::*;
-use crate::report::*;
-use crate::verify::*;
+use crate::context::{Bundles, job_inputs, schema_for};
+use crate::evidence::{JobEvidence, TenantEvidence};
+use crate::report::{Check, Options, Progress, Tally, plural};
 
 /// Picks `n` of `len` indices at random (an auditor's sample the server cannot predict).
 fn sample(len: usize, n: usize) -> Vec<usize> {

@@ -3,8 +3,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use blindsight_crypto::scan::{Stored, scan};
 use rayon::prelude::*;
 
-use crate::evidence::*;
-use crate::report::*;
+use crate::evidence::{Evidence, TranscriptEvidence};
+use crate::report::{Check, Progress, Tally, plural};
 
 pub(crate) fn check_storage(
     evidence: &Evidence,
