@@ -105,7 +105,7 @@ pub async fn register(
         Err(WriteError::Exists) => {
             same_or_conflict(store::model(state.db(), tenant, &model.id, model.version).await?)
         }
-        Err(WriteError::Sql(e)) => Err(e.into()),
+        Err(WriteError::Store(e)) => Err(e.into()),
     }
 }
 

@@ -134,7 +134,7 @@ pub async fn create(
                 stored.as_deref() == Some(digest.as_str()),
             ));
         }
-        Err(WriteError::Sql(e)) => return Err(e.into()),
+        Err(WriteError::Store(e)) => return Err(e.into()),
     };
     tracing::info!(tenant, record = %record_id, seq, verify_ms = took.as_millis() as u64, "record stored");
     let mut response = (

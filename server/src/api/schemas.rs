@@ -107,7 +107,7 @@ pub async fn register(
         Err(WriteError::Exists) => {
             same_or_conflict(store::schema(state.db(), tenant, &schema_id, version).await?)
         }
-        Err(WriteError::Sql(e)) => Err(e.into()),
+        Err(WriteError::Store(e)) => Err(e.into()),
     }
 }
 

@@ -78,7 +78,7 @@ pub async fn create(
                 format!("a tenant with id {tenant_id:?} exists; choose another id"),
             ));
         }
-        Err(WriteError::Sql(e)) => return Err(e.into()),
+        Err(WriteError::Store(e)) => return Err(e.into()),
     }
     tracing::info!(tenant = %tenant_id, "tenant created");
     Ok((

@@ -13,6 +13,7 @@ use sqlx::{Any, Row, Transaction};
 use crate::audit::chain::{GENESIS_HASH, entry_hash, parse_hash};
 use crate::audit::{Entry, Event, SignedHead, SigningKey};
 use crate::db::{Backend, Db, now};
+use crate::store::StoreError;
 
 /// The `chain` value of the server-wide chain; a tenant's chain is its tenant id, and tenant
 /// ids are never empty.
@@ -22,11 +23,13 @@ fn chain_key(tenant: Option<&str>) -> &str {
     tenant.unwrap_or(SERVER_CHAIN)
 }
 
-fn decode_hash(text: &str, column: &str) -> Result<[u8; 32], sqlx::Error> {
-    parse_hash(text).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: column.into(),
-        source: format!("{column} is not 64 hex digits").into(),
-    })
+fn decode_hash(text: &str, column: &str) -> Result<[u8; 32], StoreError> {
+    parse_hash(text)
+        .ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: column.into(),
+            source: format!("{column} is not 64 hex digits").into(),
+        })
+        .map_err(StoreError::from)
 }
 
 /// Locks a chain's head for this transaction (creating it at genesis if the chain is new)
@@ -35,7 +38,7 @@ async fn lock_head(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     tenant: Option<&str>,
-) -> Result<(i64, [u8; 32]), sqlx::Error> {
+) -> Result<(i64, [u8; 32]), StoreError> {
     let chain = chain_key(tenant);
     // A new chain's head row; under concurrency the second inserter waits for the first
     // and then does nothing.
@@ -57,15 +60,15 @@ async fn lock_head(
     Ok((seq, decode_hash(&hash, "hash")?))
 }
 
-/// Writes the entry after a locked head and moves the head to it, signed when `db` holds the
-/// signing key.
+/// Writes the entry after a locked head and moves the head to it, signed with `db`'s signing
+/// key ([`StoreError::Unsigned`] without one: a head is never stored unsigned).
 async fn append_locked(
     tx: &mut Transaction<'static, Any>,
     db: &Db,
     tenant: Option<&str>,
     (seq, prev): (i64, [u8; 32]),
     event: &Event<'_>,
-) -> Result<Entry, sqlx::Error> {
+) -> Result<Entry, StoreError> {
     let chain = chain_key(tenant);
     let seq = seq + 1;
     let at = now();
@@ -86,7 +89,9 @@ async fn append_locked(
     .bind(&hash)
     .execute(&mut **tx)
     .await?;
-    let signed = db.signer().map(|key| key.sign_head(tenant, seq, &raw, at));
+    // A head is never stored unsigned: without a key nothing is appended.
+    let key = db.signer().ok_or(StoreError::Unsigned)?;
+    let signed = key.sign_head(tenant, seq, &raw, at);
     sqlx::query(
         "UPDATE audit_heads SET seq = $2, hash = $3, at = $4, key_id = $5, signature = $6 WHERE chain = $1",
     )
@@ -94,8 +99,8 @@ async fn append_locked(
     .bind(seq)
     .bind(&hash)
     .bind(at)
-    .bind(signed.as_ref().map(|h| h.key_id.clone()))
-    .bind(signed.as_ref().map(|h| h.signature.clone()))
+    .bind(&signed.key_id)
+    .bind(&signed.signature)
     .execute(&mut **tx)
     .await?;
     Ok(Entry {
@@ -116,7 +121,7 @@ pub async fn append(
     db: &Db,
     tenant: Option<&str>,
     event: &Event<'_>,
-) -> Result<Entry, sqlx::Error> {
+) -> Result<Entry, StoreError> {
     let head = lock_head(tx, db.backend(), tenant).await?;
     append_locked(tx, db, tenant, head, event).await
 }
@@ -127,7 +132,7 @@ pub async fn append_alone(
     db: &Db,
     tenant: Option<&str>,
     events: &[Event<'_>],
-) -> Result<Vec<Entry>, sqlx::Error> {
+) -> Result<Vec<Entry>, StoreError> {
     let mut tx = db.begin_write().await?;
     let mut out = Vec::with_capacity(events.len());
     for event in events {
@@ -143,7 +148,7 @@ pub async fn result_downloaded(
     db: &Db,
     tenant: &str,
     job_id: &str,
-) -> Result<Option<Entry>, sqlx::Error> {
+) -> Result<Option<Entry>, StoreError> {
     let mut tx = db.begin_write().await?;
     let digest: Option<String> = sqlx::query_scalar(
         "SELECT r.result_digest FROM job_results r JOIN jobs j ON j.job_id = r.job_id \
@@ -173,7 +178,7 @@ pub async fn result_downloaded(
 /// Records in the server-wide chain that `key` signs heads, unless it is recorded already
 /// (`true` when this call recorded it). `serve` and `worker` call it on start, so the chain
 /// lists every key that ever signed.
-pub async fn record_signing_key(db: &Db, key: &SigningKey) -> Result<bool, sqlx::Error> {
+pub async fn record_signing_key(db: &Db, key: &SigningKey) -> Result<bool, StoreError> {
     let public_key = hex::encode(key.public_key());
     let event = Event::SigningKey {
         key_id: key.key_id(),
@@ -186,7 +191,7 @@ pub async fn record_signing_key(db: &Db, key: &SigningKey) -> Result<bool, sqlx:
 /// Records `serve`'s security-relevant settings in the server-wide chain when they differ
 /// from the last ones recorded (`true` when this call recorded them): every configuration
 /// change is in the log.
-pub async fn record_config(db: &Db, config: &Event<'_>) -> Result<bool, sqlx::Error> {
+pub async fn record_config(db: &Db, config: &Event<'_>) -> Result<bool, StoreError> {
     append_server_event_once(db, config, true).await
 }
 
@@ -197,7 +202,7 @@ async fn append_server_event_once(
     db: &Db,
     event: &Event<'_>,
     latest_only: bool,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, StoreError> {
     let mut tx = db.begin_write().await?;
     let head = lock_head(&mut tx, db.backend(), None).await?;
     let body = event.body();
@@ -230,7 +235,7 @@ async fn append_server_event_once(
 }
 
 /// A chain's head: its last entry's `seq` and hash (0 and zeros for an empty chain).
-pub async fn head(db: &Db, tenant: Option<&str>) -> Result<(i64, [u8; 32]), sqlx::Error> {
+pub async fn head(db: &Db, tenant: Option<&str>) -> Result<(i64, [u8; 32]), StoreError> {
     let row = sqlx::query("SELECT seq, hash FROM audit_heads WHERE chain = $1")
         .bind(chain_key(tenant))
         .fetch_optional(db.pool())
@@ -250,7 +255,7 @@ pub async fn entries(
     tenant: Option<&str>,
     after: i64,
     limit: i64,
-) -> Result<Vec<Entry>, sqlx::Error> {
+) -> Result<Vec<Entry>, StoreError> {
     let rows = sqlx::query(
         "SELECT seq, at, kind, body, prev_hash, hash FROM audit_log \
          WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3",
@@ -277,7 +282,7 @@ pub async fn entries(
 
 /// A chain's head as stored with its signature when it last moved (`None` when the chain has
 /// no head row, or its head was stored unsigned).
-pub async fn signed_head(db: &Db, tenant: Option<&str>) -> Result<Option<SignedHead>, sqlx::Error> {
+pub async fn signed_head(db: &Db, tenant: Option<&str>) -> Result<Option<SignedHead>, StoreError> {
     let row =
         sqlx::query("SELECT seq, hash, at, key_id, signature FROM audit_heads WHERE chain = $1")
             .bind(chain_key(tenant))

@@ -9,6 +9,7 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyPool, Transaction};
 
 use crate::audit::SigningKey;
+use crate::store::StoreError;
 
 /// The SQLite migrations.
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -253,10 +254,10 @@ impl Db {
     /// Begins a write transaction. On SQLite it takes the write lock up front (`BEGIN
     /// IMMEDIATE`), so two transactions that read before writing cannot deadlock each other;
     /// they queue on the busy timeout instead.
-    pub async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Any>, sqlx::Error> {
+    pub async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Any>, StoreError> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => Ok(self.pool.begin().await?),
         }
     }
 

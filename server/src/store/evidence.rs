@@ -7,6 +7,7 @@ use sqlx::Row;
 use super::audit::SERVER_CHAIN;
 use crate::audit::Entry;
 use crate::db::Db;
+use crate::store::StoreError;
 use blindsight_audit::evidence::{
     ChainEvidence, Evidence, JobEvidence, KeysetEvidence, RecordEvidence, SchemaEvidence,
     TenantEvidence, TranscriptEvidence,
@@ -14,7 +15,7 @@ use blindsight_audit::evidence::{
 
 /// Loads everything the database holds (`source` names it in the report; the trusted keys
 /// are the caller's to fill in).
-pub async fn load(db: &Db, source: &str) -> Result<Evidence, sqlx::Error> {
+pub async fn load(db: &Db, source: &str) -> Result<Evidence, StoreError> {
     let mut evidence = Evidence {
         source: source.to_owned(),
         ..Evidence::default()
@@ -38,7 +39,7 @@ pub async fn load(db: &Db, source: &str) -> Result<Evidence, sqlx::Error> {
     Ok(evidence)
 }
 
-async fn load_chain(db: &Db, chain: &str) -> Result<ChainEvidence, sqlx::Error> {
+async fn load_chain(db: &Db, chain: &str) -> Result<ChainEvidence, StoreError> {
     let tenant = (chain != SERVER_CHAIN).then(|| chain.to_owned());
     // By `seq`: entries whose contents were swapped or renumbered show as entries that do
     // not chain.
@@ -61,7 +62,7 @@ async fn load_chain(db: &Db, chain: &str) -> Result<ChainEvidence, sqlx::Error> 
                 hash: r.try_get("hash")?,
             })
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        .collect::<Result<Vec<_>, StoreError>>()?;
     let head = super::audit::signed_head(db, tenant.as_deref()).await?;
     Ok(ChainEvidence {
         tenant_id: tenant,
@@ -70,7 +71,7 @@ async fn load_chain(db: &Db, chain: &str) -> Result<ChainEvidence, sqlx::Error> 
     })
 }
 
-async fn load_tenant(db: &Db, tenant: &str) -> Result<TenantEvidence, sqlx::Error> {
+async fn load_tenant(db: &Db, tenant: &str) -> Result<TenantEvidence, StoreError> {
     let keysets = sqlx::query(
         "SELECT key_id, parameter_set, manifest_fingerprint, manifest, app_bundle, server_key \
          FROM keysets WHERE tenant_id = $1 ORDER BY key_id",
@@ -89,7 +90,7 @@ async fn load_tenant(db: &Db, tenant: &str) -> Result<TenantEvidence, sqlx::Erro
             server_key: Some(r.try_get("server_key")?),
         })
     })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    .collect::<Result<Vec<_>, StoreError>>()?;
     let schemas = super::list_schemas(db, tenant)
         .await?
         .into_iter()
@@ -117,7 +118,7 @@ async fn load_tenant(db: &Db, tenant: &str) -> Result<TenantEvidence, sqlx::Erro
             transcript: transcript.map_or(TranscriptEvidence::None, TranscriptEvidence::Stored),
         })
     })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    .collect::<Result<Vec<_>, StoreError>>()?;
     let jobs = sqlx::query(
         "SELECT j.job_id, j.kind, j.key_id, j.status, j.spec, r.result, r.result_digest, r.receipt \
          FROM jobs j LEFT JOIN job_results r ON r.job_id = j.job_id \
@@ -139,7 +140,7 @@ async fn load_tenant(db: &Db, tenant: &str) -> Result<TenantEvidence, sqlx::Erro
             receipt: r.try_get("receipt")?,
         })
     })
-    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(TenantEvidence {
         tenant_id: tenant.to_owned(),
         keysets,

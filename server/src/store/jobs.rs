@@ -17,6 +17,7 @@ use blindsight_crypto::receipt::SignedReceipt;
 
 use crate::audit::Event;
 use crate::db::{Backend, Db, now};
+use crate::store::StoreError;
 use crate::store::audit;
 
 /// Milliseconds since the Unix epoch (lease expiries).
@@ -55,7 +56,7 @@ pub struct NewJob<'a> {
 
 const JOB_COLUMNS: &str = "job_id, tenant_id, key_id, kind, spec, status, attempts, max_attempts, progress_done, progress_total, error, created_at, started_at, finished_at";
 
-fn job_from_row(r: &sqlx::any::AnyRow) -> Result<Job, sqlx::Error> {
+fn job_from_row(r: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
     let status: String = r.try_get("status")?;
     Ok(Job {
         job_id: r.try_get("job_id")?,
@@ -81,7 +82,7 @@ fn job_from_row(r: &sqlx::any::AnyRow) -> Result<Job, sqlx::Error> {
 /// Queues a job, with its audit entry: the digest of the spec and, when the spec is a
 /// [`JobSpec`](blindsight_proto::JobSpec), the function, record count and model digest read
 /// from it.
-pub async fn create(db: &Db, job: &NewJob<'_>) -> Result<(), sqlx::Error> {
+pub async fn create(db: &Db, job: &NewJob<'_>) -> Result<(), StoreError> {
     let spec = serde_json::from_str::<blindsight_proto::JobSpec>(job.spec).ok();
     let (function, model_digest) = match spec.as_ref().map(|s| s.function_and_model_digest()) {
         None => (None, None),
@@ -117,11 +118,11 @@ pub async fn create(db: &Db, job: &NewJob<'_>) -> Result<(), sqlx::Error> {
         },
     )
     .await?;
-    tx.commit().await
+    tx.commit().await.map_err(StoreError::from)
 }
 
 /// A tenant's job.
-pub async fn get(db: &Db, tenant_id: &str, job_id: &str) -> Result<Option<Job>, sqlx::Error> {
+pub async fn get(db: &Db, tenant_id: &str, job_id: &str) -> Result<Option<Job>, StoreError> {
     let row = sqlx::query(&format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 AND job_id = $2"
     ))
@@ -137,7 +138,7 @@ async fn fail_exhausted(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     db: &Db,
     at_ms: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     let rows = sqlx::query(
         "UPDATE jobs SET status = 'failed', lease_token = NULL, lease_expires = NULL, finished_at = $2, \
                 error = COALESCE(error, 'the worker stopped') || ' (gave up after ' || CAST(attempts AS TEXT) || ' attempts)' \
@@ -158,7 +159,7 @@ async fn fail_exhausted(
                 r.try_get::<i64, _>("attempts")?,
             ))
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        .collect::<Result<Vec<_>, StoreError>>()?;
     // Chain heads are locked in one order (tenant, job), so two claims cannot deadlock.
     failed.sort();
     for (tenant, job_id, error, attempt) in &failed {
@@ -180,7 +181,7 @@ async fn fail_exhausted(
 
 /// Leases the oldest claimable job: queued, or running under an expired lease with attempts
 /// left. `None` when there is nothing to do.
-pub async fn claim(db: &Db, lease_for: Duration) -> Result<Option<Lease>, sqlx::Error> {
+pub async fn claim(db: &Db, lease_for: Duration) -> Result<Option<Lease>, StoreError> {
     let token = hex::encode(
         blindsight_crypto::random_bytes::<16>()
             .map_err(|e| sqlx::Error::Protocol(format!("no randomness for a lease token: {e}")))?,
@@ -233,7 +234,7 @@ pub async fn heartbeat(
     lease_for: Duration,
     done: i64,
     total: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, StoreError> {
     let expires = now_ms() + i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 2);
     let mut tx = db.begin_write().await?;
     let n = sqlx::query(
@@ -261,7 +262,7 @@ pub async fn complete(
     lease: &Lease,
     result: &[u8],
     receipt: Option<&SignedReceipt>,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, StoreError> {
     let at = now();
     let receipt = receipt
         .map(serde_json::to_string)
@@ -312,11 +313,7 @@ pub async fn complete(
 
 /// A tenant's job's signed receipt (the stored JSON). `None` when the job has no stored
 /// result, or its result has no receipt.
-pub async fn receipt(
-    db: &Db,
-    tenant_id: &str,
-    job_id: &str,
-) -> Result<Option<String>, sqlx::Error> {
+pub async fn receipt(db: &Db, tenant_id: &str, job_id: &str) -> Result<Option<String>, StoreError> {
     let found: Option<Option<String>> = sqlx::query_scalar(
         "SELECT r.receipt FROM job_results r JOIN jobs j ON j.job_id = r.job_id \
          WHERE j.tenant_id = $1 AND r.job_id = $2",
@@ -336,7 +333,7 @@ pub async fn fail(
     lease: &Lease,
     error: &str,
     retryable: bool,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, StoreError> {
     let error: String = error.chars().take(500).collect();
     let mut tx = db.begin_write().await?;
     let status: Option<String> = sqlx::query_scalar(
@@ -373,11 +370,7 @@ pub async fn fail(
 }
 
 /// A succeeded job's result.
-pub async fn result(
-    db: &Db,
-    tenant_id: &str,
-    job_id: &str,
-) -> Result<Option<Vec<u8>>, sqlx::Error> {
+pub async fn result(db: &Db, tenant_id: &str, job_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
     sqlx::query_scalar(
         "SELECT r.result FROM job_results r JOIN jobs j ON j.job_id = r.job_id \
          WHERE j.tenant_id = $1 AND r.job_id = $2",
@@ -386,11 +379,12 @@ pub async fn result(
     .bind(job_id)
     .fetch_optional(db.pool())
     .await
+    .map_err(StoreError::from)
 }
 
 /// Gives a job back to the queue without counting the attempt (a worker shutting down).
 /// `false` when the lease was lost already.
-pub async fn release(db: &Db, lease: &Lease) -> Result<bool, sqlx::Error> {
+pub async fn release(db: &Db, lease: &Lease) -> Result<bool, StoreError> {
     let mut tx = db.begin_write().await?;
     let n = sqlx::query(
         "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_token = NULL, lease_expires = NULL \
@@ -406,7 +400,7 @@ pub async fn release(db: &Db, lease: &Lease) -> Result<bool, sqlx::Error> {
 }
 
 /// A tenant's jobs, newest first (at most `limit`).
-pub async fn list(db: &Db, tenant_id: &str, limit: i64) -> Result<Vec<Job>, sqlx::Error> {
+pub async fn list(db: &Db, tenant_id: &str, limit: i64) -> Result<Vec<Job>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1 ORDER BY created_at DESC, job_id DESC LIMIT $2"
     ))

@@ -9,15 +9,34 @@ use crate::audit::Event;
 use crate::auth::{Role, TokenHash};
 use crate::db::{Db, now};
 
+/// Why a store operation failed: what callers see, never a raw driver error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed (unreachable, a query refused, a row that does not decode).
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// An audit entry was to be written without a signing key: its chain's head would be
+    /// stored unsigned. Open the database with one (`Db::with_signer`).
+    #[error("no audit signing key: audit heads are never stored unsigned")]
+    Unsigned,
+}
+
 /// A write refused by a uniqueness rule rather than failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// The row exists already.
     #[error("already exists")]
     Exists,
-    /// The database failed.
+    /// The store failed.
     #[error(transparent)]
-    Sql(#[from] sqlx::Error),
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> Self {
+        WriteError::Store(e.into())
+    }
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -29,7 +48,7 @@ impl WriteError {
         if is_unique_violation(&e) {
             WriteError::Exists
         } else {
-            WriteError::Sql(e)
+            WriteError::Store(e.into())
         }
     }
 }
@@ -80,10 +99,7 @@ pub async fn create_tenant(
 
 /// The tenant and role of a presented token, if it is one the server issued. The row is found
 /// by the hash's first 8 bytes and the whole hash compared in constant time.
-pub async fn authenticate(
-    db: &Db,
-    hash: &TokenHash,
-) -> Result<Option<(String, Role)>, sqlx::Error> {
+pub async fn authenticate(db: &Db, hash: &TokenHash) -> Result<Option<(String, Role)>, StoreError> {
     let row = sqlx::query("SELECT token_hash, tenant_id, role FROM tokens WHERE lookup = $1")
         .bind(hash.lookup())
         .fetch_optional(db.pool())
@@ -98,11 +114,12 @@ pub async fn authenticate(
 }
 
 /// A tenant's setting for the smallest cohort an aggregate may run over.
-pub async fn tenant_min_cohort(db: &Db, tenant_id: &str) -> Result<Option<i64>, sqlx::Error> {
+pub async fn tenant_min_cohort(db: &Db, tenant_id: &str) -> Result<Option<i64>, StoreError> {
     sqlx::query_scalar("SELECT min_cohort_size FROM tenants WHERE tenant_id = $1")
         .bind(tenant_id)
         .fetch_optional(db.pool())
         .await
+        .map_err(StoreError::from)
 }
 
 /// A key set as stored.
@@ -142,17 +159,18 @@ pub async fn keyset_digest(
     db: &Db,
     tenant_id: &str,
     key_id: &str,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<String>, StoreError> {
     sqlx::query_scalar("SELECT bundle_digest FROM keysets WHERE tenant_id = $1 AND key_id = $2")
         .bind(tenant_id)
         .bind(key_id)
         .fetch_optional(db.pool())
         .await
+        .map_err(StoreError::from)
 }
 
 /// Stores a key set unless one is stored under its id (idempotent for the same bundle), with
 /// its audit entry.
-pub async fn insert_keyset(db: &Db, row: &KeysetRow<'_>) -> Result<KeysetOutcome, sqlx::Error> {
+pub async fn insert_keyset(db: &Db, row: &KeysetRow<'_>) -> Result<KeysetOutcome, StoreError> {
     let mut tx = db.begin_write().await?;
     let existing: Option<String> = sqlx::query_scalar(
         "SELECT bundle_digest FROM keysets WHERE tenant_id = $1 AND key_id = $2",
@@ -193,7 +211,7 @@ pub async fn insert_keyset(db: &Db, row: &KeysetRow<'_>) -> Result<KeysetOutcome
                 _ => KeysetOutcome::Conflict,
             });
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     }
     audit::append(
         &mut tx,
@@ -216,7 +234,7 @@ pub async fn app_bundle(
     db: &Db,
     tenant_id: &str,
     key_id: &str,
-) -> Result<Option<(Vec<u8>, String)>, sqlx::Error> {
+) -> Result<Option<(Vec<u8>, String)>, StoreError> {
     let row = sqlx::query(
         "SELECT app_bundle, manifest_fingerprint FROM keysets WHERE tenant_id = $1 AND key_id = $2",
     )
@@ -233,12 +251,13 @@ pub async fn server_key(
     db: &Db,
     tenant_id: &str,
     key_id: &str,
-) -> Result<Option<Vec<u8>>, sqlx::Error> {
+) -> Result<Option<Vec<u8>>, StoreError> {
     sqlx::query_scalar("SELECT server_key FROM keysets WHERE tenant_id = $1 AND key_id = $2")
         .bind(tenant_id)
         .bind(key_id)
         .fetch_optional(db.pool())
         .await
+        .map_err(StoreError::from)
 }
 
 /// A registered schema's JSON definition and digest.
@@ -247,7 +266,7 @@ pub async fn schema(
     tenant_id: &str,
     schema_id: &str,
     version: u32,
-) -> Result<Option<(String, String)>, sqlx::Error> {
+) -> Result<Option<(String, String)>, StoreError> {
     let row = sqlx::query(
         "SELECT definition, digest FROM schemas WHERE tenant_id = $1 AND schema_id = $2 AND schema_version = $3",
     )
@@ -315,7 +334,7 @@ pub async fn record_digest(
     db: &Db,
     tenant_id: &str,
     record_id: &str,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<String>, StoreError> {
     sqlx::query_scalar(
         "SELECT proven_list_digest FROM records WHERE tenant_id = $1 AND record_id = $2",
     )
@@ -323,6 +342,7 @@ pub async fn record_digest(
     .bind(record_id)
     .fetch_optional(db.pool())
     .await
+    .map_err(StoreError::from)
 }
 
 /// Stores a verified record with its audit entry; [`WriteError::Exists`] when its id is
@@ -388,7 +408,7 @@ pub async fn list_records(
     db: &Db,
     tenant_id: &str,
     f: &RecordFilter,
-) -> Result<Vec<RecordSummary>, sqlx::Error> {
+) -> Result<Vec<RecordSummary>, StoreError> {
     let rows = sqlx::query(
         "SELECT seq, record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, received_at, proven_list_digest, \
                 CASE WHEN sealed_transcript IS NULL THEN 0 ELSE 1 END AS has_transcript \
@@ -433,7 +453,7 @@ pub async fn record_blob(
     tenant_id: &str,
     record_id: &str,
     transcript: bool,
-) -> Result<Option<Option<Vec<u8>>>, sqlx::Error> {
+) -> Result<Option<Option<Vec<u8>>>, StoreError> {
     let sql = if transcript {
         "SELECT sealed_transcript FROM records WHERE tenant_id = $1 AND record_id = $2"
     } else {
@@ -444,7 +464,9 @@ pub async fn record_blob(
         .bind(record_id)
         .fetch_optional(db.pool())
         .await?;
-    row.map(|r| r.try_get::<Option<Vec<u8>>, _>(0)).transpose()
+    row.map(|r| r.try_get::<Option<Vec<u8>>, _>(0))
+        .transpose()
+        .map_err(StoreError::from)
 }
 
 pub mod audit;
@@ -462,7 +484,7 @@ pub use selection::{MAX_JOB_RECORDS, Selection, StoredRecord, records_by_id, sel
 pub async fn list_schemas(
     db: &Db,
     tenant_id: &str,
-) -> Result<Vec<(String, i64, String, String)>, sqlx::Error> {
+) -> Result<Vec<(String, i64, String, String)>, StoreError> {
     let rows = sqlx::query(
         "SELECT schema_id, schema_version, definition, digest FROM schemas WHERE tenant_id = $1 \
          ORDER BY schema_id, schema_version",

@@ -5,6 +5,7 @@ use sqlx::Row;
 use super::{WriteError, audit};
 use crate::audit::Event;
 use crate::db::{Db, now};
+use crate::store::StoreError;
 
 /// A stored model.
 #[derive(Clone, Debug)]
@@ -19,7 +20,7 @@ pub struct ModelRow {
     pub digest: String,
 }
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<ModelRow, sqlx::Error> {
+fn from_row(r: &sqlx::any::AnyRow) -> Result<ModelRow, StoreError> {
     Ok(ModelRow {
         model_id: r.try_get("model_id")?,
         version: r.try_get("version")?,
@@ -34,7 +35,7 @@ pub async fn model(
     tenant_id: &str,
     model_id: &str,
     version: u32,
-) -> Result<Option<ModelRow>, sqlx::Error> {
+) -> Result<Option<ModelRow>, StoreError> {
     let row = sqlx::query(
         "SELECT model_id, version, definition, digest FROM models \
          WHERE tenant_id = $1 AND model_id = $2 AND version = $3",
@@ -48,7 +49,7 @@ pub async fn model(
 }
 
 /// A tenant's models, by id and version.
-pub async fn list_models(db: &Db, tenant_id: &str) -> Result<Vec<ModelRow>, sqlx::Error> {
+pub async fn list_models(db: &Db, tenant_id: &str) -> Result<Vec<ModelRow>, StoreError> {
     let rows = sqlx::query(
         "SELECT model_id, version, definition, digest FROM models WHERE tenant_id = $1 \
          ORDER BY model_id, version",

@@ -4,6 +4,7 @@ use blindsight_crypto::RecordMetadata;
 use sqlx::Row;
 
 use crate::db::Db;
+use crate::store::StoreError;
 
 /// The most records one job may read.
 pub const MAX_JOB_RECORDS: i64 = 100_000;
@@ -31,7 +32,7 @@ pub async fn select_records(
     db: &Db,
     tenant_id: &str,
     s: &Selection<'_>,
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Vec<String>, StoreError> {
     sqlx::query_scalar(
         "SELECT record_id FROM records \
          WHERE tenant_id = $1 AND key_id = $2 AND schema_id = $3 AND schema_version = $4 \
@@ -50,6 +51,7 @@ pub async fn select_records(
     .bind(MAX_JOB_RECORDS + 1)
     .fetch_all(db.pool())
     .await
+    .map_err(StoreError::from)
 }
 
 /// A stored record as a worker reads it.
@@ -69,7 +71,7 @@ pub async fn records_by_id(
     db: &Db,
     tenant_id: &str,
     ids: &[String],
-) -> Result<Vec<StoredRecord>, sqlx::Error> {
+) -> Result<Vec<StoredRecord>, StoreError> {
     let mut out = Vec::with_capacity(ids.len());
     // One query per batch of ids would need dialect-specific array binding; records are
     // loaded by primary key, so one indexed lookup each is cheap next to the FHE work.
@@ -97,7 +99,7 @@ pub async fn records_by_id(
 pub(crate) fn metadata_from_row(
     tenant_id: &str,
     r: &sqlx::any::AnyRow,
-) -> Result<RecordMetadata, sqlx::Error> {
+) -> Result<RecordMetadata, StoreError> {
     let schema_version: i64 = r.try_get("schema_version")?;
     let recorded_at: Option<i64> = r.try_get("recorded_at")?;
     Ok(RecordMetadata {
