@@ -19,7 +19,7 @@
 //! bench measures the server, not the limit. Numbers are reported, never asserted.
 #![forbid(unsafe_code)]
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,9 +32,11 @@ use blindsight_crypto::schemas::session_v1;
 use blindsight_crypto::{
     AppBundle, KeySet, RecordEnvelope, RecordMetadata, Verifier, encode_proven_list, seal,
 };
-use blindsight_server::http::{AppState, app};
+use blindsight_server::audit::SigningKey;
+use blindsight_server::http::AppState;
 use blindsight_server::metrics::Gauges;
-use blindsight_server::{AdminToken, Db, ServerConfig};
+use blindsight_server::worker::WorkerConfig;
+use blindsight_server::{AdminToken, Db, Launch, ServerConfig};
 use rayon::prelude::*;
 use serde::Serialize;
 use tokio::runtime::Runtime;
@@ -454,12 +456,8 @@ struct Server {
 
 impl Server {
     async fn start(backend: &Backend, config: ServerConfig) -> anyhow::Result<Self> {
-        let (db, dir, scratch) = match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir()?;
-                let db = blindsight_server::open_and_migrate(None, dir.path()).await?;
-                (db, Some(dir), None)
-            }
+        let (database_url, dir, scratch) = match backend {
+            Backend::Sqlite => (None, Some(tempfile::tempdir()?), None),
             Backend::Postgres(url) => {
                 let name = format!(
                     "bs_bench_{}",
@@ -476,37 +474,42 @@ impl Server {
                 let (base, _) = url
                     .rsplit_once('/')
                     .with_context(|| format!("{POSTGRES_ENV} has no database path"))?;
-                let db = blindsight_server::open_and_migrate(
-                    Some(&format!("{base}/{name}")),
-                    Path::new("."),
+                (
+                    Some(format!("{base}/{name}")),
+                    None,
+                    Some((url.clone(), name)),
                 )
-                .await;
-                let scratch = (url.clone(), name);
-                match db {
-                    Ok(db) => (db, None, Some(scratch)),
-                    Err(e) => {
-                        drop_scratch(&scratch).await;
-                        return Err(e.into());
-                    }
-                }
             }
         };
-        let state = AppState::new(db, config);
-        state.set_ready(true);
+        // Assembled as `serve` assembles it, without job workers (only ingest is measured).
+        let launch = Launch {
+            database_url,
+            data_dir: dir
+                .as_ref()
+                .map_or_else(|| ".".into(), |d| d.path().to_owned()),
+            audit_key: SigningKey::ephemeral().map_err(|e| anyhow::anyhow!("{e}"))?,
+            config,
+            workers: 0,
+            worker: WorkerConfig::default(),
+        };
+        let server = match blindsight_server::Server::open(launch).await {
+            Ok(server) => server,
+            Err(e) => {
+                if let Some(scratch) = &scratch {
+                    drop_scratch(scratch).await;
+                }
+                return Err(e.into());
+            }
+        };
+        let state = server.state().clone();
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let (stop, mut stopped) = watch::channel(false);
-        let router = app(state.clone());
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             };
-            let _ = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await;
+            let _ = server.serve(Some(listener), shutdown).await;
         });
         Ok(Self {
             url: format!("http://{addr}"),
@@ -520,8 +523,8 @@ impl Server {
 
     async fn stop(self) {
         let _ = self.stop.send(true);
+        // Serving ends by closing the database.
         let _ = self.task.await;
-        self.state.db().close().await;
         if let Some(scratch) = &self.scratch {
             drop_scratch(scratch).await;
         }
