@@ -144,7 +144,7 @@ pub async fn create(
     let spec_json =
         serde_json::to_string(&spec).map_err(|e| ApiError::Internal(format!("job spec: {e}")))?;
     jobs::create(
-        state.db(),
+        state.audit_log(),
         &NewJob {
             job_id: &job_id,
             tenant_id: tenant,

@@ -15,6 +15,7 @@ use crate::audit::SigningKey;
 use crate::db::{Db, DbError};
 use crate::http::app;
 use crate::state::AppState;
+use crate::store::AuditLog;
 use crate::worker::{self, WorkerConfig};
 use crate::{ServerConfig, store};
 
@@ -73,10 +74,9 @@ impl Server {
             workers,
             worker,
         } = launch;
-        let db = crate::open_and_migrate(database_url.as_deref(), &data_dir)
-            .await?
-            .with_signer(audit_key.clone());
-        let new_signing_key = store::audit::record_signing_key(&db, &audit_key)
+        let db = crate::open_and_migrate(database_url.as_deref(), &data_dir).await?;
+        let log = AuditLog::new(db.clone(), audit_key.clone());
+        let new_signing_key = store::audit::record_signing_key(&log)
             .await
             .map_err(|e| LaunchError::Audit(format!("recording the signing key: {e}")))?;
         config.audit_key = Some(audit_key);

@@ -1,20 +1,25 @@
 //! `blindsight-server`: verifies proofs, stores only ciphertext, computes on ciphertext and
 //! signs what it did.
 //!
-//! This crate depends on `blindsight-crypto` and never on `blindsight-client`: no code path
-//! in the server can hold a client key.
+//! This crate depends on `blindsight-crypto`, `blindsight-proto` (every body it answers with)
+//! and `blindsight-audit` (the evidence model its store fills), never on a client crate: no
+//! code path in the server can hold a client key.
 //!
-//! - [`http`]: the router (`app()`) and its state, driven by tests in-process and by `serve`
-//!   over a socket; [`api`]: the `/v1` handlers.
-//! - [`db`] and [`store`]: SQLite or PostgreSQL through one sqlx pool, migrations compiled in,
-//!   every query in one place.
-//! - [`jobs`]: the job queue (leases with fencing tokens, bounded attempts); [`compute`]: job
-//!   requests, specs and the FHE work; [`worker`]: the workers that run them.
+//! - [`Server`] ([`Launch`]): the one way to assemble a server, for `serve`, `worker`, the
+//!   CLI's demo and the tests.
+//! - [`http`]: the router (`app()`), driven by tests in-process and by `serve` over a socket;
+//!   [`api`]: the `/v1` handlers; [`state`]: what handlers and workers share.
+//! - [`jobs`]: creating a job (every check, the minimum cohort, the frozen spec);
+//!   [`compute`]: receipts and a job's inputs for `blindsight_crypto::compute::run_job`;
+//!   [`worker`]: the workers that lease and run jobs; [`registry`]: schema, model and key-set
+//!   look-ups with their caches, for handlers and workers alike.
+//! - [`store`] ([`db`]): SQLite or PostgreSQL through one sqlx pool, migrations compiled in,
+//!   every query (the job queue's included), answering [`store::StoreError`].
 //! - [`auth`]: tokens (hashes only), roles, rate limiting and lockout.
-//! - [`audit`]: the hash-chained audit log, signed heads, the signing key and
-//!   [`audit::verify_chain`].
+//! - [`audit`]: the audit log's events and signing key (entries, heads and `verify_chain` are
+//!   `blindsight-proto`'s).
 //! - [`fhe`]: the bounded pool FHE and proof work runs on, and the key cache.
-//! - [`ApiError`]: the one error type, rendered as RFC 7807 problem JSON with stable types.
+//! - [`ApiError`]: the one error type, a [`Problem`] rendered as RFC 7807 problem JSON.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

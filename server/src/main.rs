@@ -240,7 +240,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         worker: args.lease.config(),
     })
     .await?;
-    if blindsight_server::store::audit::record_config(server.state().db(), &settings)
+    if blindsight_server::store::audit::record_config(server.state().audit_log(), &settings)
         .await
         .context("couldn't record the configuration in the audit log")?
     {

@@ -14,6 +14,7 @@ use crate::config::ServerConfig;
 use crate::db::Db;
 use crate::fhe::{FhePool, WeightedCache};
 use crate::metrics::{Gauges, Metrics};
+use crate::store::AuditLog;
 
 /// Decoded key material kept in the key cache.
 pub enum KeyMaterial {
@@ -36,13 +37,12 @@ impl std::fmt::Debug for KeyMaterial {
 pub type KeyCacheKey = (String, String, &'static str);
 
 struct Inner {
-    db: Db,
+    audit_log: AuditLog,
     config: ServerConfig,
     guard: Guard,
     fhe: FhePool,
     metrics: Metrics,
     key_cache: WeightedCache<KeyCacheKey, KeyMaterial>,
-    audit_key: SigningKey,
     ready: AtomicBool,
     in_flight: AtomicUsize,
 }
@@ -54,7 +54,7 @@ pub struct AppState(Arc<Inner>);
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("backend", &self.0.db.backend())
+            .field("backend", &self.0.audit_log.backend())
             .finish_non_exhaustive()
     }
 }
@@ -75,17 +75,15 @@ impl AppState {
                 key
             }
         };
-        // Every chain head this state's handlers move is stored signed.
-        let db = db.with_signer(audit_key.clone());
+        // Every audited write goes through the audit log, which signs each head it moves.
         Self(Arc::new(Inner {
-            audit_key,
+            audit_log: AuditLog::new(db, audit_key),
             guard: Guard::new(config.guard.clone()),
             fhe: FhePool::new(config.limits.fhe_workers),
             key_cache: WeightedCache::new(config.limits.key_cache_bytes),
             metrics: Metrics::default(),
             ready: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
-            db,
             config,
         }))
     }
@@ -105,9 +103,14 @@ impl AppState {
         &self.0.in_flight
     }
 
-    /// The database.
+    /// The database (reads; audited writes take [`Self::audit_log`]).
     pub fn db(&self) -> &Db {
-        &self.0.db
+        self.0.audit_log.db()
+    }
+
+    /// The audit log every audited write goes through, with the key that signs its heads.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.0.audit_log
     }
 
     /// The configuration.
@@ -132,7 +135,7 @@ impl AppState {
 
     /// The key that signs audit heads.
     pub fn audit_key(&self) -> &SigningKey {
-        &self.0.audit_key
+        self.0.audit_log.key()
     }
 
     /// Decoded key material, bounded by `limits.key_cache_bytes`.

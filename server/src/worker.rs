@@ -53,7 +53,7 @@ pub async fn run(state: AppState, count: usize, config: WorkerConfig, stop: watc
 async fn worker(id: usize, state: AppState, config: WorkerConfig, mut stop: watch::Receiver<bool>) {
     tracing::info!(worker = id, "worker started");
     while !*stop.borrow() {
-        match jobs::claim(state.db(), config.lease).await {
+        match jobs::claim(state.audit_log(), config.lease).await {
             Ok(Some(lease)) => {
                 tracing::info!(worker = id, job = %lease.job.job_id, kind = %lease.job.kind, attempt = lease.job.attempts, "job leased");
                 process(&state, &config, lease, &mut stop).await;
@@ -108,7 +108,7 @@ async fn process(
 ) {
     let job_id = lease.job.job_id.clone();
     let outcome = run_job(state, config, &lease, stop).await;
-    let db = state.db();
+    let db = state.audit_log();
     let written = match outcome {
         Ok(Some(Done { output, receipt })) => {
             let signed = state.audit_key().sign_receipt(&receipt);

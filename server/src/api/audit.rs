@@ -160,7 +160,7 @@ pub async fn result_downloaded(
     tenant: &str,
     job_id: &str,
 ) -> Result<(), ApiError> {
-    store::audit::result_downloaded(state.db(), tenant, job_id)
+    store::audit::result_downloaded(state.audit_log(), tenant, job_id)
         .await?
         .map(drop)
         .ok_or_else(|| ApiError::Internal(format!("job {job_id} has no stored result")))

@@ -104,7 +104,7 @@ pub async fn register(
         app_bundle: &app_bundle,
         server_key: bundle.server_key_bytes(),
     };
-    match store::insert_keyset(state.db(), &row).await? {
+    match store::insert_keyset(state.audit_log(), &row).await? {
         KeysetOutcome::Created => {
             tracing::info!(tenant, key_id = %key_id, fingerprint = %fingerprint, "key set registered");
             Ok(registered(StatusCode::CREATED, key_id, fingerprint, true))

@@ -88,7 +88,7 @@ async fn note_failure(state: &AppState, parts: &Parts, ip: IpAddr, presented: bo
             lockout_s: lockout.as_secs(),
         });
     }
-    if let Err(e) = store::audit::append_alone(state.db(), None, &events).await {
+    if let Err(e) = store::audit::append_alone(state.audit_log(), None, &events).await {
         tracing::error!(error = %e, "couldn't write the audit entry of a failed authentication");
     }
 }

@@ -97,7 +97,7 @@ pub async fn register(
     if let Some(row) = store::model(state.db(), tenant, &model.id, model.version).await? {
         return same_or_conflict(Some(row));
     }
-    match store::insert_model(state.db(), tenant, &model, &definition, &digest).await {
+    match store::insert_model(state.audit_log(), tenant, &model, &definition, &digest).await {
         Ok(()) => {
             tracing::info!(tenant = %tenant, model = %model.id, version = model.version, "model registered");
             Ok(reply(StatusCode::CREATED))

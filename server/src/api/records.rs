@@ -124,7 +124,7 @@ pub async fn create(
             .then_some(envelope.sealed_transcript.as_slice()),
     };
     let record_id = envelope.metadata.record_id.clone();
-    let seq = match store::insert_record(state.db(), &row).await {
+    let seq = match store::insert_record(state.audit_log(), &row).await {
         Ok(seq) => seq,
         // A concurrent upload of the same id committed first.
         Err(WriteError::Exists) => {
@@ -271,7 +271,7 @@ pub async fn transcript(
     caller.require(&[Role::Keyholder])?;
     let bytes = blob(&state, &caller, &record_id, true).await?;
     store::audit::append_alone(
-        state.db(),
+        state.audit_log(),
         Some(&caller.tenant_id),
         &[Event::TranscriptDownloaded {
             record_id: &record_id,

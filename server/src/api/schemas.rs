@@ -94,7 +94,7 @@ pub async fn register(
         return same_or_conflict(Some(stored));
     }
     match store::insert_schema(
-        state.db(),
+        state.audit_log(),
         tenant,
         &schema_id,
         version,

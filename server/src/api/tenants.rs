@@ -70,7 +70,15 @@ pub async fn create(
         (Role::Ingest, TokenHash::of(tokens.ingest.expose())),
         (Role::Auditor, TokenHash::of(tokens.auditor.expose())),
     ];
-    match store::create_tenant(state.db(), &tenant_id, name, min_cohort_size, &hashes).await {
+    match store::create_tenant(
+        state.audit_log(),
+        &tenant_id,
+        name,
+        min_cohort_size,
+        &hashes,
+    )
+    .await
+    {
         Ok(()) => {}
         Err(WriteError::Exists) => {
             return Err(ApiError::new(

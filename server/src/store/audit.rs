@@ -15,6 +15,40 @@ use crate::audit::{Entry, Event, SignedHead, SigningKey};
 use crate::db::{Backend, Db, now};
 use crate::store::StoreError;
 
+/// The audit log: the database and the key that signs every head it moves. Audited writes
+/// take an `AuditLog`, not a bare [`Db`], so none can run without the key: a chain head is
+/// never stored unsigned. It reads as the [`Db`] it writes to.
+#[derive(Clone, Debug)]
+pub struct AuditLog {
+    db: Db,
+    key: SigningKey,
+}
+
+impl AuditLog {
+    /// The audit log of `db`, signed with `key`.
+    pub fn new(db: Db, key: SigningKey) -> Self {
+        Self { db, key }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The key that signs its heads (and job receipts).
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+}
+
+impl std::ops::Deref for AuditLog {
+    type Target = Db;
+
+    fn deref(&self) -> &Db {
+        &self.db
+    }
+}
+
 /// The `chain` value of the server-wide chain; a tenant's chain is its tenant id, and tenant
 /// ids are never empty.
 pub(crate) const SERVER_CHAIN: &str = "";
@@ -60,11 +94,10 @@ async fn lock_head(
     Ok((seq, decode_hash(&hash, "hash")?))
 }
 
-/// Writes the entry after a locked head and moves the head to it, signed with `db`'s signing
-/// key ([`StoreError::Unsigned`] without one: a head is never stored unsigned).
+/// Writes the entry after a locked head and moves the head to it, signed with the log's key.
 async fn append_locked(
     tx: &mut Transaction<'static, Any>,
-    db: &Db,
+    db: &AuditLog,
     tenant: Option<&str>,
     (seq, prev): (i64, [u8; 32]),
     event: &Event<'_>,
@@ -89,9 +122,7 @@ async fn append_locked(
     .bind(&hash)
     .execute(&mut **tx)
     .await?;
-    // A head is never stored unsigned: without a key nothing is appended.
-    let key = db.signer().ok_or(StoreError::Unsigned)?;
-    let signed = key.sign_head(tenant, seq, &raw, at);
+    let signed = db.key().sign_head(tenant, seq, &raw, at);
     sqlx::query(
         "UPDATE audit_heads SET seq = $2, hash = $3, at = $4, key_id = $5, signature = $6 WHERE chain = $1",
     )
@@ -118,7 +149,7 @@ async fn append_locked(
 /// transaction of the event it records. Call it as the transaction's last write.
 pub async fn append(
     tx: &mut Transaction<'static, Any>,
-    db: &Db,
+    db: &AuditLog,
     tenant: Option<&str>,
     event: &Event<'_>,
 ) -> Result<Entry, StoreError> {
@@ -129,7 +160,7 @@ pub async fn append(
 /// Appends events that have no other transaction (a download, a failed authentication) in
 /// one transaction of their own.
 pub async fn append_alone(
-    db: &Db,
+    db: &AuditLog,
     tenant: Option<&str>,
     events: &[Event<'_>],
 ) -> Result<Vec<Entry>, StoreError> {
@@ -145,7 +176,7 @@ pub async fn append_alone(
 /// Records a download of a job's output (with the stored result's digest) in the tenant's
 /// chain. `None` when the tenant has no result for that job.
 pub async fn result_downloaded(
-    db: &Db,
+    db: &AuditLog,
     tenant: &str,
     job_id: &str,
 ) -> Result<Option<Entry>, StoreError> {
@@ -178,7 +209,8 @@ pub async fn result_downloaded(
 /// Records in the server-wide chain that `key` signs heads, unless it is recorded already
 /// (`true` when this call recorded it). `serve` and `worker` call it on start, so the chain
 /// lists every key that ever signed.
-pub async fn record_signing_key(db: &Db, key: &SigningKey) -> Result<bool, StoreError> {
+pub async fn record_signing_key(db: &AuditLog) -> Result<bool, StoreError> {
+    let key = db.key();
     let public_key = hex::encode(key.public_key());
     let event = Event::SigningKey {
         key_id: key.key_id(),
@@ -191,7 +223,7 @@ pub async fn record_signing_key(db: &Db, key: &SigningKey) -> Result<bool, Store
 /// Records `serve`'s security-relevant settings in the server-wide chain when they differ
 /// from the last ones recorded (`true` when this call recorded them): every configuration
 /// change is in the log.
-pub async fn record_config(db: &Db, config: &Event<'_>) -> Result<bool, StoreError> {
+pub async fn record_config(db: &AuditLog, config: &Event<'_>) -> Result<bool, StoreError> {
     append_server_event_once(db, config, true).await
 }
 
@@ -199,7 +231,7 @@ pub async fn record_config(db: &Db, config: &Event<'_>) -> Result<bool, StoreErr
 /// already there (`latest_only`: unless the latest entry of its kind has the same body).
 /// Checked under the head lock, so processes starting at once record it once.
 async fn append_server_event_once(
-    db: &Db,
+    db: &AuditLog,
     event: &Event<'_>,
     latest_only: bool,
 ) -> Result<bool, StoreError> {

@@ -8,7 +8,6 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyPool, Transaction};
 
-use crate::audit::SigningKey;
 use crate::store::StoreError;
 
 /// The SQLite migrations.
@@ -87,7 +86,6 @@ pub enum DbError {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
-    signer: Option<SigningKey>,
 }
 
 /// Creates the data directory (owner-only on Unix when this call creates it; an existing
@@ -158,24 +156,7 @@ impl Db {
                 .execute(&pool)
                 .await?;
         }
-        Ok(Self {
-            pool,
-            backend,
-            signer: None,
-        })
-    }
-
-    /// This handle with the audit signing key: every append then stores the chain's new head
-    /// with its signature, so a database can be verified offline (`blindsight audit verify
-    /// --db`). Without one, heads are stored unsigned.
-    pub fn with_signer(mut self, key: SigningKey) -> Self {
-        self.signer = Some(key);
-        self
-    }
-
-    /// The audit signing key this handle signs heads with, if any.
-    pub fn signer(&self) -> Option<&SigningKey> {
-        self.signer.as_ref()
+        Ok(Self { pool, backend })
     }
 
     /// The pool.

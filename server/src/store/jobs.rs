@@ -18,7 +18,7 @@ use blindsight_crypto::receipt::SignedReceipt;
 use crate::audit::Event;
 use crate::db::{Backend, Db, now};
 use crate::store::StoreError;
-use crate::store::audit;
+use crate::store::audit::{self, AuditLog};
 
 /// Milliseconds since the Unix epoch (lease expiries).
 pub fn now_ms() -> i64 {
@@ -82,7 +82,7 @@ fn job_from_row(r: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
 /// Queues a job, with its audit entry: the digest of the spec and, when the spec is a
 /// [`JobSpec`](blindsight_proto::JobSpec), the function, record count and model digest read
 /// from it.
-pub async fn create(db: &Db, job: &NewJob<'_>) -> Result<(), StoreError> {
+pub async fn create(db: &AuditLog, job: &NewJob<'_>) -> Result<(), StoreError> {
     let spec = serde_json::from_str::<blindsight_proto::JobSpec>(job.spec).ok();
     let (function, model_digest) = match spec.as_ref().map(|s| s.function_and_model_digest()) {
         None => (None, None),
@@ -136,7 +136,7 @@ pub async fn get(db: &Db, tenant_id: &str, job_id: &str) -> Result<Option<Job>, 
 /// Marks as failed every job whose last lease expired with no attempts left.
 async fn fail_exhausted(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    db: &Db,
+    db: &AuditLog,
     at_ms: i64,
 ) -> Result<(), StoreError> {
     let rows = sqlx::query(
@@ -181,7 +181,7 @@ async fn fail_exhausted(
 
 /// Leases the oldest claimable job: queued, or running under an expired lease with attempts
 /// left. `None` when there is nothing to do.
-pub async fn claim(db: &Db, lease_for: Duration) -> Result<Option<Lease>, StoreError> {
+pub async fn claim(db: &AuditLog, lease_for: Duration) -> Result<Option<Lease>, StoreError> {
     let token = hex::encode(
         blindsight_crypto::random_bytes::<16>()
             .map_err(|e| sqlx::Error::Protocol(format!("no randomness for a lease token: {e}")))?,
@@ -258,7 +258,7 @@ pub async fn heartbeat(
 /// `false` (and nothing written) when the lease was lost. Workers always pass a receipt; a
 /// result stored without one is reported by `blindsight audit verify`.
 pub async fn complete(
-    db: &Db,
+    db: &AuditLog,
     lease: &Lease,
     result: &[u8],
     receipt: Option<&SignedReceipt>,
@@ -329,7 +329,7 @@ pub async fn receipt(db: &Db, tenant_id: &str, job_id: &str) -> Result<Option<St
 /// puts the job back in the queue; otherwise it fails for good. `false` when the lease was
 /// lost.
 pub async fn fail(
-    db: &Db,
+    db: &AuditLog,
     lease: &Lease,
     error: &str,
     retryable: bool,

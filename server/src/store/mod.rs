@@ -16,10 +16,6 @@ pub enum StoreError {
     /// The database failed (unreachable, a query refused, a row that does not decode).
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    /// An audit entry was to be written without a signing key: its chain's head would be
-    /// stored unsigned. Open the database with one (`Db::with_signer`).
-    #[error("no audit signing key: audit heads are never stored unsigned")]
-    Unsigned,
 }
 
 /// A write refused by a uniqueness rule rather than failed.
@@ -56,7 +52,7 @@ impl WriteError {
 /// Creates a tenant and its tokens (hashes only) in one transaction, which also starts the
 /// tenant's audit chain.
 pub async fn create_tenant(
-    db: &Db,
+    db: &AuditLog,
     tenant_id: &str,
     name: &str,
     min_cohort_size: u32,
@@ -170,7 +166,10 @@ pub async fn keyset_digest(
 
 /// Stores a key set unless one is stored under its id (idempotent for the same bundle), with
 /// its audit entry.
-pub async fn insert_keyset(db: &Db, row: &KeysetRow<'_>) -> Result<KeysetOutcome, StoreError> {
+pub async fn insert_keyset(
+    db: &AuditLog,
+    row: &KeysetRow<'_>,
+) -> Result<KeysetOutcome, StoreError> {
     let mut tx = db.begin_write().await?;
     let existing: Option<String> = sqlx::query_scalar(
         "SELECT bundle_digest FROM keysets WHERE tenant_id = $1 AND key_id = $2",
@@ -281,7 +280,7 @@ pub async fn schema(
 
 /// Stores a schema definition, with its audit entry.
 pub async fn insert_schema(
-    db: &Db,
+    db: &AuditLog,
     tenant_id: &str,
     schema_id: &str,
     version: u32,
@@ -347,7 +346,7 @@ pub async fn record_digest(
 
 /// Stores a verified record with its audit entry; [`WriteError::Exists`] when its id is
 /// taken.
-pub async fn insert_record(db: &Db, row: &RecordRow<'_>) -> Result<i64, WriteError> {
+pub async fn insert_record(db: &AuditLog, row: &RecordRow<'_>) -> Result<i64, WriteError> {
     let m = row.metadata;
     let recorded_at = m.recorded_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
     let mut tx = db.begin_write().await?;
@@ -470,6 +469,7 @@ pub async fn record_blob(
 }
 
 pub mod audit;
+pub use audit::AuditLog;
 pub mod db;
 pub mod evidence;
 pub mod jobs;

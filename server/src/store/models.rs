@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{WriteError, audit};
+use super::{AuditLog, WriteError, audit};
 use crate::audit::Event;
 use crate::db::{Db, now};
 use crate::store::StoreError;
@@ -63,7 +63,7 @@ pub async fn list_models(db: &Db, tenant_id: &str) -> Result<Vec<ModelRow>, Stor
 /// Stores a model with its audit entry; [`WriteError::Exists`] when its id and version are
 /// taken.
 pub async fn insert_model(
-    db: &Db,
+    db: &AuditLog,
     tenant_id: &str,
     model: &blindsight_crypto::compute::RiskModel,
     definition: &str,

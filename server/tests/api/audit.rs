@@ -105,7 +105,7 @@ async fn post_json(ctx: &Ctx, path: &str, token: &str, body: serde_json::Value) 
 async fn every_event_is_in_its_tenants_chain_and_the_chain_verifies() {
     let (ka, kb) = keys();
     for ctx in backends(config).await {
-        let db = ctx.state.db();
+        let db = ctx.state.audit_log();
         let a = ctx.create_tenant(TENANT_A).await;
         let b = ctx.create_tenant(TENANT_B).await;
         let (kh, ingest, auditor) = (
@@ -543,7 +543,7 @@ async fn concurrent_writers_leave_one_unbroken_chain() {
             assert_eq!(u.await.unwrap(), StatusCode::CREATED);
         }
         // And 64 bare appends at once, to this chain, another and the server-wide one.
-        let db = Arc::new(ctx.state.db().clone());
+        let db = Arc::new(ctx.state.audit_log().clone());
         let appends: Vec<_> = (0..64)
             .map(|i| {
                 let db = Arc::clone(&db);
@@ -749,13 +749,15 @@ fn the_signing_key_file_is_owner_only_atomic_and_reused() {
 #[tokio::test]
 async fn each_signing_key_is_recorded_once_in_the_server_chain() {
     for ctx in backends(config).await {
-        let db = ctx.state.db();
+        let log = ctx.state.audit_log();
         let key = ctx.state.audit_key();
-        assert!(store::audit::record_signing_key(db, key).await.unwrap());
-        assert!(!store::audit::record_signing_key(db, key).await.unwrap());
+        assert!(store::audit::record_signing_key(log).await.unwrap());
+        assert!(!store::audit::record_signing_key(log).await.unwrap());
+        // A server started with a rotated key records it, signing with it.
         let rotated = SigningKey::ephemeral().unwrap();
+        let rotated_log = store::AuditLog::new(log.db().clone(), rotated.clone());
         assert!(
-            store::audit::record_signing_key(db, &rotated)
+            store::audit::record_signing_key(&rotated_log)
                 .await
                 .unwrap()
         );
@@ -773,7 +775,7 @@ async fn each_signing_key_is_recorded_once_in_the_server_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configuration_changes_are_recorded_in_the_server_chain() {
     for ctx in backends(config).await {
-        let db = ctx.state.db();
+        let db = ctx.state.audit_log();
         let settings = |min_cohort: u32| audit::Event::ServerConfig {
             min_cohort,
             lockout_after: 10,

@@ -180,7 +180,7 @@ async fn jobs_compute_on_ciphertext_and_decrypt_to_the_clear_reference() {
             .expect(409, "job-not-finished");
 
         // A worker leases the oldest job and dies: its lease expires after a second.
-        let dead = jobs::claim(ctx.state.db(), Duration::from_secs(1))
+        let dead = jobs::claim(ctx.state.audit_log(), Duration::from_secs(1))
             .await
             .unwrap()
             .unwrap();
@@ -208,7 +208,7 @@ async fn jobs_compute_on_ciphertext_and_decrypt_to_the_clear_reference() {
         workers.await.unwrap();
         // The dead worker's lease was taken over; it cannot write a result now.
         assert!(
-            !jobs::complete(ctx.state.db(), &dead, b"stale", None)
+            !jobs::complete(ctx.state.audit_log(), &dead, b"stale", None)
                 .await
                 .unwrap()
         );

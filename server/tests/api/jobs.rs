@@ -26,12 +26,14 @@ async fn tenant_with_keyset(ctx: &Ctx, tenant: &str) {
         app_bundle: b"",
         server_key: b"",
     };
-    store::insert_keyset(ctx.state.db(), &row).await.unwrap();
+    store::insert_keyset(ctx.state.audit_log(), &row)
+        .await
+        .unwrap();
 }
 
 async fn new_job(ctx: &Ctx, id: &str, max_attempts: u32) {
     jobs::create(
-        ctx.state.db(),
+        ctx.state.audit_log(),
         &NewJob {
             job_id: id,
             tenant_id: TENANT_A,
@@ -52,7 +54,7 @@ async fn concurrent_workers_lease_each_job_exactly_once() {
         for i in 0..12 {
             new_job(&ctx, &format!("job-{i:02}"), 3).await;
         }
-        let db = Arc::new(ctx.state.db().clone());
+        let db = Arc::new(ctx.state.audit_log().clone());
         let workers: Vec<_> = (0..6)
             .map(|_| {
                 let db = Arc::clone(&db);
@@ -110,7 +112,7 @@ async fn an_expired_lease_is_taken_over_and_fenced_out() {
         tenant_with_keyset(&ctx, TENANT_A).await;
         tenant_with_keyset(&ctx, TENANT_B).await;
         new_job(&ctx, "job-1", 3).await;
-        let db = ctx.state.db();
+        let db = ctx.state.audit_log();
         let stale = jobs::claim(db, Duration::from_millis(50))
             .await
             .unwrap()
@@ -151,7 +153,7 @@ async fn an_expired_lease_is_taken_over_and_fenced_out() {
 async fn failing_jobs_retry_then_stop_after_their_attempts() {
     for ctx in backends(config).await {
         tenant_with_keyset(&ctx, TENANT_A).await;
-        let db = ctx.state.db();
+        let db = ctx.state.audit_log();
         // A retryable failure re-queues; the last attempt's failure is final.
         new_job(&ctx, "job-r", 2).await;
         let l1 = jobs::claim(db, LONG).await.unwrap().unwrap();

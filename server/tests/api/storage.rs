@@ -60,38 +60,3 @@ async fn sqlite_is_created_under_the_data_dir_in_wal_mode_and_needs_migrating() 
     let err = Db::connect(Some("mysql://x"), &data).await.unwrap_err();
     assert!(err.to_string().contains("postgres://"), "{err}");
 }
-
-/// A database opened without the audit signing key writes no audit entry, and so nothing of
-/// the event it would record: a chain head is never stored unsigned.
-#[tokio::test]
-async fn nothing_is_appended_without_a_signing_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = blindsight_server::open_and_migrate(None, dir.path())
-        .await
-        .unwrap();
-    let err = blindsight_server::store::create_tenant(&db, "t-unsigned", "Unsigned", 10, &[])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            blindsight_server::store::WriteError::Store(
-                blindsight_server::store::StoreError::Unsigned
-            )
-        ),
-        "{err}"
-    );
-    assert_eq!(
-        blindsight_server::store::tenant_min_cohort(&db, "t-unsigned")
-            .await
-            .unwrap(),
-        None,
-        "the tenant was rolled back with its entry"
-    );
-    let key = blindsight_server::audit::SigningKey::ephemeral().unwrap();
-    let db = db.with_signer(key);
-    blindsight_server::store::create_tenant(&db, "t-unsigned", "Unsigned", 10, &[])
-        .await
-        .unwrap();
-    db.close().await;
-}
