@@ -1,13 +1,26 @@
-//! One file per group of commands.
+//! One file per command.
 
 mod audit;
 mod jobs;
-mod keys;
+mod keygen;
+mod model;
 mod models;
-mod records;
+mod query;
+mod record;
+mod register;
+mod results;
+mod score;
+mod transcript;
+mod wait;
 
 pub(crate) use audit::audit_verify;
-pub(crate) use jobs::{query, score, show_jobs, show_results};
-pub(crate) use keys::{keygen, register};
-pub(crate) use models::{list_models, register_model};
-pub(crate) use records::{open_transcript, record};
+pub(crate) use jobs::show_jobs;
+pub(crate) use keygen::keygen;
+pub(crate) use model::register_model;
+pub(crate) use models::list_models;
+pub(crate) use query::query;
+pub(crate) use record::record;
+pub(crate) use register::register;
+pub(crate) use results::show_results;
+pub(crate) use score::score;
+pub(crate) use transcript::open_transcript;

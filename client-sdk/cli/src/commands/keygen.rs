@@ -1,4 +1,4 @@
-//! `keygen` and `register`.
+//! `keygen`: a new key set, its keystore and public bundles.
 
 use std::path::PathBuf;
 
@@ -6,7 +6,7 @@ use anyhow::Context;
 use blindsight_client::keystore;
 use blindsight_crypto::{DEFAULT_ITERATIONS, KeySet};
 
-use crate::args::{ServerArgs, passphrase};
+use crate::args::passphrase;
 
 pub(crate) fn keygen(out_dir: PathBuf, key_id: Option<String>) -> anyhow::Result<()> {
     let pass = passphrase()?;
@@ -37,27 +37,5 @@ pub(crate) fn keygen(out_dir: PathBuf, key_id: Option<String>) -> anyhow::Result
     println!("key set {id}");
     println!("manifest fingerprint {}", public.manifest().fingerprint()?);
     println!("keystore {}", ks.display());
-    Ok(())
-}
-
-pub(crate) fn register(server: &ServerArgs, bundle: &PathBuf) -> anyhow::Result<()> {
-    let config = server.config()?;
-    let bytes = std::fs::read(bundle)
-        .with_context(|| format!("couldn't read public bundle {}", bundle.display()))?;
-    let public = blindsight_crypto::PublicBundle::decode(&bytes)
-        .with_context(|| format!("{} is not a valid public bundle", bundle.display()))?;
-    let reg = server
-        .client(&config)?
-        .register_keyset(public.key_id(), &bytes)?;
-    println!(
-        "key set {} {}",
-        reg.key_id,
-        if reg.created {
-            "registered"
-        } else {
-            "was already registered"
-        }
-    );
-    println!("manifest fingerprint {}", reg.manifest_fingerprint);
     Ok(())
 }
