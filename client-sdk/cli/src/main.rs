@@ -1,4 +1,4 @@
-//! The `blindsight` command-line tool: one file per group of commands under `commands/`.
+//! The `blindsight` command-line tool: one file per command under `commands/`.
 #![forbid(unsafe_code)]
 
 mod args;
