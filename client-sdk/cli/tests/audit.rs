@@ -8,10 +8,10 @@ mod common;
 use std::process::Output;
 use std::time::Duration;
 
-use blindsight_client::api::{Client, JobRequest, JobStatus, ModelRef, NewTenant, Selection};
+use blindsight_client::api::{Client, JobRequest, JobStatus, ModelRef, Selection};
 use blindsight_client::session::Session;
 use blindsight_crypto::KeySet;
-use common::{ADMIN, blindsight, start_server, stderr, stdout};
+use common::{blindsight, northside, start_server, stderr, stdout};
 
 /// A failed run's last stderr line: the one-line error (progress lines may come before it).
 fn error_line(o: &Output) -> String {
@@ -70,13 +70,7 @@ fn an_auditor_verifies_a_server_over_its_api_and_from_its_database() {
     let data = dir.path().join("server");
     let server = start_server(&data);
     let url = server.url().to_owned();
-    let tenant = Client::new(&url, ADMIN)
-        .create_tenant_with(&NewTenant {
-            name: "Northside".into(),
-            tenant_id: Some("northside".into()),
-            min_cohort_size: Some(2),
-        })
-        .unwrap();
+    let tenant = northside(&url);
     let keyholder = Client::new(&url, tenant.tokens.keyholder.expose());
     let app = Client::new(&url, tenant.tokens.ingest.expose());
     let (_secret, public) = KeySet::generate_with_id("north-1", |_| {})

@@ -7,11 +7,11 @@ mod common;
 
 use std::process::Output;
 
-use blindsight_client::api::{Client, NewTenant, RecordListQuery};
+use blindsight_client::api::{Client, RecordListQuery};
 use blindsight_client::session::Session;
 use blindsight_crypto::compute::{AggregateQuery, crisis_v1};
 use blindsight_crypto::schemas::session_v1;
-use common::{ADMIN, blindsight, start_server, stderr, stdout};
+use common::{blindsight, northside, start_server, stderr, stdout};
 
 fn session_line(record_id: &str, mood_after: u32, transcript: &str) -> String {
     let mut s: serde_json::Value =
@@ -43,13 +43,7 @@ fn keygen_register_record_open_a_transcript_score_query_and_decrypt() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(&dir.path().join("server"));
     let url = server.url().to_owned();
-    let tenant = Client::new(&url, ADMIN)
-        .create_tenant_with(&NewTenant {
-            name: "Northside".into(),
-            tenant_id: Some("northside".into()),
-            min_cohort_size: Some(2),
-        })
-        .unwrap();
+    let tenant = northside(&url);
     let keys = dir.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
 

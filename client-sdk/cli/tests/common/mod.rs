@@ -4,6 +4,8 @@
 use std::process::{Command, Output};
 
 use blindsight_cli::demo::EmbeddedServer;
+use blindsight_client::Admin;
+use blindsight_client::api::{NewTenant, TenantCreated};
 
 pub(crate) const ADMIN: &str = "cli-test-admin-token-0123456789abcdef";
 
@@ -52,4 +54,15 @@ pub(crate) fn stdout(o: &Output) -> String {
 /// A run's stderr.
 pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The `northside` tenant (minimum cohort 2), created with the admin token.
+pub(crate) fn northside(url: &str) -> TenantCreated {
+    Admin::connect(url, ADMIN)
+        .create_tenant(&NewTenant {
+            name: "Northside".into(),
+            tenant_id: Some("northside".into()),
+            min_cohort_size: Some(2),
+        })
+        .unwrap()
 }
