@@ -18,6 +18,7 @@ use crate::commands::{
     score, show_jobs, show_results,
 };
 use crate::errors::hint;
+#[cfg(feature = "server")]
 use crate::progress::StderrProgress;
 
 #[derive(Parser)]
@@ -212,25 +213,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             records,
             seed,
             data_dir,
-        } => {
-            let options = blindsight_cli::demo::Options {
-                records: usize::from(records),
-                seed,
-                data_dir,
-            };
-            let report = blindsight_cli::demo::run(
-                &options,
-                &mut std::io::stdout(),
-                &mut StderrProgress::default(),
-            )?;
-            println!("{}", report.summary());
-            anyhow::ensure!(
-                report.mismatches == 0,
-                "{} decrypted value(s) differ from the plaintext computation (listed above)",
-                report.mismatches
-            );
-            Ok(())
-        }
+        } => demo(usize::from(records), seed, data_dir),
         Command::Keygen { out_dir, key_id } => keygen(out_dir, key_id),
         Command::Register { server, bundle } => register(&server, &bundle),
         Command::Record {
@@ -275,6 +258,36 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             timeout,
         ),
     }
+}
+
+/// `demo`: the embedded server needs the `server` feature.
+#[cfg(feature = "server")]
+fn demo(records: usize, seed: u64, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let options = blindsight_cli::demo::Options {
+        records,
+        seed,
+        data_dir,
+    };
+    let report = blindsight_cli::demo::run(
+        &options,
+        &mut std::io::stdout(),
+        &mut StderrProgress::default(),
+    )?;
+    println!("{}", report.summary());
+    anyhow::ensure!(
+        report.mismatches == 0,
+        "{} decrypted value(s) differ from the plaintext computation (listed above)",
+        report.mismatches
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "server"))]
+fn demo(_records: usize, _seed: u64, _data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    Err(errors::hinted(
+        "this blindsight was built without the `server` feature, which `demo` needs",
+        "build it with default features (`cargo run --release -- demo`)",
+    ))
 }
 
 fn main() -> ExitCode {

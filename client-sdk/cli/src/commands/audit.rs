@@ -32,17 +32,7 @@ pub(crate) fn audit_verify(args: &VerifyArgs, matches: Option<&ArgMatches>) -> a
                     "audit either a server's API (--url with an auditor token) or its database (--db), not both",
                 ));
             }
-            let source = blindsight_cli::offline::DbSource::parse(db)?;
-            if keys.is_empty() {
-                return Err(hinted(
-                    format!(
-                        "no audit key to check the signatures in {} against",
-                        source.describe()
-                    ),
-                    "pass the published key: --audit-key <hex or file from GET /v1/audit/key>",
-                ));
-            }
-            blindsight_cli::offline::load_evidence(&source, &mut fetching)?
+            offline(db, keys.is_empty(), &mut fetching)?
         }
         None => {
             let config = args.server.config()?;
@@ -114,5 +104,37 @@ pub(crate) fn audit_verify(args: &VerifyArgs, matches: Option<&ArgMatches>) -> a
                 "every failure is listed in the report on stdout (--json for a machine-readable one)"
             }
         },
+    ))
+}
+
+/// `--db`: the server's database read directly (the `server` feature).
+#[cfg(feature = "server")]
+fn offline(
+    db: &str,
+    no_keys: bool,
+    progress: &mut StderrProgress,
+) -> anyhow::Result<blindsight_audit::Evidence> {
+    let source = blindsight_cli::offline::DbSource::parse(db)?;
+    if no_keys {
+        return Err(hinted(
+            format!(
+                "no audit key to check the signatures in {} against",
+                source.describe()
+            ),
+            "pass the published key: --audit-key <hex or file from GET /v1/audit/key>",
+        ));
+    }
+    blindsight_cli::offline::load_evidence(&source, progress)
+}
+
+#[cfg(not(feature = "server"))]
+fn offline(
+    _db: &str,
+    _no_keys: bool,
+    _progress: &mut StderrProgress,
+) -> anyhow::Result<blindsight_audit::Evidence> {
+    Err(hinted(
+        "this blindsight was built without the `server` feature, which `audit verify --db` needs",
+        "audit over the API (--url), or build with default features",
     ))
 }
