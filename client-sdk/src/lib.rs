@@ -7,7 +7,8 @@
 //!   proven and sealed on the device; [`record::build_envelope`] does the same without HTTP,
 //!   for apps with their own HTTP stack.
 //! - [`KeyHolder`]: registers keys and models, queues risk and aggregate jobs, waits, decrypts
-//!   results ([`results`]) and opens transcripts; the only place a client key is used.
+//!   results ([`results`]) and opens transcripts ([`transcript`]); the only place a client key
+//!   is used.
 //! - [`Auditor`]: gathers the evidence over the API ([`audit`]) and runs every check of
 //!   `blindsight-audit`.
 //! - [`Admin`]: creates tenants.
@@ -51,6 +52,7 @@ pub mod record;
 pub mod results;
 mod roles;
 pub mod session;
+pub mod transcript;
 mod transport;
 
 pub use api::{ApiError, Client, Uploaded};

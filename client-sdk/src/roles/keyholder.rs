@@ -7,9 +7,10 @@ use blindsight_crypto::{PublicBundle, RecordSchema, SecretKeys};
 
 use crate::api::{
     Client, Job, JobCreated, JobRequest, KeysetRegistered, ModelRef, ModelRegistered,
-    RecordListQuery, SchemaRegistered, Selection,
+    SchemaRegistered, Selection,
 };
 use crate::results::{self, JobResults};
+use crate::transcript;
 use crate::{Error, Result};
 
 /// The key holder of one tenant, with its keyholder token. Secret keys are passed in from a
@@ -91,28 +92,13 @@ impl KeyHolder {
     /// Fetches a record's sealed transcript and opens it with the keystore's transcript key
     /// (the seal is bound to the record's metadata).
     pub fn open_transcript(&self, record_id: &str, secret: &SecretKeys) -> Result<String> {
-        let summary = self
-            .client
-            .records(&RecordListQuery::default())?
-            .into_iter()
-            .find(|r| r.record_id == record_id)
+        transcript::fetch(&self.client, &self.tenant, record_id)?
             .ok_or_else(|| {
                 Error::Record(format!(
                     "the server has no record {record_id:?} for this tenant"
                 ))
-            })?;
-        let metadata = summary.metadata(&self.tenant).ok_or_else(|| {
-            Error::Record(format!(
-                "record {record_id}: a listed number is out of its metadata field's range"
-            ))
-        })?;
-        let sealed = self.client.sealed_transcript(record_id)?;
-        let text = blindsight_crypto::open(
-            secret.transcript_secret(),
-            &metadata.transcript_aad(),
-            &sealed,
-        )?;
-        Ok(String::from_utf8_lossy(&text).into_owned())
+            })?
+            .open(secret)
     }
 
     /// The transport, for anything else a keyholder token may do.

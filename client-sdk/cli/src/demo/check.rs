@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
-use blindsight_client::api::{Client, RecordListQuery};
+use blindsight_client::api::Client;
 use blindsight_client::results::{self, AggregateRow, JobResults, RiskRow, Rows};
 use blindsight_client::session::Session;
+use blindsight_client::transcript;
 use blindsight_crypto::Value;
 use blindsight_crypto::compute::{AggregateQuery, AggregateValue, Tier, crisis_v1};
 use blindsight_crypto::schemas::session_v1;
@@ -173,30 +173,17 @@ impl Demo<'_> {
         else {
             return Ok(());
         };
-        let summary = keyholder
-            .records(&RecordListQuery::default())?
-            .into_iter()
-            .find(|r| r.record_id == row.record_id);
-        let Some(summary) = summary else {
+        let Some(fetched) = transcript::fetch(keyholder, tenant, &row.record_id)? else {
             self.mismatch(format!("{}: the server does not list it", row.record_id));
             return Ok(());
         };
-        let sealed = keyholder.sealed_transcript(&row.record_id)?;
-        let opened = blindsight_crypto::open(
-            secret.transcript_secret(),
-            &summary
-                .metadata(tenant)
-                .context("a listed record's metadata is out of range")?
-                .transcript_aad(),
-            &sealed,
-        )?;
-        let text = String::from_utf8_lossy(&opened);
+        let text = fetched.open(secret)?;
         say!(
             self.out,
             "[7/8] key holder: opened the sealed transcript of {} (tier {}, {} bytes) for clinical follow-up:",
             row.record_id,
             row.tier,
-            opened.len()
+            text.len()
         );
         say!(self.out, "      \"{}\"", first_sentence(&text));
         let sealed_text = sessions
