@@ -20,10 +20,6 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Size: about 580 lines of code (checking, decrypting and three renderings of the same rows);
-//! the rest are tests.
-
-use std::fmt::Write as _;
 
 use blindsight_crypto::compute::{
     AGGREGATE_FUNCTION, Aggregate, AggregateQuery, AggregateValue, JobOutput, Tier,
@@ -36,6 +32,10 @@ use blindsight_proto::ListedSpec;
 
 use crate::api::{Client, Job, JobRequest, JobStatus};
 use crate::{Error, Result};
+
+mod render;
+
+pub use render::{columns, statistics};
 
 /// One record's decrypted risk score.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -383,206 +383,6 @@ fn bucket_labels(edges: &[i64]) -> Vec<String> {
 
 fn mean(sum: i64, count: u64) -> Option<f64> {
     (count > 0).then(|| sum as f64 / count as f64)
-}
-
-/// An aggregate's values as (statistic, value) pairs: what the CSV has one line for each.
-pub fn statistics(row: &AggregateRow) -> Vec<(String, String)> {
-    let fmt_mean =
-        |sum: i64, count: u64| mean(sum, count).map_or(String::new(), |m| format!("{m:.4}"));
-    match &row.value {
-        AggregateValue::Count { count } => vec![("count".into(), count.to_string())],
-        AggregateValue::Sum { sum } => vec![("sum".into(), sum.to_string())],
-        AggregateValue::Mean { sum, count } | AggregateValue::SumWhere { sum, count } => vec![
-            ("mean".into(), fmt_mean(*sum, *count)),
-            ("sum".into(), sum.to_string()),
-            ("count".into(), count.to_string()),
-        ],
-        AggregateValue::Min { value } => vec![("min".into(), value.to_string())],
-        AggregateValue::Max { value } => vec![("max".into(), value.to_string())],
-        AggregateValue::Histogram { buckets } => {
-            let labels = match &row.aggregate {
-                Aggregate::Histogram { edges, .. } if edges.len() + 1 == buckets.len() => {
-                    bucket_labels(edges)
-                }
-                _ => (0..buckets.len()).map(|i| format!("bucket {i}")).collect(),
-            };
-            labels
-                .into_iter()
-                .zip(buckets)
-                .map(|(l, c)| (l, c.to_string()))
-                .collect()
-        }
-        AggregateValue::CountAtLeast { count } => vec![("count".into(), count.to_string())],
-    }
-}
-
-/// Quotes a CSV field when it needs it (RFC 4180).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
-/// Lays out rows as aligned columns (the first left-aligned, the others right-aligned when
-/// numeric).
-pub fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let numeric: Vec<bool> = (0..header.len())
-        .map(|i| {
-            i > 0
-                && rows
-                    .iter()
-                    .all(|r| r[i].parse::<f64>().is_ok() || r[i].is_empty())
-        })
-        .collect();
-    let mut out = String::new();
-    let line = |out: &mut String, cells: &[&str]| {
-        let mut parts = Vec::with_capacity(cells.len());
-        for (i, cell) in cells.iter().enumerate() {
-            let w = widths[i];
-            parts.push(if numeric[i] {
-                format!("{cell:>w$}")
-            } else {
-                format!("{cell:<w$}")
-            });
-        }
-        let _ = writeln!(out, "{}", parts.join("  ").trim_end());
-    };
-    line(&mut out, header);
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    let rule: Vec<&str> = rule.iter().map(String::as_str).collect();
-    line(&mut out, &rule);
-    for row in rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        line(&mut out, &cells);
-    }
-    out
-}
-
-impl JobResults {
-    /// `risk_score` or `aggregate`.
-    pub fn kind(&self) -> &'static str {
-        match self.rows {
-            Rows::Risk(_) => "risk_score",
-            Rows::Aggregate(_) => "aggregate",
-        }
-    }
-
-    /// A human-readable table, headed by the job, function and record count. Risk results
-    /// end with the number of records per tier.
-    pub fn table(&self) -> String {
-        let mut out = format!(
-            "job {} ({}, key set {}): {} record(s)\n\n",
-            self.job_id, self.function, self.key_id, self.records
-        );
-        match &self.rows {
-            Rows::Risk(rows) => {
-                let cells: Vec<Vec<String>> = rows
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.record_id.clone(),
-                            r.score.to_string(),
-                            r.tier.name().to_owned(),
-                        ]
-                    })
-                    .collect();
-                out.push_str(&columns(&["record", "score", "tier"], &cells));
-                let count = |t: Tier| rows.iter().filter(|r| r.tier == t).count();
-                let _ = writeln!(
-                    out,
-                    "\ntiers: high {}, moderate {}, low {}, none {}",
-                    count(Tier::High),
-                    count(Tier::Moderate),
-                    count(Tier::Low),
-                    count(Tier::None)
-                );
-            }
-            Rows::Aggregate(rows) => {
-                let mut cells = Vec::new();
-                for row in rows {
-                    match &row.value {
-                        AggregateValue::Histogram { .. } => {
-                            cells.push(vec![row.aggregate.describe(), String::new()]);
-                            for (label, value) in statistics(row) {
-                                cells.push(vec![format!("  {label}"), value]);
-                            }
-                        }
-                        value => cells.push(vec![row.aggregate.describe(), value.to_string()]),
-                    }
-                }
-                out.push_str(&columns(&["aggregate", "result"], &cells));
-            }
-        }
-        out
-    }
-
-    /// CSV with a header line. Risk: `record_id,score,tier`, one line per record. Aggregate:
-    /// `aggregate,statistic,value`, one line per statistic (a mean gives `mean`, `sum` and
-    /// `count`; a histogram one line per bucket, e.g. `[5, 10)`).
-    pub fn to_csv(&self) -> String {
-        let mut out = String::new();
-        match &self.rows {
-            Rows::Risk(rows) => {
-                out.push_str("record_id,score,tier\n");
-                for r in rows {
-                    let _ = writeln!(out, "{},{},{}", csv_field(&r.record_id), r.score, r.tier);
-                }
-            }
-            Rows::Aggregate(rows) => {
-                out.push_str("aggregate,statistic,value\n");
-                for row in rows {
-                    let what = csv_field(&row.aggregate.describe());
-                    for (stat, value) in statistics(row) {
-                        let _ = writeln!(out, "{what},{},{value}", csv_field(&stat));
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// The results as JSON: `job_id`, `key_id`, `function`, `kind`, `records`, then `rows`
-    /// (risk: `record_id`, `score`, `tier`) or `aggregates` (each with the `aggregate` as
-    /// requested, its `description` and its `value`).
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut doc = serde_json::json!({
-            "job_id": self.job_id,
-            "key_id": self.key_id,
-            "function": self.function,
-            "kind": self.kind(),
-            "records": self.records,
-        });
-        match &self.rows {
-            Rows::Risk(rows) => doc["rows"] = serde_json::json!(rows),
-            Rows::Aggregate(rows) => {
-                doc["aggregates"] = rows
-                    .iter()
-                    .map(|r| {
-                        let mut v = serde_json::json!({
-                            "aggregate": r.aggregate,
-                            "description": r.aggregate.describe(),
-                            "value": r.value,
-                        });
-                        if let AggregateValue::Mean { sum, count }
-                        | AggregateValue::SumWhere { sum, count } = r.value
-                        {
-                            v["mean"] = serde_json::json!(mean(sum, count));
-                        }
-                        v
-                    })
-                    .collect();
-            }
-        }
-        doc
-    }
 }
 
 #[cfg(test)]
