@@ -195,6 +195,34 @@ impl SecretKeys {
             .expect("client key is present until drop")
     }
 
+    /// The lane secret: the compact secret key's words and the key's per-slot bias, for
+    /// decrypting lane outputs. `public` must be this key set's lane public key (its bias is
+    /// computed from it). The copy of the client key taken apart here is wiped.
+    pub fn lane_secret(&self, public: &crate::lane::LanePublicKey) -> Result<crate::LaneSecret> {
+        let (integer, compact, compression, squash, squash_comp, rerand, oprf, trans, tag) =
+            self.client_key().clone().into_raw_parts();
+        let words = compact
+            .as_ref()
+            .map(|(k, _)| Zeroizing::new(k.key().key().as_ref().to_vec()));
+        wipe_client_key(ClientKey::from_raw_parts(
+            integer,
+            compact,
+            compression,
+            squash,
+            squash_comp,
+            rerand,
+            oprf,
+            trans,
+            tag,
+        ));
+        let words = words.ok_or_else(|| {
+            Error::Fhe(
+                "the client key has no compact secret key; it was not made by this build".into(),
+            )
+        })?;
+        crate::LaneSecret::new(words, public)
+    }
+
     /// The X25519 secret, for opening transcripts.
     pub fn transcript_secret(&self) -> &TranscriptSecretKey {
         &self.transcript

@@ -24,6 +24,7 @@ mod envelope;
 mod error;
 mod keys;
 mod keystore;
+pub mod lane;
 pub mod params;
 pub mod receipt;
 mod record;
@@ -43,6 +44,7 @@ pub use keys::{
 pub use keystore::{
     DEFAULT_ITERATIONS, KeystoreFile, KeystoreHeader, MAX_ITERATIONS, MIN_ITERATIONS, seal_keystore,
 };
+pub use lane::{ComputeKey, LaneList, LanePublicKey, LaneSecret};
 pub use params::{PARAMETER_SET_ID, TFHE_VERSION};
 pub use record::{
     EncryptedValue, RecordEnvelope, RecordMetadata, Verifier, check_shape, decode_proven_list,

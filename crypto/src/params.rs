@@ -11,6 +11,7 @@ use tfhe::shortint::parameters::v1_8::{
     V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
     V1_8_PARAM_PKE_TO_SMALL_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128_ZKV2,
 };
+use tfhe::shortint::parameters::{CarryModulus, MessageModulus};
 use tfhe::shortint::parameters::{
     ClassicPBSParameters, CompactPublicKeyEncryptionParameters, CompressionParameters,
     ShortintKeySwitchingParameters,
@@ -74,5 +75,51 @@ pub fn check_parameter_set(found: &str) -> Result<(), crate::Error> {
             expected: PARAMETER_SET_ID,
             found: found.chars().take(128).collect(),
         })
+    }
+}
+
+// The additive lane (see `crate::lane` and docs/FORMATS.md, "Lane lists"). Records are one
+// proven compact list under the key set's compact public key, one bit per slot. Lists under
+// one public key add coefficient-wise with no keyswitch and no bootstrap, and the sum decrypts
+// to the slot-wise sum; only the message encoding differs from `PKE_PARAMS`, so the key, its
+// noise and its security level are those of the pinned set.
+
+/// The LWE dimension of the compact public key, and so the length of a lane list's mask.
+pub const LANE_LWE_DIMENSION: usize = 2048;
+
+/// log2 of the lane's scaling factor Δ: a slot's bit sits at 2^47 of the 2^64 torus.
+///
+/// Δ = 2^63 / (message modulus 2 × carry modulus 2^15), as tfhe encodes with one padding bit.
+/// The 17 bits above the noise hold a sum of up to 2^17 - 1 bits, and the 47 below hold the
+/// summed noise: a worst-case list the proof still accepts has noise below 2^28.7 after the
+/// key's bias is removed, so sums of at most [`LANE_EXACT_WEIGHT`] such lists decode exactly.
+pub const LANE_DELTA_LOG: u32 = 47;
+
+/// The proof's plaintext modulus t = 2^17 (2 × 2^15 × 2, padding bit included).
+pub const LANE_PLAINTEXT_MODULUS: u64 = 1 << 17;
+
+/// Zero most-significant bits the proof enforces: slot < t >> 16 = 2, i.e. each slot is a bit.
+/// tfhe's shortint helpers fix this at 1 (slot < 2^16), which would let one record fill the
+/// plaintext space of a whole cohort's sum.
+pub const LANE_MSB_ZERO_PADDING: u64 = 16;
+
+/// Slots the lane CRS can prove in one list. 512 keeps the CRS the size of the record CRS
+/// it replaced and holds the built-in session schema's 162 slots with room for custom schemas.
+pub const LANE_MAX_SLOTS: usize = 512;
+
+/// The largest `records × weight` a lane sum may cover and still decode exactly if every app
+/// sent the worst noise its proof allows (measured worst case 2^28.7 per list after the bias
+/// is removed: 2^46 / 2^28.7 ≈ 123,751). A sum of one slot over N records has weight N; a
+/// combination of slots with weights w has weight N × Σ|w|. Larger cohorts are summed in
+/// shards of at most this weight, which the key holder adds in clear.
+pub const LANE_EXACT_WEIGHT: u64 = 123_751;
+
+/// The compact-public-key parameters of the lane: [`PKE_PARAMS`] with a 1-bit message and
+/// 15 carry bits, which gives Δ = 2^47. Only the encoding changes.
+pub fn lane_params() -> CompactPublicKeyEncryptionParameters {
+    CompactPublicKeyEncryptionParameters {
+        message_modulus: MessageModulus(2),
+        carry_modulus: CarryModulus(1 << 15),
+        ..PKE_PARAMS
     }
 }

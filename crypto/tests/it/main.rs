@@ -8,5 +8,6 @@ mod envelope;
 mod fixtures;
 mod keys;
 mod keystore;
+mod lane;
 mod records;
 mod seal;
