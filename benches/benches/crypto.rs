@@ -9,7 +9,7 @@ use blindsight_benches::{
     bench_meta, forty_u8_schema, forty_u8_values, pbs_count, reset_pbs_count,
 };
 use blindsight_crypto::tfhe::set_server_key;
-use blindsight_crypto::{KeySet, Verifier, encode_proven_list, encrypt_record};
+use blindsight_crypto::{ComputeKey, KeySet, Verifier, encrypt_record};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn crypto(c: &mut Criterion) {
@@ -31,20 +31,27 @@ fn crypto(c: &mut Criterion) {
     });
 
     let list = encrypt_record(&app, &schema, &meta, &values).unwrap();
-    let bytes = encode_proven_list(&list).unwrap();
+    let bytes = list.encode().unwrap();
     let verifier = Verifier::new(app.clone());
     group.bench_function("verify/u8/40", |b| {
         b.iter(|| verifier.verify_record(&bytes, &schema, &meta).unwrap())
     });
 
-    set_server_key(public.server_key().unwrap().decompress());
+    let key = ComputeKey::from_compressed(&public.server_key().unwrap()).unwrap();
+    set_server_key(key.server_key().clone());
     reset_pbs_count();
-    verifier.verify_and_expand(&bytes, &schema, &meta).unwrap();
+    verifier
+        .verify_and_expand(&key, &bytes, &schema, &meta)
+        .unwrap();
     if let Some(n) = pbs_count() {
         println!("verify_expand/u8/40: {n} PBS per record");
     }
     group.bench_function("verify_expand/u8/40", |b| {
-        b.iter(|| verifier.verify_and_expand(&bytes, &schema, &meta).unwrap())
+        b.iter(|| {
+            verifier
+                .verify_and_expand(&key, &bytes, &schema, &meta)
+                .unwrap()
+        })
     });
     group.finish();
 }

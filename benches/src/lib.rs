@@ -14,6 +14,7 @@ pub fn forty_u8_schema() -> RecordSchema {
         fields: (0..40)
             .map(|i| FieldSpec::uint(&format!("f{i:02}"), 0, 255))
             .collect(),
+        lane: Default::default(),
     }
 }
 

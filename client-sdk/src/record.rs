@@ -3,8 +3,7 @@
 //! builds and uploads in one call.
 
 use blindsight_crypto::{
-    AppBundle, RecordEnvelope, RecordMetadata, RecordSchema, RecordValues, encode_proven_list,
-    encrypt_record, seal,
+    AppBundle, RecordEnvelope, RecordMetadata, RecordSchema, RecordValues, encrypt_record, seal,
 };
 
 use crate::Result;
@@ -66,7 +65,7 @@ pub fn build_envelope(
         None => Vec::new(),
     };
     Ok(RecordEnvelope {
-        proven_list: encode_proven_list(&list)?,
+        proven_list: list.encode()?,
         sealed_transcript,
         metadata,
     })

@@ -26,6 +26,7 @@ fn journal() -> RecordSchema {
             field("mood", FieldType::U4, 10),
             field("slept_well", FieldType::Bool, 1),
         ],
+        lane: Default::default(),
     }
 }
 

@@ -6,7 +6,7 @@ use blindsight_crypto::schemas::session_v1;
 use blindsight_crypto::tfhe::prelude::*;
 use blindsight_crypto::tfhe::set_server_key;
 use blindsight_crypto::{
-    EncryptedValue, KeySet, PublicBundle, RecordEnvelope, SecretKeys, Verifier, open,
+    ComputeKey, EncryptedValue, KeySet, PublicBundle, RecordEnvelope, SecretKeys, Verifier, open,
 };
 
 /// One key set per test process.
@@ -30,10 +30,11 @@ fn example_session_round_trips_through_the_verifier() {
     let record = RecordEnvelope::decode(&upload).unwrap();
     assert_eq!(record.metadata.lexicon_version.as_deref(), Some("lex-1"));
 
-    set_server_key(public.server_key().unwrap().decompress());
+    let key = ComputeKey::from_compressed(&public.server_key().unwrap()).unwrap();
+    set_server_key(key.server_key().clone());
     let schema = session_v1();
     let values = Verifier::new(app.clone())
-        .verify_and_expand(&record.proven_list, &schema, &record.metadata)
+        .verify_and_expand(&key, &record.proven_list, &schema, &record.metadata)
         .unwrap();
     let field = |name: &str| schema.fields.iter().position(|f| f.name == name).unwrap();
     let ck = secret.client_key();
@@ -44,7 +45,7 @@ fn example_session_round_trips_through_the_verifier() {
     let EncryptedValue::Bool(wish) = &values[field("cssrs_wish_dead")] else {
         panic!()
     };
-    assert!(FheDecrypt::<bool>::decrypt(wish, ck));
+    assert_eq!(FheDecrypt::<u8>::decrypt(wish, ck), 1);
     let EncryptedValue::U8(hopeless) = &values[field("lex_hopelessness")] else {
         panic!()
     };

@@ -21,10 +21,10 @@ pub mod limits {
     pub const SERVER_KEY: u64 = 192 << 20;
     /// A compact public key: ~33 KB measured.
     pub const COMPACT_PUBLIC_KEY: u64 = 1 << 20;
-    /// The ZK CRS sized for [`crate::params::MAX_RECORD_BITS`].
+    /// The lane CRS sized for [`crate::params::LANE_MAX_SLOTS`] slots.
     pub const CRS: u64 = 64 << 20;
-    /// A proven compact ciphertext list of at most [`crate::params::MAX_RECORD_BITS`] bits.
-    pub const PROVEN_LIST: u64 = 4 << 20;
+    /// A proven lane list (one record's ciphertext and proof).
+    pub const LANE_LIST: u64 = crate::lane::LANE_LIST_LIMIT;
     /// A compressed list of results (one job's output).
     pub const RESULT_LIST: u64 = 256 << 20;
     /// An FHE client key (only ever inside a keystore).

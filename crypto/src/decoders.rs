@@ -6,7 +6,7 @@
 
 use crate::{
     AppBundle, Envelope, FieldType, KeyManifest, KeystoreFile, PublicBundle, RecordEnvelope,
-    SealedTranscript, decode_proven_list, decode_result_list,
+    SealedTranscript, decode_result_list,
 };
 
 /// The names of all decoders (also the fuzz target and corpus directory names).
@@ -16,7 +16,7 @@ pub const TARGETS: &[&str] = &[
     "app_bundle",
     "public_bundle",
     "record",
-    "proven_list",
+    "lane_list",
     "result_list",
     "sealed_transcript",
     "keystore",
@@ -31,7 +31,7 @@ pub fn decode(target: &str, bytes: &[u8]) -> Option<bool> {
         "app_bundle" => AppBundle::decode(bytes).is_ok(),
         "public_bundle" => PublicBundle::decode(bytes).is_ok(),
         "record" => RecordEnvelope::decode(bytes).is_ok(),
-        "proven_list" => decode_proven_list(bytes).is_ok(),
+        "lane_list" => crate::LaneList::decode(bytes).is_ok(),
         "result_list" => decode_result_list(bytes, &[FieldType::Bool, FieldType::U8]).is_ok(),
         "sealed_transcript" => SealedTranscript::decode(bytes).is_ok(),
         // Parsing only: opening runs 600,000 PBKDF2 rounds per input.

@@ -81,7 +81,7 @@ kinds! {
     /// What an app needs: the public bundle without the server key.
     AppBundle = 7, "app bundle", limits::CRS + (2 << 20);
     /// An encrypted record: proven list and sealed transcript, with its metadata.
-    Record = 8, "record", limits::PROVEN_LIST + limits::TRANSCRIPT + 4096;
+    Record = 8, "record", limits::LANE_LIST + limits::TRANSCRIPT + 4096;
     /// A compressed list of encrypted results.
     ResultList = 9, "result list", limits::RESULT_LIST;
     /// A transcript sealed to the key holder.

@@ -13,14 +13,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tfhe::shortint::client_key::atomic_pattern::AtomicPatternClientKey;
-use tfhe::zk::{CompactPkeCrs, new_compact_pke_crs_conformance_params};
+use tfhe::zk::CompactPkeCrs;
 use tfhe::{ClientKey, CompactPublicKey, CompressedServerKey};
 use x25519_dalek::{PublicKey as X25519Public, StaticSecret};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::codec::{self, limits, sha256_hex};
 use crate::envelope::{Envelope, Kind, decode_parts, encode_parts};
-use crate::params::{self, MAX_RECORD_BITS, PARAMETER_SET_ID, TFHE_VERSION};
+use crate::lane::LanePublicKey;
+use crate::params::{self, LANE_MAX_SLOTS, PARAMETER_SET_ID, TFHE_VERSION};
 use crate::{Error, Result, random_bytes};
 
 /// The version of the manifest's JSON layout.
@@ -198,7 +199,7 @@ impl SecretKeys {
     /// The lane secret: the compact secret key's words and the key's per-slot bias, for
     /// decrypting lane outputs. `public` must be this key set's lane public key (its bias is
     /// computed from it). The copy of the client key taken apart here is wiped.
-    pub fn lane_secret(&self, public: &crate::lane::LanePublicKey) -> Result<crate::LaneSecret> {
+    pub fn lane_secret(&self, public: &LanePublicKey) -> Result<crate::LaneSecret> {
         let (integer, compact, compression, squash, squash_comp, rerand, oprf, trans, tag) =
             self.client_key().clone().into_raw_parts();
         let words = compact
@@ -258,8 +259,8 @@ pub struct KeyManifest {
     pub parameter_set: String,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: u64,
-    /// The record width, in bits, the CRS can prove.
-    pub crs_max_bits: u32,
+    /// Slots (one bit each) the lane CRS can prove in one record's list.
+    pub crs_max_slots: u32,
     /// The fingerprint of every public component.
     pub fingerprints: Fingerprints,
 }
@@ -311,10 +312,10 @@ impl KeyManifest {
                 self.tfhe_version.chars().take(32).collect::<String>()
             )));
         }
-        if self.crs_max_bits != MAX_RECORD_BITS {
+        if self.crs_max_slots as usize != LANE_MAX_SLOTS {
             return Err(malformed(format!(
-                "CRS sized for {} bits, this build expects {MAX_RECORD_BITS}",
-                self.crs_max_bits
+                "CRS sized for {} slots, this build expects {LANE_MAX_SLOTS}",
+                self.crs_max_slots
             )));
         }
         crate::envelope::check_key_id(&self.key_id)?;
@@ -369,14 +370,10 @@ pub(crate) fn decode_compact_public_key(bytes: &[u8]) -> Result<CompactPublicKey
     )
 }
 
-/// Decodes a CRS and checks it has exactly the pinned shape and capacity.
+/// Decodes a CRS and checks it has exactly the lane CRS's shape and capacity (one bit per
+/// slot, [`LANE_MAX_SLOTS`] slots).
 pub(crate) fn decode_crs(bytes: &[u8]) -> Result<CompactPkeCrs> {
-    let max_messages = MAX_RECORD_BITS.div_ceil(2 * params::BITS_PER_BLOCK) as usize;
-    let conformance = new_compact_pke_crs_conformance_params(
-        params::PKE_PARAMS,
-        tfhe::shortint::parameters::LweCiphertextCount(max_messages),
-    )
-    .map_err(|e| Error::Fhe(e.to_string()))?;
+    let conformance = crate::lane::lane_crs_conformance()?;
     codec::decode_conformant("CRS", bytes, limits::CRS, &conformance)
 }
 
@@ -405,6 +402,7 @@ fn decode_transcript_key(bytes: &[u8]) -> Result<TranscriptPublicKey> {
 pub struct AppBundle {
     pub(crate) manifest: KeyManifest,
     pub(crate) public_key: CompactPublicKey,
+    pub(crate) lane_key: LanePublicKey,
     pub(crate) crs: CompactPkeCrs,
     pub(crate) transcript: TranscriptPublicKey,
     pub(crate) public_key_bytes: Vec<u8>,
@@ -435,7 +433,12 @@ impl AppBundle {
         &self.public_key
     }
 
-    /// The CRS proofs are made and checked against.
+    /// The compact public key as the lane encrypts under it (same key, lane encoding).
+    pub fn lane_key(&self) -> &LanePublicKey {
+        &self.lane_key
+    }
+
+    /// The lane CRS record proofs are made and checked against.
     pub fn crs(&self) -> &CompactPkeCrs {
         &self.crs
     }
@@ -501,8 +504,10 @@ impl AppBundle {
         check_fingerprint("CRS", &f.crs, crs)?;
         let tk = Envelope::decode_expecting(parts[3], Kind::TranscriptKey, id)?.payload;
         check_fingerprint("transcript public key", &f.transcript_public_key, tk)?;
+        let public_key = decode_compact_public_key(pk)?;
         Ok(Self {
-            public_key: decode_compact_public_key(pk)?,
+            lane_key: LanePublicKey::from_compact_public_key(&public_key),
+            public_key,
             crs: decode_crs(crs)?,
             transcript: decode_transcript_key(tk)?,
             public_key_bytes: pk.to_vec(),
@@ -634,8 +639,7 @@ impl KeySet {
         let public_key =
             CompactPublicKey::try_new(&client_key).map_err(|e| Error::Fhe(e.to_string()))?;
         progress(KeygenStep::Crs);
-        let crs = CompactPkeCrs::from_config(config, MAX_RECORD_BITS as usize)
-            .map_err(|e| Error::Fhe(e.to_string()))?;
+        let crs = crate::lane::generate_lane_crs()?;
         let transcript = TranscriptSecretKey::generate()?;
 
         progress(KeygenStep::Manifest);
@@ -657,7 +661,7 @@ impl KeySet {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
-            crs_max_bits: MAX_RECORD_BITS,
+            crs_max_slots: LANE_MAX_SLOTS as u32,
             fingerprints: Fingerprints {
                 server_key: sha256_hex(&server_key_bytes),
                 compact_public_key: sha256_hex(&public_key_bytes),
@@ -674,6 +678,7 @@ impl KeySet {
             public: PublicBundle {
                 app: AppBundle {
                     manifest,
+                    lane_key: LanePublicKey::from_compact_public_key(&public_key),
                     public_key,
                     crs,
                     transcript: transcript_public,

@@ -5,8 +5,10 @@
 //!   [`AppBundle`] pinned by a [`KeyManifest`].
 //! - [`Envelope`]: the versioned frame for everything that crosses a trust boundary; every
 //!   decoder has a size limit and a conformance check.
-//! - [`RecordSchema`], [`encrypt_record`], [`Verifier`]: records as proven compact ciphertext
-//!   lists bound to their metadata, and the server-side verify + expand.
+//! - [`RecordSchema`], [`encrypt_record`], [`Verifier`]: records as proven lane lists (one bit
+//!   per slot) bound to their metadata, and the server-side verify + derivation of FHE values.
+//! - [`lane`]: the additive lane: lane lists, sums without keys, exact decoding, and the FHE
+//!   path's blocks derived from the same list.
 //! - [`compute`]: risk models and cohort queries, evaluated on ciphertext (optimised and
 //!   straightforward), in clear (the reference), and their encrypted outputs.
 //! - [`seal`]/[`open`]: transcripts sealed to the key holder.
@@ -47,8 +49,8 @@ pub use keystore::{
 pub use lane::{ComputeKey, LaneList, LanePublicKey, LaneSecret};
 pub use params::{PARAMETER_SET_ID, TFHE_VERSION};
 pub use record::{
-    EncryptedValue, RecordEnvelope, RecordMetadata, Verifier, check_shape, decode_proven_list,
-    encode_proven_list, encrypt_record, encrypt_values, proven_list_conformance,
+    EncryptedValue, LANE_TAG, RecordEnvelope, RecordMetadata, Verifier, check_shape,
+    encrypt_record, encrypt_values,
 };
 pub use results::{decode_result_list, encode_result_list};
 pub use schema::{FieldSpec, FieldType, MAX_FIELDS, RecordSchema, RecordValues, Value};

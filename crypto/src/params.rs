@@ -21,10 +21,13 @@ use tfhe::{Config, ConfigBuilder};
 /// The identifier of the pinned parameter set. It travels in every envelope, key manifest and
 /// keystore; anything carrying another id is refused.
 ///
-/// Read it as: Blindsight parameter set 1, tfhe 1.8 constants, 2-bit message / 2-bit carry
+/// Read it as: Blindsight parameter set 2, tfhe 1.8 constants, 2-bit message / 2-bit carry
 /// KS-PBS with TUniform noise at 2^-128 failure probability, a dedicated compact-public-key
-/// set (ZK proof scheme v2, keyswitched to the small key on expansion), compression enabled.
-pub const PARAMETER_SET_ID: &str = "bs1/tfhe-v1_8/m2c2-ks-pbs-tuniform-2m128/pke-small-zkv2/comp";
+/// set (ZK proof scheme v2, keyswitched to the small key on expansion), records as lane lists
+/// (one bit per slot at Δ = 2^47, proven with t = 2^17 and 16 zero MSBs), compression enabled.
+/// Set 2 replaced set 1 when records became lane lists; nothing of set 1 is read.
+pub const PARAMETER_SET_ID: &str =
+    "bs2/tfhe-v1_8/m2c2-ks-pbs-tuniform-2m128/pke-small-zkv2/lane-bit-d47-t17/comp";
 
 /// The exact tfhe release the parameter set, formats and measured costs belong to (the
 /// workspace pins `tfhe = "=1.8.2"`; a test checks the two agree).
@@ -50,13 +53,6 @@ pub const COMPRESSION_PARAMS: CompressionParameters =
 
 /// Bits of message carried by one radix block under [`COMPUTE_PARAMS`].
 pub const BITS_PER_BLOCK: u32 = 2;
-
-/// The largest record the CRS is sized for, in plaintext bits (a boolean costs one 2-bit block).
-///
-/// 512 bits hold the built-in session schema (about 140 bits) and the 40-field u8 benchmark
-/// record (320 bits) with room to spare; a schema wider than this is refused when it is
-/// defined, because its proof could not be verified against the CRS.
-pub const MAX_RECORD_BITS: u32 = 512;
 
 /// The tfhe configuration every key in Blindsight is generated under.
 pub fn config() -> Config {

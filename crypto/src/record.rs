@@ -1,6 +1,6 @@
-//! Records: a schema's values encrypted as one `ProvenCompactCiphertextList` whose proof is
-//! bound to the record's metadata, and the server-side checks that turn it back into typed
-//! FHE values.
+//! Records: a schema's values encrypted as one proven lane list (one bit per slot, see
+//! [`crate::lane`]) whose proof is bound to the record's metadata, and the server-side checks
+//! that turn it into typed FHE values for the FHE path.
 //!
 //! The proof's metadata is [`RecordMetadata::binding`]: a domain-separated encoding of the
 //! tenant, key id, schema id and version, record id, cohort, lexicon version and recording
@@ -9,20 +9,17 @@
 //! See <https://docs.zama.org/tfhe-rs> ("Zero-knowledge proofs").
 
 use serde::{Deserialize, Serialize};
-use tfhe::integer::ciphertext::{
-    IntegerCiphertext, IntegerProvenCompactCiphertextListConformanceParams,
-};
-use tfhe::prelude::CiphertextList;
-use tfhe::zk::{CompactPkeProofConformanceParams, CompactPkeZkScheme, ZkComputeLoad};
+use tfhe::integer::RadixCiphertext;
+use tfhe::integer::ciphertext::IntegerCiphertext;
 use tfhe::{
-    FheBool, FheUint2, FheUint4, FheUint6, FheUint8, FheUint10, FheUint12, FheUint14, FheUint16,
-    FheUint32, ProvenCompactCiphertextList,
+    FheUint2, FheUint2Id, FheUint4, FheUint4Id, FheUint6, FheUint6Id, FheUint8, FheUint8Id,
+    FheUint10, FheUint10Id, FheUint12, FheUint12Id, FheUint14, FheUint14Id, FheUint16, FheUint16Id,
+    FheUint32, FheUint32Id, ReRandomizationMetadata, Tag,
 };
 
-use crate::codec::{self, limits};
 use crate::envelope::{Envelope, Kind, decode_parts, encode_parts};
 use crate::keys::{AppBundle, KeyManifest};
-use crate::params::{self, BITS_PER_BLOCK, MAX_RECORD_BITS};
+use crate::lane::{ComputeKey, LaneList};
 use crate::schema::{FieldType, RecordSchema, RecordValues, Value};
 use crate::{Error, Result};
 
@@ -115,9 +112,14 @@ impl RecordMetadata {
         out
     }
 
-    /// The bytes a record's ZK proof is bound to.
+    /// The bytes a record's ZK proof is bound to: the metadata under a domain that names the
+    /// lane format and encoding ([`LANE_TAG`]), so a list proven for another purpose or
+    /// encoding never verifies as a record.
     pub fn binding(&self) -> Vec<u8> {
-        self.encode_with_domain(b"blindsight/record-proof/v1\0")
+        let mut domain = b"blindsight/record-proof/v2\0".to_vec();
+        domain.extend_from_slice(LANE_TAG);
+        domain.push(0);
+        self.encode_with_domain(&domain)
     }
 
     /// The associated data a record's transcript is sealed with.
@@ -144,88 +146,38 @@ impl RecordMetadata {
     }
 }
 
-/// Encrypts `values` under the app bundle's compact public key and proves, bound to `meta`,
-/// that the list is well formed. Nothing is encrypted unless every value is present and in
-/// range.
+/// The lane tag every record proof is bound to: the lane list format, one bit per slot,
+/// Δ = 2^47, t = 2^17.
+pub const LANE_TAG: &[u8] = b"blindsight/lane/v1/bit-d47-t17";
+
+/// Encrypts `values` as the schema's lane slots under the app bundle's compact public key and
+/// proves, bound to `meta`, that every slot is a bit. Nothing is encrypted unless every value
+/// is present and in its declared range (the prover does not range-check).
 pub fn encrypt_record(
     bundle: &AppBundle,
     schema: &RecordSchema,
     meta: &RecordMetadata,
     values: &RecordValues,
-) -> Result<ProvenCompactCiphertextList> {
+) -> Result<LaneList> {
+    let map = schema.slot_map()?;
     schema.validate()?;
     meta.check_against(schema, bundle.key_id())?;
     let ordered = schema.order_values(values)?;
-    let mut builder = ProvenCompactCiphertextList::builder(bundle.public_key());
-    for (field, value) in schema.fields.iter().zip(ordered) {
-        match value {
-            Value::Bool(b) => {
-                builder.push(b);
-            }
-            Value::Uint(v) => {
-                builder
-                    .push_with_num_bits(v, field.ty.bits() as usize)
-                    .map_err(|e| Error::Fhe(e.to_string()))?;
-            }
-        }
-    }
-    builder
-        .build_with_proof_packed(bundle.crs(), &meta.binding(), ZkComputeLoad::Proof)
-        .map_err(|e| Error::Fhe(e.to_string()))
+    bundle
+        .lane_key()
+        .encrypt_and_prove(&map.encode(&ordered), bundle.crs(), &meta.binding())
 }
 
-/// Safe-serializes a proven list.
-pub fn encode_proven_list(list: &ProvenCompactCiphertextList) -> Result<Vec<u8>> {
-    codec::encode("proven list", list, limits::PROVEN_LIST)
-}
-
-/// The conformance parameters of any proven list this build accepts: the pinned compact
-/// public-key parameters, packed lists only, ZK scheme v2, at most as many messages as the
-/// CRS is sized for.
-pub fn proven_list_conformance() -> IntegerProvenCompactCiphertextListConformanceParams {
-    let pke = params::PKE_PARAMS;
-    IntegerProvenCompactCiphertextListConformanceParams {
-        encryption_lwe_dimension: pke.encryption_lwe_dimension,
-        message_modulus: pke.message_modulus,
-        carry_modulus: pke.carry_modulus,
-        ciphertext_modulus: pke.ciphertext_modulus,
-        expansion_kind: pke.expansion_kind,
-        max_elements_per_compact_list: MAX_RECORD_BITS.div_ceil(2 * BITS_PER_BLOCK) as usize,
-        allow_unpacked: false,
-        zk_conformance_params: CompactPkeProofConformanceParams::new(CompactPkeZkScheme::V2),
-    }
-}
-
-/// Decodes a proven list with the size limit and the conformance check. Does not verify the
-/// proof: see [`Verifier`].
-pub fn decode_proven_list(bytes: &[u8]) -> Result<ProvenCompactCiphertextList> {
-    codec::decode_conformant(
-        "proven list",
-        bytes,
-        limits::PROVEN_LIST,
-        &proven_list_conformance(),
-    )
-}
-
-/// Checks a list holds exactly the schema's fields, in order, with the schema's types.
-pub fn check_shape(list: &ProvenCompactCiphertextList, schema: &RecordSchema) -> Result<()> {
-    if list.len() != schema.fields.len() {
+/// Checks a lane list has exactly the schema's slot count.
+pub fn check_shape(list: &LaneList, schema: &RecordSchema) -> Result<()> {
+    let expected = schema.slot_map()?.slots();
+    if list.slots() != expected {
         return Err(Error::ShapeMismatch(format!(
-            "the list holds {} values, schema {}@{} has {} fields",
-            list.len(),
+            "the lane list holds {} slots, schema {}@{} has {expected}",
+            list.slots(),
             schema.id,
             schema.version,
-            schema.fields.len()
         )));
-    }
-    for (i, field) in schema.fields.iter().enumerate() {
-        let found = list.get_kind_of(i);
-        if found != Some(field.ty.to_fhe_type()) {
-            return Err(Error::ShapeMismatch(format!(
-                "value {i} (field {:?}) is {found:?}, the schema says {:?}",
-                field.name, field.ty
-            )));
-        }
     }
     Ok(())
 }
@@ -236,7 +188,7 @@ pub fn check_shape(list: &ProvenCompactCiphertextList, schema: &RecordSchema) ->
 pub struct RecordEnvelope {
     /// The record's metadata (bound into the proof and the transcript seal).
     pub metadata: RecordMetadata,
-    /// The safe-serialized proven list.
+    /// The encoded proven lane list.
     pub proven_list: Vec<u8>,
     /// The sealed transcript (empty when the session had none).
     pub sealed_transcript: Vec<u8>,
@@ -266,7 +218,7 @@ impl RecordEnvelope {
             ));
         }
         let parts = decode_parts("record", envelope.payload, 2)?;
-        decode_proven_list(parts[0])?;
+        LaneList::decode(parts[0])?;
         if !parts[1].is_empty() {
             crate::seal::SealedTranscript::decode(parts[1])?;
         }
@@ -278,10 +230,11 @@ impl RecordEnvelope {
     }
 }
 
-/// One expanded, typed FHE value of a record.
+/// One expanded, typed FHE value of a record. A boolean is a one-block unsigned value
+/// holding 0 or 1 (tfhe offers no way to build an `FheBool` from a derived block).
 #[allow(missing_docs)]
 pub enum EncryptedValue {
-    Bool(FheBool),
+    Bool(FheUint2),
     U2(FheUint2),
     U4(FheUint4),
     U6(FheUint6),
@@ -330,9 +283,7 @@ impl EncryptedValue {
     /// value in clear. Cloning one value is cheap (a few blocks).
     pub fn is_trivial(&self) -> bool {
         match self {
-            // FheBool exposes its block only by value.
-            EncryptedValue::Bool(b) => blocks_trivial([&b.clone().into_raw_parts()]),
-            EncryptedValue::U2(v) => uint_blocks_trivial!(v),
+            EncryptedValue::Bool(v) | EncryptedValue::U2(v) => uint_blocks_trivial!(v),
             EncryptedValue::U4(v) => uint_blocks_trivial!(v),
             EncryptedValue::U6(v) => uint_blocks_trivial!(v),
             EncryptedValue::U8(v) => uint_blocks_trivial!(v),
@@ -370,7 +321,10 @@ pub fn encrypt_values(
         .map(|(field, value)| {
             let v = match *value {
                 Value::Bool(b) if field.ty == FieldType::Bool => {
-                    return Ok(EncryptedValue::Bool(FheBool::encrypt(b, client_key)));
+                    return Ok(EncryptedValue::Bool(FheUint2::encrypt(
+                        u8::from(b),
+                        client_key,
+                    )));
                 }
                 Value::Uint(v) if field.ty != FieldType::Bool && v <= field.ty.max_value() => v,
                 _ => {
@@ -428,23 +382,23 @@ impl Verifier {
         self.bundle.manifest()
     }
 
-    /// Decodes and checks a proven list without expanding it: size limit, conformance,
-    /// metadata against schema and key set, arity and types, and the proof bound to `meta`.
+    /// Decodes and checks a lane list without expanding it: size limit, framing, proof
+    /// conformance, metadata against schema and key set, slot count, a real (non-zero) mask,
+    /// and the proof bound to `meta`.
     pub fn verify_record(
         &self,
         proven_list: &[u8],
         schema: &RecordSchema,
         meta: &RecordMetadata,
-    ) -> Result<ProvenCompactCiphertextList> {
+    ) -> Result<LaneList> {
         meta.check_against(schema, self.key_id())?;
-        let list = decode_proven_list(proven_list)?;
+        let list = LaneList::decode(proven_list)?;
         check_shape(&list, schema)?;
-        let outcome = list.verify(self.bundle.crs(), self.bundle.public_key(), &meta.binding());
-        if outcome.is_valid() {
-            Ok(list)
-        } else {
-            Err(Error::ProofInvalid)
+        if list.has_zero_mask() {
+            return Err(Error::TrivialCiphertext { index: 0 });
         }
+        list.verify(self.bundle.crs(), self.bundle.lane_key(), &meta.binding())?;
+        Ok(list)
     }
 
     /// [`Self::verify_record`] over many records at once, in parallel on the rayon pool (proof
@@ -464,55 +418,53 @@ impl Verifier {
             .collect()
     }
 
-    /// Everything [`Self::verify_record`] checks, then expands the list into typed FHE values
-    /// (one keyswitch + PBS per block) and refuses trivial ciphertexts.
-    ///
-    /// Expansion needs the key set's server key installed on the calling thread
-    /// (`tfhe::set_server_key`); callers run this on a worker thread, never an async one.
+    /// Everything [`Self::verify_record`] checks, then derives the record's typed FHE values
+    /// from its lane list (one casting keyswitch + bootstrap per radix block, see
+    /// [`crate::lane::derive`]) and refuses trivial ciphertexts.
     pub fn verify_and_expand(
         &self,
+        key: &ComputeKey,
         proven_list: &[u8],
         schema: &RecordSchema,
         meta: &RecordMetadata,
     ) -> Result<Vec<EncryptedValue>> {
         let list = self.verify_record(proven_list, schema, meta)?;
-        // The proof was checked just above; tfhe's `verify_and_expand` would check it again.
-        let expander = list
-            .expand_without_verification()
-            .map_err(|e| Error::Fhe(e.to_string()))?;
+        let map = schema.slot_map()?;
+        let radixes = key.derive(&list, &map.field_widths())?;
         let mut values = Vec::with_capacity(schema.fields.len());
-        for (i, field) in schema.fields.iter().enumerate() {
-            macro_rules! get {
-                ($variant:ident) => {
-                    EncryptedValue::$variant(
-                        expander
-                            .get(i)
-                            .map_err(|e| Error::Fhe(e.to_string()))?
-                            .ok_or_else(|| {
-                                Error::ShapeMismatch(format!(
-                                    "value {i} is missing after expansion"
-                                ))
-                            })?,
-                    )
-                };
-            }
-            let value = match field.ty {
-                FieldType::Bool => get!(Bool),
-                FieldType::U2 => get!(U2),
-                FieldType::U4 => get!(U4),
-                FieldType::U6 => get!(U6),
-                FieldType::U8 => get!(U8),
-                FieldType::U10 => get!(U10),
-                FieldType::U12 => get!(U12),
-                FieldType::U14 => get!(U14),
-                FieldType::U16 => get!(U16),
-                FieldType::U32 => get!(U32),
-            };
+        for (i, (field, radix)) in schema.fields.iter().zip(radixes).enumerate() {
+            let value = typed(field.ty, radix);
             if value.is_trivial() {
                 return Err(Error::TrivialCiphertext { index: i });
             }
             values.push(value);
         }
         Ok(values)
+    }
+}
+
+/// Wraps derived radix blocks as the field type's high-level value.
+fn typed(ty: FieldType, radix: RadixCiphertext) -> EncryptedValue {
+    macro_rules! wrap {
+        ($variant:ident, $t:ident, $id:ident) => {
+            EncryptedValue::$variant($t::from_raw_parts(
+                radix,
+                $id,
+                Tag::default(),
+                ReRandomizationMetadata::default(),
+            ))
+        };
+    }
+    match ty {
+        FieldType::Bool => wrap!(Bool, FheUint2, FheUint2Id),
+        FieldType::U2 => wrap!(U2, FheUint2, FheUint2Id),
+        FieldType::U4 => wrap!(U4, FheUint4, FheUint4Id),
+        FieldType::U6 => wrap!(U6, FheUint6, FheUint6Id),
+        FieldType::U8 => wrap!(U8, FheUint8, FheUint8Id),
+        FieldType::U10 => wrap!(U10, FheUint10, FheUint10Id),
+        FieldType::U12 => wrap!(U12, FheUint12, FheUint12Id),
+        FieldType::U14 => wrap!(U14, FheUint14, FheUint14Id),
+        FieldType::U16 => wrap!(U16, FheUint16, FheUint16Id),
+        FieldType::U32 => wrap!(U32, FheUint32, FheUint32Id),
     }
 }

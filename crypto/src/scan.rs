@@ -43,7 +43,7 @@ use crate::codec::{self, limits};
 use crate::compute::JobOutput;
 use crate::envelope::{Envelope, Kind, MAGIC, Reader, decode_parts};
 use crate::keys::{AppBundle, KeyManifest, decode_server_key, wipe_client_key};
-use crate::record::decode_proven_list;
+use crate::lane::LaneList;
 use crate::seal::SealedTranscript;
 
 /// How many envelopes deep the client-key checks look into a payload (an app or public
@@ -84,7 +84,7 @@ pub enum Stored {
     /// A raw safe-serialized compressed server key, as the `keysets.server_key` column holds
     /// it ([`crate::PublicBundle::server_key_bytes`], checked with [`decode_server_key`]).
     ServerKey,
-    /// A safe-serialized proven compact ciphertext list ([`decode_proven_list`]).
+    /// An encoded proven lane list ([`LaneList::decode`]).
     ProvenList,
     /// A transcript sealed to the key holder ([`SealedTranscript::decode`]).
     SealedTranscript,
@@ -159,7 +159,7 @@ pub fn scan(claimed: Stored, key_id: &str, bytes: &[u8]) -> Result<(), ScanFindi
         Stored::Manifest => KeyManifest::decode(bytes).map(drop),
         Stored::AppBundle => AppBundle::decode(bytes).map(drop),
         Stored::ServerKey => decode_server_key(bytes).map(drop),
-        Stored::ProvenList => decode_proven_list(bytes).map(drop),
+        Stored::ProvenList => LaneList::decode(bytes).map(drop),
         Stored::SealedTranscript => SealedTranscript::decode(bytes).map(drop),
         Stored::JobOutput => JobOutput::decode(bytes, key_id).map(drop),
     };
@@ -311,7 +311,7 @@ mod tests {
     use super::*;
     use crate::envelope::encode_parts;
     use crate::keys::{Fingerprints, MANIFEST_FORMAT, SecretKeys, TranscriptSecretKey};
-    use crate::params::{self, MAX_RECORD_BITS, PARAMETER_SET_ID, TFHE_VERSION};
+    use crate::params::{self, LANE_MAX_SLOTS, PARAMETER_SET_ID, TFHE_VERSION};
     use crate::{MIN_ITERATIONS, SEAL_VERSION, seal, seal_keystore};
 
     const KEY_ID: &str = "scan-test";
@@ -365,7 +365,7 @@ mod tests {
             tfhe_version: TFHE_VERSION.into(),
             parameter_set: PARAMETER_SET_ID.into(),
             created_at: 1_790_000_000,
-            crs_max_bits: MAX_RECORD_BITS,
+            crs_max_slots: LANE_MAX_SLOTS as u32,
             fingerprints: Fingerprints {
                 server_key: fp.clone(),
                 compact_public_key: fp.clone(),
@@ -648,8 +648,7 @@ mod tests {
 
         use crate::compute::{OutputManifest, OutputSpec, compress_outputs};
         use crate::{
-            FieldSpec, FieldType, KeySet, RecordMetadata, RecordSchema, Value, encode_proven_list,
-            encrypt_record,
+            FieldSpec, FieldType, KeySet, RecordMetadata, RecordSchema, Value, encrypt_record,
         };
 
         let (secret, public) = KeySet::generate_with_id(KEY_ID, |_| {})
@@ -659,6 +658,7 @@ mod tests {
             id: "scan-test".into(),
             version: 1,
             fields: vec![FieldSpec::uint("mood", 0, 10), FieldSpec::boolean("flag")],
+            lane: Default::default(),
         };
         let meta = RecordMetadata {
             tenant: "tenant-a".into(),
@@ -674,10 +674,10 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        let proven = encode_proven_list(
-            &encrypt_record(public.app_bundle(), &schema, &meta, &values).unwrap(),
-        )
-        .unwrap();
+        let proven = encrypt_record(public.app_bundle(), &schema, &meta, &values)
+            .unwrap()
+            .encode()
+            .unwrap();
 
         tfhe::set_server_key(public.server_key().unwrap().decompress());
         let specs = vec![OutputSpec::new("rec-1/score", FieldType::U8)];

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::params::{BITS_PER_BLOCK, MAX_RECORD_BITS};
+use crate::lane::layout::{LaneLayout, SlotMap};
+use crate::params::BITS_PER_BLOCK;
 use crate::{Error, Result};
 
 /// The most fields one schema may have.
@@ -158,6 +159,9 @@ pub struct RecordSchema {
     pub version: u32,
     /// The fields, in encryption order.
     pub fields: Vec<FieldSpec>,
+    /// What the record's lane list carries beyond the fields' bits (histograms, indicators).
+    #[serde(default, skip_serializing_if = "LaneLayout::is_empty")]
+    pub lane: LaneLayout,
 }
 
 /// One clear value of a record field.
@@ -182,8 +186,8 @@ fn is_identifier(s: &str, extra: &[u8]) -> bool {
 }
 
 impl RecordSchema {
-    /// Checks the schema is well formed: identifiers, unique names, sane ranges, and a total
-    /// width the CRS can prove.
+    /// Checks the schema is well formed: identifiers, unique names, sane ranges, and a lane
+    /// layout that resolves and fits the lane CRS.
     pub fn validate(&self) -> Result<()> {
         let invalid = |reason: String| Error::InvalidSchema {
             schema: self.id.chars().take(64).collect(),
@@ -223,13 +227,13 @@ impl RecordSchema {
                 }
             }
         }
-        let bits = self.total_bits();
-        if bits > MAX_RECORD_BITS {
-            return Err(invalid(format!(
-                "{bits} bits of fields exceed the {MAX_RECORD_BITS} bits the CRS is sized for"
-            )));
-        }
-        Ok(())
+        self.slot_map().map(drop)
+    }
+
+    /// The schema's lane layout resolved to slot positions (checks the layout and that the
+    /// record fits the lane CRS).
+    pub fn slot_map(&self) -> Result<SlotMap> {
+        SlotMap::new(self)
     }
 
     /// Plaintext bits of one record.

@@ -2,6 +2,7 @@
 //! record's shape and to compute. Nothing in the encryption path is specific to them; custom
 //! schemas are ordinary [`RecordSchema`] values.
 
+use crate::lane::{LaneHistogram, LaneIndicator, LaneLayout};
 use crate::schema::{FieldSpec, RecordSchema};
 
 /// The id of the built-in session schema.
@@ -68,6 +69,39 @@ pub fn session_v1() -> RecordSchema {
         id: SESSION_SCHEMA_ID.into(),
         version: SESSION_SCHEMA_VERSION,
         fields,
+        lane: session_v1_lane(),
+    }
+}
+
+/// The lane layout of `session` v1, beyond its fields' 126 bit slots (sums and means of every
+/// field, `phq9_total`, `gad7_total` and `mood_change` read those):
+/// - `phq9_total` one-hot over the PHQ-9 severity bands (0–4, 5–9, 10–14, 15–19, 20–27):
+///   the severity histogram and every `count(phq9_total >= 5|10|15|20)`;
+/// - `gad7_total` one-hot over the GAD-7 bands (0–4, 5–9, 10–14, 15–21): `count(gad7_total >=
+///   5|10|15)`;
+/// - the indicator `phq9_total >= 10` (the usual screening cut-off for major depression) with
+///   `mood_after` and `mood_before` gated by it: their sums and mean over that subgroup.
+///
+/// 144 slots in all. No full-domain histogram of the lexicon counts (256 slots each, and the
+/// key holder would learn the whole distribution, not only its maximum): `min`/`max` of those
+/// run on the FHE path.
+pub fn session_v1_lane() -> LaneLayout {
+    LaneLayout {
+        histograms: vec![
+            LaneHistogram {
+                feature: "phq9_total".into(),
+                edges: vec![5, 10, 15, 20],
+            },
+            LaneHistogram {
+                feature: "gad7_total".into(),
+                edges: vec![5, 10, 15],
+            },
+        ],
+        indicators: vec![LaneIndicator {
+            feature: "phq9_total".into(),
+            at_least: 10,
+            sums: vec!["mood_after".into(), "mood_before".into()],
+        }],
     }
 }
 
@@ -90,6 +124,7 @@ mod tests {
         s.validate().unwrap();
         assert_eq!(s.fields.len(), 3 + 9 + 7 + 6 + 9);
         assert_eq!(s.total_bits(), 132);
+        assert_eq!(s.slot_map().unwrap().slots(), 144);
         assert_eq!(s.total_blocks(), 66);
         let ty = |name: &str| s.fields.iter().find(|f| f.name == name).unwrap().ty;
         assert_eq!(ty("mood_before"), FieldType::U4);

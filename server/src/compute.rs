@@ -8,9 +8,9 @@
 
 use std::sync::atomic::AtomicI64;
 
+use blindsight_crypto::ComputeKey;
 use blindsight_crypto::compute::{JobInput, run_job};
 use blindsight_crypto::receipt::{RECEIPT_VERSION, Receipt, fft_path, inputs_root_of_lists};
-use blindsight_crypto::tfhe::ServerKey;
 use blindsight_crypto::{RecordSchema, Verifier};
 use blindsight_proto::{Job, JobSpec};
 
@@ -79,7 +79,7 @@ pub enum ComputeError {
 /// CPU-bound: call it from a worker thread, with `threads` for its pool.
 /// `progress` counts records expanded, then records computed (`2 × records` in all).
 pub fn execute(
-    key: &ServerKey,
+    key: &ComputeKey,
     verifier: &Verifier,
     schema: &RecordSchema,
     spec: &JobSpec,

@@ -64,7 +64,7 @@ impl Default for Limits {
     fn default() -> Self {
         use blindsight_crypto::limits;
         Self {
-            record_body_bytes: (limits::PROVEN_LIST + limits::TRANSCRIPT + (64 << 10)) as usize,
+            record_body_bytes: (limits::LANE_LIST + limits::TRANSCRIPT + (64 << 10)) as usize,
             keyset_body_bytes: (limits::SERVER_KEY + limits::CRS + (4 << 20)) as usize,
             json_body_bytes: 1 << 20,
             request_timeout: Duration::from_secs(120),

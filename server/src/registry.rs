@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use blindsight_crypto::ComputeKey;
 use blindsight_crypto::compute::{CRISIS_MODEL_ID, RiskModel, crisis_v1};
-use blindsight_crypto::tfhe::ServerKey;
 use blindsight_crypto::{AppBundle, RecordSchema, Verifier};
 
 use crate::error::ApiError;
@@ -62,7 +62,7 @@ pub async fn server_key(
     state: &AppState,
     tenant: &str,
     key_id: &str,
-) -> Result<Option<Arc<ServerKey>>, ApiError> {
+) -> Result<Option<Arc<ComputeKey>>, ApiError> {
     let cache_key = (tenant.to_owned(), key_id.to_owned(), "server-key");
     if let Some(KeyMaterial::ServerKey(k)) = state.key_cache().get(&cache_key).as_deref() {
         return Ok(Some(Arc::clone(k)));
@@ -73,8 +73,8 @@ pub async fn server_key(
     let (key, weight) = state
         .fhe()
         .run(move || -> Result<_, blindsight_crypto::Error> {
-            let key = blindsight_crypto::decode_server_key(&bytes)?.decompress();
-            let weight = blindsight_crypto::encoded_size(&key);
+            let key = ComputeKey::from_compressed(&blindsight_crypto::decode_server_key(&bytes)?)?;
+            let weight = key.memory_size();
             Ok((Arc::new(key), weight))
         })
         .await??;

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use blindsight_crypto::ComputeKey;
 use blindsight_crypto::Verifier;
-use blindsight_crypto::tfhe::ServerKey;
 
 use crate::audit::SigningKey;
 use crate::auth::Guard;
@@ -21,7 +21,7 @@ pub enum KeyMaterial {
     /// A key set's proof verifier (compact public key and CRS).
     Verifier(Arc<Verifier>),
     /// A key set's decompressed server key.
-    ServerKey(Arc<ServerKey>),
+    ServerKey(Arc<ComputeKey>),
 }
 
 impl std::fmt::Debug for KeyMaterial {

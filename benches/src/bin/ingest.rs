@@ -29,9 +29,7 @@ use anyhow::{Context, bail};
 use blindsight_benches::{RunInfo, percentile, session_values};
 use blindsight_client::api::{Client, Uploaded};
 use blindsight_crypto::schemas::session_v1;
-use blindsight_crypto::{
-    AppBundle, KeySet, RecordEnvelope, RecordMetadata, Verifier, encode_proven_list, seal,
-};
+use blindsight_crypto::{AppBundle, KeySet, RecordEnvelope, RecordMetadata, Verifier, seal};
 use blindsight_server::audit::SigningKey;
 use blindsight_server::http::AppState;
 use blindsight_server::metrics::Gauges;
@@ -211,7 +209,7 @@ fn main() -> anyhow::Result<()> {
                     &meta.transcript_aad(),
                     transcript.as_bytes(),
                 )?,
-                proven_list: encode_proven_list(&list)?,
+                proven_list: list.encode()?,
                 metadata: meta,
             })
         })

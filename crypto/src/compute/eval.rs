@@ -31,8 +31,7 @@ pub(crate) fn to_radix(value: &EncryptedValue) -> RadixCiphertext {
         };
     }
     match value {
-        EncryptedValue::Bool(b) => RadixCiphertext::from(vec![b.clone().into_raw_parts()]),
-        EncryptedValue::U2(v) => raw!(v),
+        EncryptedValue::Bool(v) | EncryptedValue::U2(v) => raw!(v),
         EncryptedValue::U4(v) => raw!(v),
         EncryptedValue::U6(v) => raw!(v),
         EncryptedValue::U8(v) => raw!(v),

@@ -6,13 +6,12 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use rayon::prelude::*;
-use tfhe::ServerKey;
 
 use super::{
     AggregateQuery, JobOutput, RiskModel, aggregate_output, pool_with_key, risk_output,
     score_record,
 };
-use crate::{Error, RecordMetadata, RecordSchema, Result, Verifier};
+use crate::{ComputeKey, Error, RecordMetadata, RecordSchema, Result, Verifier};
 
 /// What a job computes.
 #[derive(Clone, Copy, Debug)]
@@ -48,20 +47,20 @@ pub struct JobWork<'a> {
 /// worker thread; it runs on a rayon pool of its own (`threads` threads, each holding `key`).
 /// `progress` counts records expanded, then records computed (`2 × records` in all).
 pub fn run_job(
-    key: &ServerKey,
+    key: &ComputeKey,
     verifier: &Verifier,
     schema: &RecordSchema,
     work: JobWork<'_>,
     threads: usize,
     progress: &AtomicI64,
 ) -> Result<Vec<u8>> {
-    let pool = pool_with_key(key, threads)?;
+    let pool = pool_with_key(key.server_key(), threads)?;
     pool.install(|| evaluate(key, verifier, schema, work.function, work.records, progress))?
         .encode(work.key_id)
 }
 
 fn evaluate(
-    key: &ServerKey,
+    key: &ComputeKey,
     verifier: &Verifier,
     schema: &RecordSchema,
     function: JobFunction<'_>,
@@ -73,7 +72,7 @@ fn evaluate(
         .par_iter()
         .map(|r| {
             let values = verifier
-                .verify_and_expand(r.proven_list, schema, r.metadata)
+                .verify_and_expand(key, r.proven_list, schema, r.metadata)
                 .map_err(|e| Error::Malformed {
                     what: "stored record",
                     reason: format!("record {:?}: {e}", r.metadata.record_id),
@@ -88,7 +87,7 @@ fn evaluate(
             let scored = expanded
                 .par_iter()
                 .map(|values| {
-                    let s = score_record(key, &model, values);
+                    let s = score_record(key.server_key(), &model, values);
                     progress.fetch_add(1, Ordering::Relaxed);
                     s
                 })
@@ -101,7 +100,7 @@ fn evaluate(
         }
         JobFunction::Aggregate(query) => {
             let compiled = query.compile(schema, expanded.len())?;
-            let results = compiled.evaluate(key, &expanded)?;
+            let results = compiled.evaluate(key.server_key(), &expanded)?;
             progress.fetch_add(expanded.len() as i64, Ordering::Relaxed);
             aggregate_output(&compiled, results)
         }

@@ -2,6 +2,7 @@
 //! key with one bit per slot, summed on the server without a key, a keyswitch or a bootstrap.
 //!
 //! - [`list`]: the lane list, its wire format, proving and verifying, and the lane CRS.
+//! - [`layout`]: what a schema puts in the lane, slot by slot, and which aggregates it answers.
 //! - [`sum`]: streaming slot-wise sums and the ciphertexts lane outputs travel as.
 //! - [`secret`]: the key holder's exact decoding (bias removal, rounding, range checks).
 //! - [`derive`]: the FHE path's radix blocks derived from the same list on the server, so
@@ -10,11 +11,13 @@
 //! The constants and the reasoning behind each are in [`crate::params`] (`LANE_*`).
 
 pub mod derive;
+pub mod layout;
 pub mod list;
 pub mod secret;
 pub mod sum;
 
 pub use derive::ComputeKey;
+pub use layout::{LaneHistogram, LaneIndicator, LaneLayout, SlotForm, SlotMap, lane_bits};
 pub use list::{
     LANE_FORMAT_VERSION, LANE_LIST_LIMIT, LANE_MAGIC, LANE_PROOF_LIMIT, LaneList, LanePublicKey,
     generate_lane_crs, lane_crs_conformance,

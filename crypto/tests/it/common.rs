@@ -4,13 +4,15 @@ use std::sync::OnceLock;
 
 use blindsight_crypto::tfhe::{ServerKey, set_server_key};
 use blindsight_crypto::{
-    FieldSpec, KeySet, PublicBundle, RecordMetadata, RecordSchema, RecordValues, SecretKeys, Value,
+    ComputeKey, FieldSpec, KeySet, PublicBundle, RecordMetadata, RecordSchema, RecordValues,
+    SecretKeys, Value,
 };
 
 pub(crate) struct Fixture {
     pub(crate) secret: SecretKeys,
     pub(crate) public: PublicBundle,
     pub(crate) server_key: ServerKey,
+    pub(crate) compute: ComputeKey,
 }
 
 /// The key set every test shares, generated once per test process.
@@ -18,14 +20,14 @@ pub(crate) fn keys() -> &'static Fixture {
     static KEYS: OnceLock<Fixture> = OnceLock::new();
     KEYS.get_or_init(|| {
         let (secret, public) = KeySet::generate().expect("key generation").into_parts();
-        let server_key = public
-            .server_key()
-            .expect("server key decodes")
-            .decompress();
+        let compute =
+            ComputeKey::from_compressed(&public.server_key().expect("server key decodes"))
+                .expect("server key splits");
         Fixture {
             secret,
             public,
-            server_key,
+            server_key: compute.server_key().clone(),
+            compute,
         }
     })
 }
@@ -48,6 +50,7 @@ pub(crate) fn schema() -> RecordSchema {
             FieldSpec::uint("count", 0, 200),
             FieldSpec::uint("minutes", 0, 1000),
         ],
+        lane: Default::default(),
     }
 }
 

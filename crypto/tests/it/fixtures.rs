@@ -1,5 +1,6 @@
-//! Format-version fixtures: files written by format version 1, committed, and tested to still
-//! load. Regenerate (only when adding a new version's fixtures, never to "fix" an old one) with
+//! Format fixtures: files written under parameter set 2 (records as lane lists), committed,
+//! and tested to still load. Parameter set 1's fixtures were retired with it: this build reads
+//! nothing of set 1 (see docs/FORMATS.md). Regenerate (only when adding a new version's fixtures, never to "fix" an old one) with
 //! `BLINDSIGHT_WRITE_FIXTURES=1 cargo test -p blindsight-crypto --test it -- --ignored write_fixtures`.
 
 use std::path::PathBuf;
@@ -9,8 +10,8 @@ use blindsight_crypto::tfhe::prelude::*;
 use blindsight_crypto::tfhe::{FheBool, FheUint8};
 use blindsight_crypto::{
     AppBundle, Envelope, FieldType, KeyManifest, KeystoreFile, Kind, MIN_ITERATIONS,
-    RecordEnvelope, Verifier, decode_result_list, encode_proven_list, encode_result_list,
-    encrypt_record, open, seal, seal_keystore,
+    RecordEnvelope, Verifier, decode_result_list, encode_result_list, encrypt_record, open, seal,
+    seal_keystore,
 };
 
 use crate::common::{meta, schema, use_server_key, values};
@@ -19,7 +20,7 @@ const PASSPHRASE: &str = "fixture passphrase (test only)";
 const TRANSCRIPT: &str = "fixture transcript: test data only";
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v2")
 }
 
 fn corpus(target: &str) -> PathBuf {
@@ -48,7 +49,7 @@ fn write_fixtures() {
     .unwrap();
     let record = RecordEnvelope {
         metadata: m,
-        proven_list: encode_proven_list(&list).unwrap(),
+        proven_list: list.encode().unwrap(),
         sealed_transcript: sealed.clone(),
     };
     let mut builder = CompressedCiphertextListBuilder::new();
@@ -61,7 +62,7 @@ fn write_fixtures() {
         ("manifest.bin", k.public.manifest().encode().unwrap()),
         ("app_bundle.bin", app.encode().unwrap()),
         ("record.bin", record.encode().unwrap()),
-        ("proven_list.bin", record.proven_list.clone()),
+        ("lane_list.bin", record.proven_list.clone()),
         ("result_list.bin", results.clone()),
         ("sealed_transcript.bin", sealed),
         ("keystore.bin", keystore),
@@ -80,7 +81,7 @@ fn write_fixtures() {
         ),
         ("manifest", "valid", files[0].1.clone()),
         ("record", "valid", files[2].1.clone()),
-        ("proven_list", "valid", files[3].1.clone()),
+        ("lane_list", "valid", files[3].1.clone()),
         ("result_list", "valid", files[4].1.clone()),
         ("sealed_transcript", "valid", files[5].1.clone()),
         ("keystore", "valid", files[6].1.clone()),
@@ -95,14 +96,14 @@ fn write_fixtures() {
 }
 
 #[test]
-fn v1_fixtures_still_load() {
+fn v2_fixtures_still_load() {
     let manifest = KeyManifest::decode(&read("manifest.bin")).unwrap();
     let app = AppBundle::decode_pinned(&read("app_bundle.bin"), &manifest.fingerprint().unwrap())
         .unwrap();
     let record = RecordEnvelope::decode(&read("record.bin")).unwrap();
     assert_eq!(record.metadata.record_id, "fixture-record");
-    assert_eq!(record.proven_list, read("proven_list.bin"));
-    // The v1 proof still verifies against the v1 public material and its own metadata.
+    assert_eq!(record.proven_list, read("lane_list.bin"));
+    // The proof still verifies against the fixture's public material and its own metadata.
     Verifier::new(app)
         .verify_record(&record.proven_list, &schema(), &record.metadata)
         .unwrap();

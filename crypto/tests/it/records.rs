@@ -1,8 +1,8 @@
 use blindsight_crypto::tfhe::prelude::*;
 use blindsight_crypto::tfhe::{FheUint8, set_server_key};
 use blindsight_crypto::{
-    EncryptedValue, Error, FieldSpec, RecordEnvelope, RecordSchema, Value, Verifier,
-    decode_proven_list, encode_proven_list, encrypt_record, limits,
+    EncryptedValue, Error, FieldSpec, LaneList, RecordEnvelope, RecordSchema, Value, Verifier,
+    encrypt_record, limits,
 };
 
 use crate::common::{keys, meta, schema, use_server_key, values};
@@ -20,7 +20,7 @@ fn proven(record_id: &str) -> Vec<u8> {
         &values(),
     )
     .unwrap();
-    encode_proven_list(&list).unwrap()
+    list.encode().unwrap()
 }
 
 #[test]
@@ -28,7 +28,7 @@ fn encrypt_verify_expand_decrypt_round_trip() {
     let k = use_server_key();
     let bytes = proven("rec-1");
     let values = verifier()
-        .verify_and_expand(&bytes, &schema(), &meta("rec-1"))
+        .verify_and_expand(&k.compute, &bytes, &schema(), &meta("rec-1"))
         .unwrap();
     let ck = k.secret.client_key();
     let clear: Vec<u64> = values
@@ -36,7 +36,7 @@ fn encrypt_verify_expand_decrypt_round_trip() {
         .map(|v| match v {
             EncryptedValue::U4(x) => u64::from(FheDecrypt::<u8>::decrypt(x, ck)),
             EncryptedValue::U2(x) => u64::from(FheDecrypt::<u8>::decrypt(x, ck)),
-            EncryptedValue::Bool(x) => u64::from(FheDecrypt::<bool>::decrypt(x, ck)),
+            EncryptedValue::Bool(x) => u64::from(FheDecrypt::<u8>::decrypt(x, ck)),
             EncryptedValue::U8(x) => u64::from(FheDecrypt::<u8>::decrypt(x, ck)),
             EncryptedValue::U10(x) => u64::from(FheDecrypt::<u16>::decrypt(x, ck)),
             other => panic!("unexpected type {other:?}"),
@@ -182,6 +182,7 @@ fn invalid_schemas_are_refused() {
         fields: (0..17)
             .map(|i| FieldSpec::uint(&format!("f{i}"), 0, u32::MAX))
             .collect(),
+        lane: Default::default(),
     };
     assert!(matches!(
         too_wide.validate(),
@@ -197,15 +198,16 @@ fn invalid_schemas_are_refused() {
         fields: (0..40)
             .map(|i| FieldSpec::uint(&format!("f{i}"), 0, 255))
             .collect(),
+        lane: Default::default(),
     };
     forty.validate().unwrap();
 }
 
 #[test]
 fn oversize_list_is_refused_before_decoding() {
-    let big = vec![0u8; limits::PROVEN_LIST as usize + 1];
+    let big = vec![0u8; limits::LANE_LIST as usize + 1];
     assert!(matches!(
-        decode_proven_list(&big),
+        LaneList::decode(&big),
         Err(Error::TooLarge { .. })
     ));
 }

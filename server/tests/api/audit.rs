@@ -70,6 +70,7 @@ fn schema(version: u32) -> RecordSchema {
         id: "intake".into(),
         version,
         fields: vec![FieldSpec::uint("score", 0, 27)],
+        lane: Default::default(),
     }
 }
 

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use blindsight_crypto::schemas::{self, CSSRS_ITEMS, GAD7_ITEMS, PHQ9_ITEMS, TEXT_FEATURES};
 use blindsight_crypto::{
     AppBundle, KeySet, RecordEnvelope, RecordMetadata, RecordValues, SecretKeys, Value,
-    encode_proven_list, encrypt_record, seal,
+    encrypt_record, seal,
 };
 use blindsight_proto::TenantCreated;
 use blindsight_server::http::{AppState, app};
@@ -88,7 +88,7 @@ pub(crate) fn make_record(keys: &Keys, meta: &RecordMetadata, i: u32) -> RecordE
         .expect("encrypt");
     RecordEnvelope {
         metadata: meta.clone(),
-        proven_list: encode_proven_list(&list).unwrap(),
+        proven_list: list.encode().unwrap(),
         sealed_transcript: seal(
             keys.app.transcript_key(),
             &meta.transcript_aad(),

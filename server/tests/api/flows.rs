@@ -2,7 +2,7 @@
 //! read back proofs and transcripts; and what one tenant can never do to another.
 
 use axum::http::{Method, StatusCode};
-use blindsight_crypto::{AppBundle, RecordSchema, Verifier, decode_proven_list, open, schemas};
+use blindsight_crypto::{AppBundle, LaneList, RecordSchema, Verifier, open, schemas};
 use blindsight_proto::{KeysetRegistered, MANIFEST_FINGERPRINT_HEADER};
 
 use crate::common::{ADMIN, KEY_ID, TENANT_A, TENANT_B, backends, config, keys, records_a};
@@ -174,7 +174,7 @@ async fn records_are_verified_stored_listed_and_read_back() {
             .await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(&r.body[..], &records[1].proven_list[..]);
-        decode_proven_list(&r.body).unwrap();
+        LaneList::decode(&r.body).unwrap();
         Verifier::new(ka.app.clone())
             .verify_record(&r.body, &schemas::session_v1(), &records[1].metadata)
             .unwrap();
@@ -204,6 +204,7 @@ async fn custom_schemas_register_once_and_records_use_them() {
                 blindsight_crypto::FieldSpec::uint("score", 0, 27),
                 blindsight_crypto::FieldSpec::boolean("flag"),
             ],
+            lane: Default::default(),
         };
         let body = serde_json::to_vec(&schema).unwrap();
         let r = ctx
@@ -258,7 +259,7 @@ async fn custom_schemas_register_once_and_records_use_them() {
         let list = blindsight_crypto::encrypt_record(&ka.app, &schema, &meta, &values).unwrap();
         let rec = blindsight_crypto::RecordEnvelope {
             metadata: meta,
-            proven_list: blindsight_crypto::encode_proven_list(&list).unwrap(),
+            proven_list: list.encode().unwrap(),
             sealed_transcript: Vec::new(),
         };
         let r = ctx.upload(a.tokens.ingest.expose(), &rec).await;

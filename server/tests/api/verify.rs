@@ -10,7 +10,7 @@ use axum::http::{Method, StatusCode};
 use blindsight_audit::Evidence;
 use blindsight_audit::{Options, Report, verify};
 use blindsight_crypto::receipt::SignedReceipt;
-use blindsight_crypto::{encode_proven_list, encrypt_record, schemas, sha256_hex};
+use blindsight_crypto::{encrypt_record, schemas, sha256_hex};
 use blindsight_server::Db;
 use blindsight_server::worker::{self, WorkerConfig};
 use blindsight_server::{Backend, store};
@@ -336,15 +336,14 @@ async fn audit_verify_passes_clean_data_reexecutes_jobs_and_names_each_tampering
         // A swapped proof: a fresh, valid proven list for rec-0's own metadata and values, with
         // its digest column updated to match. Only the log and the receipt can tell.
         let meta = records_a()[0].metadata.clone();
-        let forged = encode_proven_list(
-            &encrypt_record(
-                &keys().0.app,
-                &schemas::session_v1(),
-                &meta,
-                &session_values(0),
-            )
-            .unwrap(),
+        let forged = encrypt_record(
+            &keys().0.app,
+            &schemas::session_v1(),
+            &meta,
+            &session_values(0),
         )
+        .unwrap()
+        .encode()
         .unwrap();
         set_blob(&db, set_list, &forged).await;
         set_text(

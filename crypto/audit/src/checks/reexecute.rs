@@ -2,8 +2,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
 
 use blindsight_crypto::compute::{JobInput, run_job};
-use blindsight_crypto::tfhe::ServerKey;
-use blindsight_crypto::{Verifier, sha256_hex};
+use blindsight_crypto::{ComputeKey, Verifier, sha256_hex};
 use blindsight_proto::JobSpec;
 
 use super::receipts::Verified;
@@ -34,7 +33,7 @@ fn sample(len: usize, n: usize) -> Vec<usize> {
 
 /// Runs a job again from public material only and returns its output's digest.
 fn reexecute(
-    key: &ServerKey,
+    key: &ComputeKey,
     bundles: &Bundles,
     tenant: &TenantEvidence,
     job: &JobEvidence,
@@ -62,10 +61,10 @@ fn reexecute(
 /// A key set's server key, decoded and decompressed once per run however many of its jobs are
 /// re-executed.
 fn server_key<'a>(
-    cache: &'a mut HashMap<(String, String), Result<ServerKey, String>>,
+    cache: &'a mut HashMap<(String, String), Result<ComputeKey, String>>,
     tenant: &TenantEvidence,
     key_id: &str,
-) -> Result<&'a ServerKey, String> {
+) -> Result<&'a ComputeKey, String> {
     cache
         .entry((tenant.tenant_id.clone(), key_id.to_owned()))
         .or_insert_with(|| {
@@ -79,7 +78,7 @@ fn server_key<'a>(
                 .as_deref()
                 .ok_or_else(|| format!("key set {key_id}'s server key is not available"))?;
             blindsight_crypto::decode_server_key(bytes)
-                .map(|k| k.decompress())
+                .and_then(|k| ComputeKey::from_compressed(&k))
                 .map_err(|e| format!("key set {key_id}'s server key does not decode: {e}"))
         })
         .as_ref()
