@@ -1,6 +1,8 @@
 //! Criterion benchmarks of the crypto core: key generation, encrypt + prove of a 40-field u8
-//! record, proof verification, and verify + expand. Keys are generated once per run; inputs
-//! are fixed. Run with `cargo bench -p blindsight-benches --bench crypto`.
+//! record and of a `session` v1 record (both lane lists), proof verification, verify + expand
+//! (radix blocks derived from the lane list), and the lane's sum of 10,000 session lists. Keys
+//! are generated once per run; inputs are fixed. Run with
+//! `cargo bench -p blindsight-benches --bench crypto`.
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
@@ -51,6 +53,36 @@ fn crypto(c: &mut Criterion) {
             verifier
                 .verify_and_expand(&key, &bytes, &schema, &meta)
                 .unwrap()
+        })
+    });
+
+    // The built-in session schema: 148 lane slots (126 field bits, histograms, an indicator).
+    let session = blindsight_crypto::schemas::session_v1();
+    let session_values = blindsight_benches::session_values(3);
+    let session_meta = blindsight_crypto::RecordMetadata {
+        schema_id: "session".into(),
+        ..bench_meta(app.key_id(), "bench-session")
+    };
+    group.bench_function("encrypt_prove/session/148", |b| {
+        b.iter(|| encrypt_record(&app, &session, &session_meta, &session_values).unwrap())
+    });
+    let list = encrypt_record(&app, &session, &session_meta, &session_values).unwrap();
+    let bytes = list.encode().unwrap();
+    group.bench_function("verify/session/148", |b| {
+        b.iter(|| {
+            verifier
+                .verify_record(&bytes, &session, &session_meta)
+                .unwrap()
+        })
+    });
+    let lists = vec![list; 10_000];
+    group.bench_function("lane_sum/session/10000", |b| {
+        b.iter(|| {
+            let mut sum = blindsight_crypto::lane::LaneSum::new(lists[0].slots()).unwrap();
+            for l in &lists {
+                sum.add(l).unwrap();
+            }
+            sum.expand()
         })
     });
     group.finish();

@@ -1,7 +1,8 @@
-//! Runs the `ingest` and `rss` benchmark binaries as `cargo test --workspace` (and so CI)
-//! does on every run, so the commands `docs/BENCHMARKS.md` documents keep working: `ingest
+//! Runs the `ingest`, `rss` and `lane` benchmark binaries as `cargo test --workspace` (and so
+//! CI) does on every run, so the commands `docs/BENCHMARKS.md` documents keep working: `ingest
 //! --quick` (a real server on a loopback port, SQLite, and PostgreSQL too when
-//! `BLINDSIGHT_TEST_POSTGRES_URL` is set) and `rss` with one tenant. Their tables are printed
+//! `BLINDSIGHT_TEST_POSTGRES_URL` is set), `rss` with one tenant, and `lane --quick` (an
+//! aggregate job over 200 stored records, checked exact by the bench itself). Their tables are printed
 //! (numbers are reported, never asserted); the tests check only that every run was measured.
 
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ fn report(bin: &str, args: &[&str], envs: &[(&str, String)]) -> serde_json::Valu
     let _ = std::fs::remove_file(&json);
     let mut cmd = Command::new(match bin {
         "ingest" => env!("CARGO_BIN_EXE_ingest"),
+        "lane" => env!("CARGO_BIN_EXE_lane"),
         _ => env!("CARGO_BIN_EXE_rss"),
     });
     cmd.args(args).arg("--json").arg(&json);
@@ -70,4 +72,14 @@ fn rss_with_one_tenant_measures_every_stage() {
             && last["vm_rss_mib"].as_f64().unwrap() > rows[0]["vm_rss_mib"].as_f64().unwrap(),
         "{rows:?}"
     );
+}
+
+#[test]
+fn lane_quick_runs_an_exact_aggregate_job_over_stored_records() {
+    let report = report("lane", &["--quick"], &[]);
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["records"], 200);
+    assert_eq!(rows[0]["exact"], true, "{}", rows[0]);
+    assert!(rows[0]["job_wall_s"].as_f64().unwrap() > 0.0);
 }

@@ -126,6 +126,9 @@ pub struct SecretKeys {
     /// Always `Some` outside `Drop`.
     pub(crate) client_key: Option<ClientKey>,
     pub(crate) transcript: TranscriptSecretKey,
+    /// The lane's bias table (2β per slot, see [`crate::lane::secret`]), derived from the
+    /// compact public key's secret error at key generation.
+    pub(crate) lane_bias: Zeroizing<Vec<i64>>,
 }
 
 impl Drop for SecretKeys {
@@ -196,38 +199,60 @@ impl SecretKeys {
             .expect("client key is present until drop")
     }
 
-    /// The lane secret: the compact secret key's words and the key's per-slot bias, for
-    /// decrypting lane outputs. `public` must be this key set's lane public key (its bias is
-    /// computed from it). The copy of the client key taken apart here is wiped.
-    pub fn lane_secret(&self, public: &LanePublicKey) -> Result<crate::LaneSecret> {
-        let (integer, compact, compression, squash, squash_comp, rerand, oprf, trans, tag) =
-            self.client_key().clone().into_raw_parts();
-        let words = compact
-            .as_ref()
-            .map(|(k, _)| Zeroizing::new(k.key().key().as_ref().to_vec()));
-        wipe_client_key(ClientKey::from_raw_parts(
-            integer,
-            compact,
-            compression,
-            squash,
-            squash_comp,
-            rerand,
-            oprf,
-            trans,
-            tag,
-        ));
-        let words = words.ok_or_else(|| {
-            Error::Fhe(
-                "the client key has no compact secret key; it was not made by this build".into(),
-            )
-        })?;
-        crate::LaneSecret::new(words, public)
+    /// Secrets for `client_key`, with the lane bias table computed from the key set's compact
+    /// public key.
+    pub(crate) fn new(
+        key_id: String,
+        client_key: ClientKey,
+        transcript: TranscriptSecretKey,
+        public_key: &CompactPublicKey,
+    ) -> Result<Self> {
+        let words = compact_secret_words(&client_key)?;
+        let lane_bias = crate::lane::secret::compute_bias(
+            &words,
+            &LanePublicKey::from_compact_public_key(public_key),
+        )?;
+        Ok(Self {
+            key_id,
+            client_key: Some(client_key),
+            transcript,
+            lane_bias,
+        })
+    }
+
+    /// The lane secret: the compact secret key's words and the key's bias table, for
+    /// decrypting lane outputs. The copy of the client key taken apart here is wiped.
+    pub fn lane_secret(&self) -> Result<crate::LaneSecret> {
+        crate::LaneSecret::from_parts(compact_secret_words(self.client_key())?, &self.lane_bias)
     }
 
     /// The X25519 secret, for opening transcripts.
     pub fn transcript_secret(&self) -> &TranscriptSecretKey {
         &self.transcript
     }
+}
+
+/// The compact secret key's words, from a copy of `client_key` that is wiped afterwards.
+pub(crate) fn compact_secret_words(client_key: &ClientKey) -> Result<Zeroizing<Vec<u64>>> {
+    let (integer, compact, compression, squash, squash_comp, rerand, oprf, trans, tag) =
+        client_key.clone().into_raw_parts();
+    let words = compact
+        .as_ref()
+        .map(|(k, _)| Zeroizing::new(k.key().key().as_ref().to_vec()));
+    wipe_client_key(ClientKey::from_raw_parts(
+        integer,
+        compact,
+        compression,
+        squash,
+        squash_comp,
+        rerand,
+        oprf,
+        trans,
+        tag,
+    ));
+    words.ok_or_else(|| {
+        Error::Fhe("the client key has no compact secret key; it was not made by this build".into())
+    })
 }
 
 /// SHA-256 fingerprints (lowercase hex) of each public component's encoded bytes.
@@ -670,11 +695,7 @@ impl KeySet {
             },
         };
         Ok(KeySet {
-            secret: SecretKeys {
-                key_id,
-                client_key: Some(client_key),
-                transcript,
-            },
+            secret: SecretKeys::new(key_id, client_key, transcript, &public_key)?,
             public: PublicBundle {
                 app: AppBundle {
                     manifest,

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use crate::codec::{self, limits};
 use crate::envelope::{Envelope, Kind, decode_parts, encode_parts};
 use crate::keys::{SecretKeys, TranscriptSecretKey};
-use crate::params::PARAMETER_SET_ID;
+use crate::params::{LANE_MAX_SLOTS, PARAMETER_SET_ID};
 use crate::{Error, Result, random_bytes};
 
 /// The fewest PBKDF2 iterations accepted (OWASP's 2023 figure for PBKDF2-HMAC-SHA256).
@@ -135,7 +135,7 @@ impl<'a> KeystoreFile<'a> {
                 )
                 .map_err(|_| Error::WrongPassphrase)?,
         );
-        let parts = decode_parts("keystore contents", &plaintext, 2)?;
+        let parts = decode_parts("keystore contents", &plaintext, 3)?;
         let client_key: ClientKey =
             codec::decode_unchecked("client key", parts[0], limits::CLIENT_KEY)?;
         let transcript: [u8; 32] = parts[1].try_into().map_err(|_| Error::Malformed {
@@ -143,10 +143,23 @@ impl<'a> KeystoreFile<'a> {
             reason: "the transcript secret is not 32 bytes".into(),
         })?;
         let transcript = Zeroizing::new(transcript);
+        if parts[2].len() != 8 * LANE_MAX_SLOTS {
+            return Err(Error::Malformed {
+                what: "keystore contents",
+                reason: format!("the lane bias table is not {} bytes", 8 * LANE_MAX_SLOTS),
+            });
+        }
+        let lane_bias = Zeroizing::new(
+            parts[2]
+                .chunks_exact(8)
+                .map(|c| i64::from_be_bytes(c.try_into().expect("8-byte chunks")))
+                .collect(),
+        );
         Ok(SecretKeys {
             key_id: self.key_id.to_owned(),
             client_key: Some(client_key),
             transcript: TranscriptSecretKey::from_bytes(*transcript),
+            lane_bias,
         })
     }
 }
@@ -178,7 +191,14 @@ pub fn seal_keystore(secret: &SecretKeys, passphrase: &str, iterations: u32) -> 
         limits::CLIENT_KEY,
     )?);
     let transcript = secret.transcript.to_bytes();
-    let plaintext = Zeroizing::new(encode_parts(&[&client_key, &transcript[..]]));
+    let lane_bias: Zeroizing<Vec<u8>> = Zeroizing::new(
+        secret
+            .lane_bias
+            .iter()
+            .flat_map(|b| b.to_be_bytes())
+            .collect(),
+    );
+    let plaintext = Zeroizing::new(encode_parts(&[&client_key, &transcript[..], &lane_bias]));
     let cipher = derive_cipher(passphrase, &salt, iterations)?;
     let ciphertext = cipher
         .encrypt(

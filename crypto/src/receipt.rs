@@ -38,7 +38,7 @@ pub struct Receipt {
     pub tenant_id: String,
     /// `risk_score` or `aggregate`.
     pub kind: String,
-    /// Function id and version, e.g. `risk_score/crisis-v1` or `aggregate/v1`.
+    /// Function id and version, e.g. `risk_score/crisis-v1` or `aggregate/v2`.
     pub function: String,
     /// Digest of the job's frozen spec (the exact request, model and record ids).
     pub spec_digest: String,

@@ -344,11 +344,14 @@ mod tests {
         SECRETS.get_or_init(|| {
             let key = tfhe::ClientKey::generate(params::config());
             let client_key = codec::encode("client key", &key, limits::CLIENT_KEY).unwrap();
-            let secret = SecretKeys {
-                key_id: KEY_ID.into(),
-                client_key: Some(key),
-                transcript: TranscriptSecretKey::generate().unwrap(),
-            };
+            let public = tfhe::CompactPublicKey::try_new(&key).unwrap();
+            let secret = SecretKeys::new(
+                KEY_ID.into(),
+                key,
+                TranscriptSecretKey::generate().unwrap(),
+                &public,
+            )
+            .unwrap();
             let keystore = seal_keystore(&secret, "correct horse", MIN_ITERATIONS).unwrap();
             Secrets {
                 client_key,
@@ -689,8 +692,10 @@ mod tests {
                 function: "scan-test/v1".into(),
                 outputs: specs.clone(),
                 clear: Default::default(),
+                lane: None,
             },
-            list: compress_outputs(&specs, vec![radix]).unwrap(),
+            list: Some(compress_outputs(&specs, vec![radix]).unwrap()),
+            lane: Vec::new(),
         }
         .encode(KEY_ID)
         .unwrap();

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::lane::layout::{LaneLayout, SlotMap};
 use crate::params::BITS_PER_BLOCK;
 use crate::{Error, Result};
 
@@ -164,6 +163,50 @@ pub struct RecordSchema {
     pub lane: LaneLayout,
 }
 
+/// What a schema declares for the lane beyond its fields' bits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneLayout {
+    /// One-hot histograms, one slot per bucket.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub histograms: Vec<LaneHistogram>,
+    /// Indicators, each with the fields it gates for conditional sums.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indicators: Vec<LaneIndicator>,
+}
+
+impl LaneLayout {
+    /// True when nothing beyond the fields' bits is declared.
+    pub fn is_empty(&self) -> bool {
+        self.histograms.is_empty() && self.indicators.is_empty()
+    }
+}
+
+/// A histogram over a field or derived field, with increasing bucket edges in the feature's
+/// true units: buckets `[min, e1)`, `[e1, e2)`, …, `[en, max]`. Edges at every value
+/// (`min + 1 ..= max`) make it full-domain, which also answers `min` and `max`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneHistogram {
+    /// The field or derived field.
+    pub feature: String,
+    /// Increasing edges, each the first value of a bucket.
+    pub edges: Vec<i64>,
+}
+
+/// An indicator `feature >= at_least`, and the schema fields summed where it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneIndicator {
+    /// The field or derived field tested.
+    pub feature: String,
+    /// The threshold, in the feature's true units.
+    pub at_least: i64,
+    /// Integer schema fields whose bits are also carried gated by the indicator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sums: Vec<String>,
+}
+
 /// One clear value of a record field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -186,9 +229,9 @@ fn is_identifier(s: &str, extra: &[u8]) -> bool {
 }
 
 impl RecordSchema {
-    /// Checks the schema is well formed: identifiers, unique names, sane ranges, and a lane
-    /// layout that resolves and fits the lane CRS.
-    pub fn validate(&self) -> Result<()> {
+    /// Checks identifiers, unique names and sane ranges; [`RecordSchema::validate`] adds the
+    /// lane layout.
+    pub(crate) fn validate_fields(&self) -> Result<()> {
         let invalid = |reason: String| Error::InvalidSchema {
             schema: self.id.chars().take(64).collect(),
             reason,
@@ -227,13 +270,7 @@ impl RecordSchema {
                 }
             }
         }
-        self.slot_map().map(drop)
-    }
-
-    /// The schema's lane layout resolved to slot positions (checks the layout and that the
-    /// record fits the lane CRS).
-    pub fn slot_map(&self) -> Result<SlotMap> {
-        SlotMap::new(self)
+        Ok(())
     }
 
     /// Plaintext bits of one record.

@@ -79,10 +79,12 @@ pub fn session_v1() -> RecordSchema {
 ///   the severity histogram and every `count(phq9_total >= 5|10|15|20)`;
 /// - `gad7_total` one-hot over the GAD-7 bands (0–4, 5–9, 10–14, 15–21): `count(gad7_total >=
 ///   5|10|15)`;
+/// - `phq9_9` (thoughts of self-harm, 0–3) one-hot over its four values: a full-domain
+///   histogram, so its `min` and `max` are read off the lane too;
 /// - the indicator `phq9_total >= 10` (the usual screening cut-off for major depression) with
 ///   `mood_after` and `mood_before` gated by it: their sums and mean over that subgroup.
 ///
-/// 144 slots in all. No full-domain histogram of the lexicon counts (256 slots each, and the
+/// 148 slots in all. No full-domain histogram of the lexicon counts (256 slots each, and the
 /// key holder would learn the whole distribution, not only its maximum): `min`/`max` of those
 /// run on the FHE path.
 pub fn session_v1_lane() -> LaneLayout {
@@ -95,6 +97,10 @@ pub fn session_v1_lane() -> LaneLayout {
             LaneHistogram {
                 feature: "gad7_total".into(),
                 edges: vec![5, 10, 15],
+            },
+            LaneHistogram {
+                feature: "phq9_9".into(),
+                edges: vec![1, 2, 3],
             },
         ],
         indicators: vec![LaneIndicator {
@@ -124,7 +130,7 @@ mod tests {
         s.validate().unwrap();
         assert_eq!(s.fields.len(), 3 + 9 + 7 + 6 + 9);
         assert_eq!(s.total_bits(), 132);
-        assert_eq!(s.slot_map().unwrap().slots(), 144);
+        assert_eq!(s.slot_map().unwrap().slots(), 148);
         assert_eq!(s.total_blocks(), 66);
         let ty = |name: &str| s.fields.iter().find(|f| f.name == name).unwrap().ty;
         assert_eq!(ty("mood_before"), FieldType::U4);

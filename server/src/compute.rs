@@ -2,19 +2,27 @@
 //! is created (the selected record ids and, for risk jobs, the exact model), and the FHE work
 //! a worker runs on a blocking thread.
 //!
-//! Every record a job reads is verified again (its proof, with its own metadata) and expanded
-//! on the worker before any computation, on a rayon pool of the job's own whose threads each
-//! hold the tenant's server key; evaluation is deterministic, so the same spec and key give the same output bytes.
+//! On the FHE path every record a job reads is verified again (its proof, with its own
+//! metadata) and expanded on the worker before any computation, on a rayon pool of the job's
+//! own whose threads each hold the tenant's server key. An aggregate job the additive lane
+//! answers entirely is streamed instead ([`execute_lane`]): records are read a page at a time
+//! and added into running sums, so its memory does not grow with the cohort. Evaluation is
+//! deterministic either way, so the same spec and key give the same output bytes.
 
-use std::sync::atomic::AtomicI64;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 
-use blindsight_crypto::ComputeKey;
-use blindsight_crypto::compute::{JobInput, run_job};
-use blindsight_crypto::receipt::{RECEIPT_VERSION, Receipt, fft_path, inputs_root_of_lists};
-use blindsight_crypto::{RecordSchema, Verifier};
+use blindsight_crypto::compute::{
+    CompiledQuery, JobInput, LaneAggregator, LanePlan, aggregate_output, run_job, stored_lane_list,
+};
+use blindsight_crypto::receipt::{
+    RECEIPT_VERSION, Receipt, fft_path, inputs_root, inputs_root_of_lists,
+};
+use blindsight_crypto::{ComputeKey, RecordSchema, Verifier, sha256_hex};
 use blindsight_proto::{Job, JobSpec};
 
-use crate::store::StoredRecord;
+use crate::db::Db;
+use crate::store::{self, PAGE_RECORDS, StoredRecord};
 
 /// The server build that signs receipts: the package version, and the build id the release
 /// pipeline sets in `BLINDSIGHT_BUILD_ID` when it compiles the server (e.g. a commit hash).
@@ -38,6 +46,30 @@ pub fn receipt(
     output: &[u8],
     at: i64,
 ) -> Receipt {
+    let root = inputs_root_of_lists(
+        records
+            .iter()
+            .map(|r| (r.metadata.record_id.as_str(), r.proven_list.as_slice())),
+    );
+    receipt_with_root(
+        job,
+        spec,
+        (records.len() as u64, root),
+        server_key_fingerprint,
+        output,
+        at,
+    )
+}
+
+/// [`receipt`] for a job whose inputs' count and Merkle root were computed as they were read.
+fn receipt_with_root(
+    job: &Job,
+    spec: &JobSpec,
+    (inputs, inputs_root): (u64, String),
+    server_key_fingerprint: &str,
+    output: &[u8],
+    at: i64,
+) -> Receipt {
     let (function, model_digest) = spec.function_and_model_digest();
     Receipt {
         version: RECEIPT_VERSION,
@@ -45,19 +77,15 @@ pub fn receipt(
         tenant_id: job.tenant_id.clone(),
         kind: job.kind.clone(),
         function,
-        spec_digest: blindsight_crypto::sha256_hex(job.spec.as_bytes()),
+        spec_digest: sha256_hex(job.spec.as_bytes()),
         model_digest,
         key_id: job.key_id.clone(),
         server_key_fingerprint: server_key_fingerprint.to_owned(),
         parameter_set: blindsight_crypto::PARAMETER_SET_ID.to_owned(),
         fft: fft_path().to_owned(),
-        inputs: records.len() as u64,
-        inputs_root: inputs_root_of_lists(
-            records
-                .iter()
-                .map(|r| (r.metadata.record_id.as_str(), r.proven_list.as_slice())),
-        ),
-        output_digest: blindsight_crypto::sha256_hex(output),
+        inputs,
+        inputs_root,
+        output_digest: sha256_hex(output),
         build: build_id(),
         at,
     }
@@ -72,6 +100,12 @@ pub enum ComputeError {
     /// The spec does not describe a job this server runs.
     #[error("invalid job spec: {0}")]
     Spec(String),
+    /// Records could not be read (worth retrying).
+    #[error("couldn't read the job's records: {0}")]
+    Store(String),
+    /// Records the job selected are no longer stored.
+    #[error("{0} of the job's records are no longer stored")]
+    Missing(usize),
 }
 
 /// Runs a job's FHE work with [`run_job`], the function auditors re-execute: verifies and
@@ -96,4 +130,74 @@ pub fn execute(
         .collect();
     let work = spec.work(&inputs).map_err(ComputeError::Spec)?;
     Ok(run_job(key, verifier, schema, work, threads, progress)?)
+}
+
+/// Runs an aggregate job the lane answers entirely (see
+/// `blindsight_crypto::compute::lane_only`), streaming: the selected records are read
+/// [`PAGE_RECORDS`] at a time, each list decoded and added into its shard's running sum, its
+/// digest kept for the receipt's inputs root. Memory holds one page and one list per shard
+/// whatever the cohort size. The output bytes are those [`run_job`] gives for the same job (the
+/// same plan and wrapping sums), so auditors re-execute it with `run_job`. Blocking: it reads
+/// the database through `handle`, from a blocking thread. Returns the output and its receipt.
+#[allow(clippy::too_many_arguments)]
+pub fn execute_lane(
+    handle: &tokio::runtime::Handle,
+    db: &Db,
+    job: &Job,
+    spec: &JobSpec,
+    schema: &RecordSchema,
+    (compiled, plan): &(CompiledQuery, LanePlan),
+    server_key_fingerprint: &str,
+    progress: &AtomicI64,
+) -> Result<(Vec<u8>, Receipt), ComputeError> {
+    let slots = schema.slot_map()?.slots();
+    let mut sum = LaneAggregator::new(&plan.manifest, slots)?;
+    let mut digests = vec![String::new(); spec.records.len()];
+    for (page, ids) in spec.records.chunks(PAGE_RECORDS).enumerate() {
+        let rows = handle
+            .block_on(store::records_page(db, &job.tenant_id, ids))
+            .map_err(|e| ComputeError::Store(e.to_string()))?;
+        if rows.len() != ids.len() {
+            return Err(ComputeError::Missing(ids.len() - rows.len()));
+        }
+        let base = page * PAGE_RECORDS;
+        let position: HashMap<&str, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), base + i))
+            .collect();
+        for r in &rows {
+            let Some(&at) = position.get(r.metadata.record_id.as_str()) else {
+                return Err(ComputeError::Store(format!(
+                    "the database answered record {:?}, which the page did not ask for",
+                    r.metadata.record_id
+                )));
+            };
+            let input = JobInput {
+                metadata: &r.metadata,
+                proven_list: &r.proven_list,
+            };
+            sum.add(at as u64, &stored_lane_list(&input, schema)?)?;
+            digests[at] = sha256_hex(&r.proven_list);
+        }
+        // Two units per record, as `run_job` counts.
+        progress.fetch_add(2 * rows.len() as i64, Ordering::Relaxed);
+    }
+    let output =
+        aggregate_output(compiled, plan, Vec::new(), sum.finish()?)?.encode(&job.key_id)?;
+    let root = inputs_root(
+        spec.records
+            .iter()
+            .map(String::as_str)
+            .zip(digests.iter().map(String::as_str)),
+    );
+    let receipt = receipt_with_root(
+        job,
+        spec,
+        (spec.records.len() as u64, root),
+        server_key_fingerprint,
+        &output,
+        crate::db::now(),
+    );
+    Ok((output, receipt))
 }

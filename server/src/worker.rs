@@ -10,6 +10,7 @@ use std::time::Duration;
 use blindsight_crypto::receipt::Receipt;
 use tokio::sync::watch;
 
+use blindsight_crypto::compute::{JobFunction, lane_only};
 use blindsight_proto::JobSpec;
 
 use crate::compute::{self, ComputeError};
@@ -174,17 +175,29 @@ async fn run_job(
         .await
         .map_err(|e| Failure::transient(format!("couldn't load the verifier: {e}")))?
         .ok_or_else(|| Failure::permanent(format!("key set {} is not registered", job.key_id)))?;
-    let records = store::records_by_id(state.db(), &job.tenant_id, &spec.records)
-        .await
-        .map_err(|e| Failure::transient(format!("couldn't load the records: {e}")))?;
-    if records.len() != spec.records.len() {
-        return Err(Failure::permanent(format!(
-            "{} of the job's {} records are no longer stored",
-            spec.records.len() - records.len(),
-            spec.records.len()
-        )));
-    }
-    let total = 2 * records.len() as i64;
+    // An aggregate the lane answers entirely is streamed from the database (memory flat in the
+    // cohort size); everything else loads its records and runs the FHE path.
+    let lane_only = match spec.function() {
+        Ok(JobFunction::Aggregate(query)) => lane_only(query, &schema, spec.records.len())
+            .map_err(|e| Failure::permanent(e.to_string()))?,
+        _ => None,
+    };
+    let records = if lane_only.is_some() {
+        Vec::new()
+    } else {
+        let records = store::records_by_id(state.db(), &job.tenant_id, &spec.records)
+            .await
+            .map_err(|e| Failure::transient(format!("couldn't load the records: {e}")))?;
+        if records.len() != spec.records.len() {
+            return Err(Failure::permanent(format!(
+                "{} of the job's {} records are no longer stored",
+                spec.records.len() - records.len(),
+                spec.records.len()
+            )));
+        }
+        records
+    };
+    let total = 2 * spec.records.len() as i64;
     let progress = Arc::new(AtomicI64::new(0));
     if let Ok(false) = jobs::heartbeat(state.db(), lease, config.lease, 0, total).await {
         return Err(Failure::transient(
@@ -196,12 +209,27 @@ async fn run_job(
     let mut work = {
         let progress = Arc::clone(&progress);
         let job = job.clone();
+        let db = state.db().clone();
+        let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
+            let fingerprint = &verifier.manifest().fingerprints.server_key;
+            if let Some(plan) = &lane_only {
+                let (output, receipt) = compute::execute_lane(
+                    &handle,
+                    &db,
+                    &job,
+                    &spec,
+                    &schema,
+                    plan,
+                    fingerprint,
+                    &progress,
+                )?;
+                return Ok(Done { output, receipt });
+            }
             let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
             let output = compute::execute(
                 &key, &verifier, &schema, &spec, &records, threads, &progress,
             )?;
-            let fingerprint = &verifier.manifest().fingerprints.server_key;
             let receipt = compute::receipt(
                 &job,
                 &spec,
@@ -219,7 +247,8 @@ async fn run_job(
                 return match done {
                     Ok(Ok(done)) => Ok(Some(done)),
                     Ok(Err(ComputeError::Refused(e))) => Err(Failure::permanent(e.to_string())),
-                    Ok(Err(e @ ComputeError::Spec(_))) => Err(Failure::permanent(e.to_string())),
+                    Ok(Err(e @ (ComputeError::Spec(_) | ComputeError::Missing(_)))) => Err(Failure::permanent(e.to_string())),
+                    Ok(Err(e @ ComputeError::Store(_))) => Err(Failure::transient(e.to_string())),
                     Err(e) => Err(Failure::transient(format!("the computation stopped unexpectedly: {e}"))),
                 };
             }

@@ -135,7 +135,7 @@ pub fn demo_query() -> AggregateQuery {
                 threshold: 10,
             },
             Aggregate::Max {
-                field: field("lex_hopelessness"),
+                field: field("phq9_9"),
             },
             Aggregate::SumWhere {
                 field: field("mood_after"),

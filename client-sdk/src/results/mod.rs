@@ -22,7 +22,7 @@
 //!
 
 use blindsight_crypto::compute::{
-    AGGREGATE_FUNCTION, Aggregate, AggregateQuery, AggregateValue, JobOutput, Tier,
+    AGGREGATE_FUNCTION, Aggregate, AggregateQuery, AggregateValue, ComputedBy, JobOutput, Tier,
 };
 use blindsight_crypto::schemas::builtin;
 use blindsight_crypto::{FieldType, RecordSchema, SecretKeys};
@@ -55,6 +55,8 @@ pub struct AggregateRow {
     pub aggregate: Aggregate,
     /// Its value, in the field's true units.
     pub value: AggregateValue,
+    /// Which path computed it: the additive lane, the FHE path, or none (the clear count).
+    pub computed_by: ComputedBy,
 }
 
 /// The decrypted rows of a job.
@@ -74,7 +76,7 @@ pub struct JobResults {
     pub job_id: String,
     /// The key set it ran under.
     pub key_id: String,
-    /// The function that produced the output (`risk_score/crisis-v1`, `aggregate/v1`).
+    /// The function that produced the output (`risk_score/crisis-v1`, `aggregate/v2`).
     pub function: String,
     /// Records the job read.
     pub records: u64,
@@ -334,7 +336,20 @@ fn aggregate_rows(
 ) -> std::result::Result<Vec<AggregateRow>, String> {
     let n = usize::try_from(records).map_err(|_| format!("{records} records"))?;
     let compiled = query.compile(schema, n).map_err(|e| e.to_string())?;
-    let expected = compiled.outputs();
+    let map = schema.slot_map().map_err(|e| e.to_string())?;
+    let plan = compiled.lane_plan(&map);
+    let expected_lane = (!plan.manifest.outputs.is_empty()).then(|| plan.manifest.clone());
+    if out.manifest.lane != expected_lane {
+        return Err(format!(
+            "its lane layout is not the one the query gives for {records} records over schema \
+             {}@{} ({} lane results where {} were expected)",
+            schema.id,
+            schema.version,
+            out.manifest.lane.as_ref().map_or(0, |l| l.outputs.len()),
+            plan.manifest.outputs.len()
+        ));
+    }
+    let expected = compiled.fhe_outputs(&plan);
     if expected != out.manifest.outputs {
         let first = expected
             .iter()
@@ -356,13 +371,28 @@ fn aggregate_rows(
     let values = out
         .decrypt(secret.client_key())
         .map_err(|e| e.to_string())?;
-    let interpreted = compiled.interpret(&values).map_err(|e| e.to_string())?;
+    let lane = match &out.manifest.lane {
+        Some(lane) => {
+            let lane_secret = secret.lane_secret().map_err(|e| e.to_string())?;
+            lane.decrypt(&lane_secret, &out.lane)
+                .map_err(|e| e.to_string())?
+        }
+        None => Vec::new(),
+    };
+    let interpreted = compiled
+        .interpret_split(&plan, &values, &lane)
+        .map_err(|e| e.to_string())?;
     Ok(query
         .aggregates
         .iter()
         .cloned()
         .zip(interpreted)
-        .map(|(aggregate, value)| AggregateRow { aggregate, value })
+        .zip(plan.computed_by(query))
+        .map(|((aggregate, value), computed_by)| AggregateRow {
+            aggregate,
+            value,
+            computed_by,
+        })
         .collect())
 }
 
@@ -399,12 +429,14 @@ mod tests {
                 AggregateRow {
                     aggregate: Aggregate::Count,
                     value: AggregateValue::Count { count: 5 },
+                    computed_by: ComputedBy::Clear,
                 },
                 AggregateRow {
                     aggregate: Aggregate::Mean {
                         field: "mood_change".into(),
                     },
                     value: AggregateValue::Mean { sum: 12, count: 5 },
+                    computed_by: ComputedBy::Lane,
                 },
                 AggregateRow {
                     aggregate: Aggregate::Histogram {
@@ -414,6 +446,7 @@ mod tests {
                     value: AggregateValue::Histogram {
                         buckets: vec![2, 1, 2],
                     },
+                    computed_by: ComputedBy::Fhe,
                 },
             ]),
         }
@@ -433,7 +466,7 @@ mod tests {
         let r = aggregate_results();
         let table = r.table();
         assert!(
-            table.contains("job job-1 (aggregate/v1, key set k1): 5 record(s)"),
+            table.contains("job job-1 (aggregate/v2, key set k1): 5 record(s)"),
             "{table}"
         );
         assert!(table.contains("mean(mood_change)"), "{table}");

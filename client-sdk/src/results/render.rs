@@ -130,17 +130,18 @@ impl JobResults {
             Rows::Aggregate(rows) => {
                 let mut cells = Vec::new();
                 for row in rows {
+                    let by = row.computed_by.name().to_owned();
                     match &row.value {
                         AggregateValue::Histogram { .. } => {
-                            cells.push(vec![row.aggregate.describe(), String::new()]);
+                            cells.push(vec![row.aggregate.describe(), String::new(), by]);
                             for (label, value) in statistics(row) {
-                                cells.push(vec![format!("  {label}"), value]);
+                                cells.push(vec![format!("  {label}"), value, String::new()]);
                             }
                         }
-                        value => cells.push(vec![row.aggregate.describe(), value.to_string()]),
+                        value => cells.push(vec![row.aggregate.describe(), value.to_string(), by]),
                     }
                 }
-                out.push_str(&columns(&["aggregate", "result"], &cells));
+                out.push_str(&columns(&["aggregate", "result", "computed by"], &cells));
             }
         }
         out
@@ -192,6 +193,7 @@ impl JobResults {
                             "aggregate": r.aggregate,
                             "description": r.aggregate.describe(),
                             "value": r.value,
+                            "computed_by": r.computed_by,
                         });
                         if let AggregateValue::Mean { sum, count }
                         | AggregateValue::SumWhere { sum, count } = r.value

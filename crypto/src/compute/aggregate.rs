@@ -193,7 +193,7 @@ impl std::fmt::Display for AggregateValue {
 
 /// What one aggregate reads, resolved.
 #[derive(Clone, Debug)]
-enum Plan {
+pub(super) enum Plan {
     Count,
     Sum {
         f: usize,
@@ -218,10 +218,10 @@ enum Plan {
 /// and its output layout.
 #[derive(Clone, Debug)]
 pub struct CompiledQuery {
-    features: Vec<FeatureRef>,
+    pub(super) features: Vec<FeatureRef>,
     /// (feature, encoded threshold) per distinct flag.
-    flags: Vec<(usize, i64)>,
-    plans: Vec<Plan>,
+    pub(super) flags: Vec<(usize, i64)>,
+    pub(super) plans: Vec<Plan>,
     records: usize,
 }
 

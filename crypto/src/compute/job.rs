@@ -7,11 +7,15 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use rayon::prelude::*;
 
+use super::lane::relabel;
 use super::{
-    AggregateQuery, JobOutput, RiskModel, aggregate_output, pool_with_key, risk_output,
-    score_record,
+    AggregateQuery, JobOutput, LaneAggregator, RiskModel, aggregate_output, pool_with_key,
+    risk_output, score_record,
 };
-use crate::{ComputeKey, Error, RecordMetadata, RecordSchema, Result, Verifier};
+use crate::lane::LaneList;
+use crate::{
+    ComputeKey, EncryptedValue, Error, RecordMetadata, RecordSchema, Result, Verifier, check_shape,
+};
 
 /// What a job computes.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +49,9 @@ pub struct JobWork<'a> {
 /// Runs a job: verifies and expands every record, computes the function, and returns the
 /// encoded output envelope. Blocking and CPU-bound: call it from a
 /// worker thread; it runs on a rayon pool of its own (`threads` threads, each holding `key`).
-/// `progress` counts records expanded, then records computed (`2 × records` in all).
+/// `progress` counts records read twice over (`2 × records` in all): a risk job counts each
+/// record expanded, then scored; an aggregate job counts each record summed by the lane, then
+/// each expanded for the FHE part (or all at once when the lane answered everything).
 pub fn run_job(
     key: &ComputeKey,
     verifier: &Verifier,
@@ -67,23 +73,10 @@ fn evaluate(
     records: &[JobInput<'_>],
     progress: &AtomicI64,
 ) -> Result<JobOutput> {
-    // Runs on a pool whose every thread holds `key` (see `pool_with_key`).
-    let expanded = records
-        .par_iter()
-        .map(|r| {
-            let values = verifier
-                .verify_and_expand(key, r.proven_list, schema, r.metadata)
-                .map_err(|e| Error::Malformed {
-                    what: "stored record",
-                    reason: format!("record {:?}: {e}", r.metadata.record_id),
-                })?;
-            progress.fetch_add(1, Ordering::Relaxed);
-            Ok(values)
-        })
-        .collect::<Result<Vec<_>>>()?;
     match function {
         JobFunction::RiskScore(model) => {
             let model = model.compile(schema)?;
+            let expanded = expand(key, verifier, schema, records, progress)?;
             let scored = expanded
                 .par_iter()
                 .map(|values| {
@@ -99,10 +92,81 @@ fn evaluate(
             risk_output(&model, &ids, scored)
         }
         JobFunction::Aggregate(query) => {
-            let compiled = query.compile(schema, expanded.len())?;
-            let results = compiled.evaluate(key.server_key(), &expanded)?;
-            progress.fetch_add(expanded.len() as i64, Ordering::Relaxed);
-            aggregate_output(&compiled, results)
+            let map = schema.slot_map()?;
+            let compiled = query.compile(schema, records.len())?;
+            let plan = compiled.lane_plan(&map);
+            let (fhe_query, indices) = compiled.fhe_part(query, &plan);
+            let lane = if plan.manifest.outputs.is_empty() {
+                Vec::new()
+            } else {
+                let mut sum = LaneAggregator::new(&plan.manifest, map.slots())?;
+                for r in records {
+                    sum.push(&stored_lane_list(r, schema)?)?;
+                }
+                sum.finish()?
+            };
+            // The lane read each record once; the FHE part (if any) reads them again.
+            progress.fetch_add(records.len() as i64, Ordering::Relaxed);
+            let results = if fhe_query.aggregates.is_empty() {
+                progress.fetch_add(records.len() as i64, Ordering::Relaxed);
+                Vec::new()
+            } else {
+                let expanded = expand(key, verifier, schema, records, progress)?;
+                let sub = fhe_query.compile(schema, records.len())?;
+                let expected = compiled.fhe_outputs(&plan);
+                let labels = sub
+                    .outputs()
+                    .iter()
+                    .map(|o| relabel(&o.label, &indices))
+                    .collect::<Result<Vec<_>>>()?;
+                if labels != expected.iter().map(|o| o.label.clone()).collect::<Vec<_>>() {
+                    return Err(Error::ShapeMismatch(
+                        "the FHE part's results do not line up with the query's".into(),
+                    ));
+                }
+                sub.evaluate(key.server_key(), &expanded)?
+            };
+            aggregate_output(&compiled, &plan, results, lane)
         }
     }
+}
+
+/// Verifies and expands every record for the FHE path (in parallel, on the job's pool).
+fn expand(
+    key: &ComputeKey,
+    verifier: &Verifier,
+    schema: &RecordSchema,
+    records: &[JobInput<'_>],
+    progress: &AtomicI64,
+) -> Result<Vec<Vec<EncryptedValue>>> {
+    records
+        .par_iter()
+        .map(|r| {
+            let values = verifier
+                .verify_and_expand(key, r.proven_list, schema, r.metadata)
+                .map_err(|e| stored_error(r, e))?;
+            progress.fetch_add(1, Ordering::Relaxed);
+            Ok(values)
+        })
+        .collect()
+}
+
+fn stored_error(r: &JobInput<'_>, e: Error) -> Error {
+    Error::Malformed {
+        what: "stored record",
+        reason: format!("record {:?}: {e}", r.metadata.record_id),
+    }
+}
+
+/// A stored record's lane list for summing: decoded (framing, lengths, proof conformance),
+/// its slot count checked against the schema and its mask non-zero. Its proof was verified
+/// at ingest, before it was stored; the lane does not verify it again (75–180 ms per record
+/// would be most of the job), and auditors re-verify every stored proof (`audit verify`).
+pub fn stored_lane_list(r: &JobInput<'_>, schema: &RecordSchema) -> Result<LaneList> {
+    let list = LaneList::decode(r.proven_list).map_err(|e| stored_error(r, e))?;
+    check_shape(&list, schema).map_err(|e| stored_error(r, e))?;
+    if list.has_zero_mask() {
+        return Err(stored_error(r, Error::TrivialCiphertext { index: 0 }));
+    }
+    Ok(list)
 }

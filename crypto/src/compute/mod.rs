@@ -16,6 +16,7 @@ mod aggregate;
 mod eval;
 mod features;
 mod job;
+mod lane;
 mod model;
 mod output;
 mod risk;
@@ -24,7 +25,11 @@ pub use aggregate::{
     Aggregate, AggregateQuery, AggregateValue, CompiledQuery, MAX_AGGREGATES, MAX_EDGES,
 };
 pub use features::{Derived, FeatureRef, MOOD_CHANGE_OFFSET, blocks_for, result_type_for};
-pub use job::{JobFunction, JobInput, JobWork, run_job};
+pub use job::{JobFunction, JobInput, JobWork, run_job, stored_lane_list};
+pub use lane::{
+    ComputedBy, LaneAggregator, LaneManifest, LaneOutputSpec, LanePlan, LaneTermSpec,
+    MAX_LANE_TERMS, lane_only,
+};
 pub use model::{
     CRISIS_MODEL_ID, CompiledModel, CompiledRule, MAX_RULES, MAX_SCORE, MAX_WEIGHT, RiskModel,
     Rule, Thresholds, Tier, crisis_v1,
@@ -54,8 +59,9 @@ pub fn pool_with_key(key: &tfhe::ServerKey, threads: usize) -> Result<rayon::Thr
         .map_err(|e| crate::Error::Fhe(format!("couldn't start the FHE thread pool: {e}")))
 }
 
-/// The function id of aggregate jobs (bumped when the evaluation changes its output).
-pub const AGGREGATE_FUNCTION: &str = "aggregate/v1";
+/// The function id of aggregate jobs (bumped when the evaluation changes its output; v2: the
+/// additive lane computes what it can).
+pub const AGGREGATE_FUNCTION: &str = "aggregate/v2";
 
 /// Lays out scored records as a job output: `<record id>/score` and `<record id>/tier` per
 /// record, in order, compressed into one list.
@@ -78,21 +84,35 @@ pub fn risk_output(
             function: model.function_id.clone(),
             outputs: specs,
             clear: [("records".to_owned(), record_ids.len() as u64)].into(),
+            lane: None,
         },
-        list,
+        list: Some(list),
+        lane: Vec::new(),
     })
 }
 
-/// Lays out a query's results as a job output.
-pub fn aggregate_output(query: &CompiledQuery, results: Vec<RadixCiphertext>) -> Result<JobOutput> {
-    let specs = query.outputs();
-    let list = compress_outputs(&specs, results)?;
+/// Lays out a query's results as a job output: the FHE results (in
+/// [`CompiledQuery::fhe_outputs`] order) and the lane ciphertexts of `plan`.
+pub fn aggregate_output(
+    query: &CompiledQuery,
+    plan: &LanePlan,
+    results: Vec<RadixCiphertext>,
+    lane: Vec<crate::lane::LaneCiphertext>,
+) -> Result<JobOutput> {
+    let specs = query.fhe_outputs(plan);
+    let list = if specs.is_empty() && results.is_empty() {
+        None
+    } else {
+        Some(compress_outputs(&specs, results)?)
+    };
     Ok(JobOutput {
         manifest: OutputManifest {
             function: AGGREGATE_FUNCTION.into(),
             outputs: specs,
             clear: [("records".to_owned(), query.records() as u64)].into(),
+            lane: (!plan.manifest.outputs.is_empty()).then(|| plan.manifest.clone()),
         },
         list,
+        lane,
     })
 }

@@ -1,9 +1,12 @@
 //! Job outputs: encrypted results with their layout, as the key holder receives them.
 //!
-//! An output envelope (kind `result list`) carries two parts: a JSON manifest (the function
-//! that produced the results, a label and type per result, clear values such as the record
-//! count) and a tfhe compressed ciphertext list holding the results in manifest order. The
-//! decoder checks the list against the manifest's types (see [`crate::decode_result_list`]).
+//! An output envelope (kind `result list`) carries three parts: a JSON manifest (the function
+//! that produced the results, a label and type per FHE result, the lane's layout when the lane
+//! computed some results, clear values such as the record count), a tfhe compressed ciphertext
+//! list holding the FHE results in manifest order (empty when there are none), and the lane
+//! ciphertexts (16,392 bytes each, in the lane manifest's term order). The decoder checks the
+//! list against the manifest's types (see [`crate::decode_result_list`]) and the lane part's
+//! length against its terms.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +19,9 @@ use tfhe::{
     ReRandomizationMetadata, Tag,
 };
 
+use super::lane::{LaneManifest, MAX_LANE_TERMS};
 use crate::envelope::{Envelope, Kind, decode_parts, encode_parts};
+use crate::lane::LaneCiphertext;
 use crate::results::{decode_result_list, encode_result_list};
 use crate::schema::FieldType;
 use crate::{Error, Result};
@@ -49,13 +54,16 @@ impl OutputSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputManifest {
-    /// The function that produced them, e.g. `risk_score/crisis-v1` or `aggregate/v1`.
+    /// The function that produced them, e.g. `risk_score/crisis-v1` or `aggregate/v2`.
     pub function: String,
     /// The encrypted results, in list order.
     pub outputs: Vec<OutputSpec>,
     /// Values that are not secret (e.g. `records`: the cohort size the server selected).
     #[serde(default)]
     pub clear: BTreeMap<String, u64>,
+    /// The lane's layout, when the lane computed some results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<LaneManifest>,
 }
 
 /// Compresses integer-level results into one list, in order, each as its output type.
@@ -106,13 +114,15 @@ pub fn compress_outputs(
     builder.build().map_err(|e| Error::Fhe(e.to_string()))
 }
 
-/// A job's output: manifest and compressed list.
+/// A job's output: manifest, compressed list of FHE results, and lane ciphertexts.
 #[derive(Clone)]
 pub struct JobOutput {
     /// The layout.
     pub manifest: OutputManifest,
-    /// The results.
-    pub list: CompressedCiphertextList,
+    /// The FHE results (`None` when the lane computed every result).
+    pub list: Option<CompressedCiphertextList>,
+    /// The lane ciphertexts, in the lane manifest's term order.
+    pub lane: Vec<LaneCiphertext>,
 }
 
 impl std::fmt::Debug for JobOutput {
@@ -140,20 +150,30 @@ impl JobOutput {
             what: "output manifest",
             reason: e.to_string(),
         })?;
-        let list = encode_result_list(&self.list)?;
+        let [list, lane] = self.payload_parts()?;
         Envelope::encode(
             Kind::ResultList,
             key_id,
             &[],
-            &encode_parts(&[&manifest, &list]),
+            &encode_parts(&[&manifest, &list, &lane]),
         )
+    }
+
+    /// The encoded FHE list (empty when there is none) and the concatenated lane ciphertexts.
+    fn payload_parts(&self) -> Result<[Vec<u8>; 2]> {
+        let list = match &self.list {
+            Some(list) => encode_result_list(list)?,
+            None => Vec::new(),
+        };
+        let lane = self.lane.iter().flat_map(LaneCiphertext::encode).collect();
+        Ok([list, lane])
     }
 
     /// Decodes an output envelope for key set `key_id`: framing, manifest (unknown fields
     /// refused), and the list checked against the manifest's types.
     pub fn decode(bytes: &[u8], key_id: &str) -> Result<Self> {
         let envelope = Envelope::decode_expecting(bytes, Kind::ResultList, Some(key_id))?;
-        let parts = decode_parts("result list", envelope.payload, 2)?;
+        let parts = decode_parts("result list", envelope.payload, 3)?;
         let manifest: OutputManifest =
             serde_json::from_slice(parts[0]).map_err(|e| Error::Malformed {
                 what: "output manifest",
@@ -166,13 +186,44 @@ impl JobOutput {
             });
         }
         let types: Vec<FieldType> = manifest.outputs.iter().map(|o| stored_type(o.ty)).collect();
-        let list = decode_result_list(parts[1], &types)?;
-        Ok(Self { manifest, list })
+        let list = if parts[1].is_empty() && types.is_empty() {
+            None
+        } else {
+            Some(decode_result_list(parts[1], &types)?)
+        };
+        let terms = manifest.lane.as_ref().map_or(0, |l| l.terms.len());
+        if terms > MAX_LANE_TERMS {
+            return Err(Error::Malformed {
+                what: "output manifest",
+                reason: format!("more than {MAX_LANE_TERMS} lane ciphertexts"),
+            });
+        }
+        if parts[2].len() != terms * LaneCiphertext::ENCODED_LEN {
+            return Err(Error::Malformed {
+                what: "result list",
+                reason: format!(
+                    "{} bytes of lane ciphertexts where the manifest names {terms} ({} bytes each)",
+                    parts[2].len(),
+                    LaneCiphertext::ENCODED_LEN
+                ),
+            });
+        }
+        let lane = parts[2]
+            .chunks_exact(LaneCiphertext::ENCODED_LEN)
+            .map(LaneCiphertext::decode)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            manifest,
+            list,
+            lane,
+        })
     }
 
-    /// SHA-256 of the compressed list as encoded: the output digest receipts name.
+    /// SHA-256 over the FHE list and the lane ciphertexts as encoded (two length-prefixed
+    /// parts): the output digest receipts name.
     pub fn digest(&self) -> Result<String> {
-        Ok(crate::sha256_hex(&encode_result_list(&self.list)?))
+        let [list, lane] = self.payload_parts()?;
+        Ok(crate::sha256_hex(&encode_parts(&[&list, &lane])))
     }
 
     /// Decrypts every result, in manifest order.
@@ -181,6 +232,9 @@ impl JobOutput {
     /// the server key, so one is derived here from the client key (a one-off cost of about a
     /// second per call); the copy of the secret key used for it is wiped afterwards.
     pub fn decrypt(&self, client_key: &tfhe::ClientKey) -> Result<Vec<u64>> {
+        let Some(list) = &self.list else {
+            return Ok(Vec::new());
+        };
         let (integer, compact, compression, squash, squash_comp, rerand, oprf, trans, tag) =
             client_key.clone().into_raw_parts();
         let result = (|| {
@@ -190,7 +244,7 @@ impl JobOutput {
                 )
             })?;
             let (_, decompression) = integer.new_compression_decompression_keys(private);
-            let (list, _, _) = self.list.clone().into_raw_parts();
+            let (list, _, _) = list.clone().into_raw_parts();
             (0..self.manifest.outputs.len())
                 .map(|i| {
                     let radix: RadixCiphertext = list

@@ -11,61 +11,16 @@
 //! is one-hot, or that an indicator agrees with its feature, is the app's word; see
 //! docs/THREAT_MODEL.md).
 
-use serde::{Deserialize, Serialize};
-
 use crate::compute::FeatureRef;
 use crate::params::LANE_MAX_SLOTS;
 use crate::schema::{FieldType, RecordSchema, Value};
+pub use crate::schema::{LaneHistogram, LaneIndicator, LaneLayout};
 use crate::{Error, Result};
 
 /// The most histograms or indicators one schema may declare.
 pub const MAX_LANE_ENTRIES: usize = 32;
 /// The most edges one declared histogram may have.
 pub const MAX_LANE_EDGES: usize = 64;
-
-/// What a schema declares for the lane beyond its fields' bits.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LaneLayout {
-    /// One-hot histograms, one slot per bucket.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub histograms: Vec<LaneHistogram>,
-    /// Indicators, each with the fields it gates for conditional sums.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub indicators: Vec<LaneIndicator>,
-}
-
-impl LaneLayout {
-    /// True when nothing beyond the fields' bits is declared.
-    pub fn is_empty(&self) -> bool {
-        self.histograms.is_empty() && self.indicators.is_empty()
-    }
-}
-
-/// A histogram over a field or derived field, with increasing bucket edges in the feature's
-/// true units: buckets `[min, e1)`, `[e1, e2)`, …, `[en, max]`. Edges at every value
-/// (`min + 1 ..= max`) make it full-domain, which also answers `min` and `max`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LaneHistogram {
-    /// The field or derived field.
-    pub feature: String,
-    /// Increasing edges, each the first value of a bucket.
-    pub edges: Vec<i64>,
-}
-
-/// An indicator `feature >= at_least`, and the schema fields summed where it holds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LaneIndicator {
-    /// The field or derived field tested.
-    pub feature: String,
-    /// The threshold, in the feature's true units.
-    pub at_least: i64,
-    /// Integer schema fields whose bits are also carried gated by the indicator.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sums: Vec<String>,
-}
 
 /// A linear form over slots: `Σ weight × slot` per record, plus `constant` per record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +68,21 @@ pub fn lane_bits(ty: FieldType) -> usize {
 
 fn true_value(feature: &FeatureRef, values: &[Value]) -> i64 {
     i64::from(feature.clear_value(values)) - i64::from(feature.offset())
+}
+
+impl RecordSchema {
+    /// Checks the schema is well formed: identifiers, unique names, sane ranges, and a lane
+    /// layout that resolves and fits the lane CRS.
+    pub fn validate(&self) -> Result<()> {
+        self.validate_fields()?;
+        SlotMap::new(self).map(drop)
+    }
+
+    /// The schema's lane layout resolved to slot positions (checks the layout and that the
+    /// record fits the lane CRS).
+    pub fn slot_map(&self) -> Result<SlotMap> {
+        SlotMap::new(self)
+    }
 }
 
 impl SlotMap {
@@ -310,6 +280,18 @@ impl SlotMap {
                     constant: 0,
                 })
             })
+    }
+
+    /// A declared full-domain histogram over `feature` (an edge at every value above its
+    /// smallest): the slot of each value's bucket, in increasing order of value. Bucket `b`
+    /// holds the records whose feature's encrypted value (offset included) is `b`.
+    pub fn full_domain(&self, feature: &FeatureRef) -> Option<Vec<usize>> {
+        let lo = -i64::from(feature.offset());
+        let hi = i64::from(feature.max_value()) + lo;
+        self.histograms
+            .iter()
+            .find(|h| &h.feature == feature && h.edges.iter().copied().eq(lo + 1..=hi))
+            .map(|h| (0..=h.edges.len()).map(|b| h.first + b).collect())
     }
 
     /// The sum of `field` over records whose `condition` is at least `at_least`, and their

@@ -147,6 +147,12 @@ impl LanePublicKey {
         &self.key
     }
 
+    /// A key from its LWE compact public key (tests build keys with a chosen error).
+    #[cfg(test)]
+    pub(super) fn from_lwe(key: LweCompactPublicKeyOwned<u64>) -> Self {
+        Self { key }
+    }
+
     /// Encrypts `slots` (each 0 or 1) and proves, bound to `metadata`, that every slot is a
     /// bit. tfhe's prover does not range-check (an out-of-range slot gives a proof that fails
     /// verification), so the slots are checked here first.
@@ -205,6 +211,15 @@ impl std::fmt::Debug for LaneList {
 }
 
 impl LaneList {
+    /// A list from its ciphertext and proof (tests build lists with chosen noise).
+    #[cfg(test)]
+    pub(crate) fn from_parts(
+        ct: LweCompactCiphertextListOwned<u64>,
+        proof: CompactPkeProof,
+    ) -> Self {
+        Self { ct, proof }
+    }
+
     /// How many slots the list holds.
     pub fn slots(&self) -> usize {
         self.ct.lwe_ciphertext_count().0

@@ -15,6 +15,8 @@ pub mod layout;
 pub mod list;
 pub mod secret;
 pub mod sum;
+#[cfg(test)]
+mod tests;
 
 pub use derive::ComputeKey;
 pub use layout::{LaneHistogram, LaneIndicator, LaneLayout, SlotForm, SlotMap, lane_bits};

@@ -73,7 +73,7 @@ impl LaneTerm<'_> {
 pub struct LaneSecret {
     key: Zeroizing<Vec<u64>>,
     /// 2β_j for every slot a list can have.
-    twice_bias: Vec<i64>,
+    twice_bias: Zeroizing<Vec<i64>>,
 }
 
 impl std::fmt::Debug for LaneSecret {
@@ -83,45 +83,21 @@ impl std::fmt::Debug for LaneSecret {
 }
 
 impl LaneSecret {
-    /// Builds the lane secret from the compact secret key's words and the matching public key,
-    /// computing the per-slot bias once.
-    pub(crate) fn new(key: Zeroizing<Vec<u64>>, public: &LanePublicKey) -> Result<Self> {
-        if key.len() != LANE_LWE_DIMENSION {
+    /// The lane secret from the compact secret key's words and the key's bias table (2β_j
+    /// for every slot, see [`compute_bias`]).
+    pub(crate) fn from_parts(key: Zeroizing<Vec<u64>>, twice_bias: &[i64]) -> Result<Self> {
+        if key.len() != LANE_LWE_DIMENSION || twice_bias.len() != LANE_MAX_SLOTS {
             return Err(Error::Fhe(format!(
-                "the compact secret key has {} words, expected {LANE_LWE_DIMENSION}",
-                key.len()
+                "the lane secret has {} key words and {} bias entries, expected \
+                 {LANE_LWE_DIMENSION} and {LANE_MAX_SLOTS}",
+                key.len(),
+                twice_bias.len()
             )));
         }
-        let pk = public.lwe();
-        let ones = vec![1u64; LANE_LWE_DIMENSION];
-        let mut words = vec![0u64; LANE_LWE_DIMENSION + LANE_MAX_SLOTS];
-        let (mask, bodies) = words.split_at_mut(LANE_LWE_DIMENSION);
-        slice_semi_reverse_negacyclic_convolution(mask, pk.get_mask().as_ref(), &ones);
-        let mut body_conv = vec![0u64; LANE_LWE_DIMENSION];
-        slice_semi_reverse_negacyclic_convolution(&mut body_conv, pk.get_body().as_ref(), &ones);
-        for (dst, src) in bodies.iter_mut().zip(body_conv.iter().rev()) {
-            *dst = *src;
-        }
-        let size = params::PKE_PARAMS.encryption_lwe_dimension.to_lwe_size();
-        let compact = LweCompactCiphertextList::from_container(
-            words.as_slice(),
-            size,
-            LweCiphertextCount(LANE_MAX_SLOTS),
-            CiphertextModulus::new_native(),
-        );
-        let mut expanded = LweCiphertextListOwned::new(
-            0u64,
-            size,
-            LweCiphertextCount(LANE_MAX_SLOTS),
-            CiphertextModulus::new_native(),
-        );
-        expand_lwe_compact_ciphertext_list(&mut expanded, &compact);
-        let secret = LweSecretKey::from_container(key.as_slice());
-        let twice_bias = expanded
-            .iter()
-            .map(|ct| decrypt_lwe_ciphertext(&secret, &ct).0 as i64)
-            .collect();
-        Ok(Self { key, twice_bias })
+        Ok(Self {
+            key,
+            twice_bias: Zeroizing::new(twice_bias.to_vec()),
+        })
     }
 
     /// The key-fixed mean noise of slot `slot` of one list, β_slot (for tests and reports).
@@ -166,4 +142,47 @@ impl LaneSecret {
             reason: "value out of range".into(),
         })
     }
+}
+
+/// The key's bias table: 2β_j for every slot a lane list can have, from the compact secret
+/// key's words and the matching public key. Computed once, at key generation, and kept with
+/// the secrets (it is derived from the public key's secret error).
+pub(crate) fn compute_bias(key: &[u64], public: &LanePublicKey) -> Result<Zeroizing<Vec<i64>>> {
+    if key.len() != LANE_LWE_DIMENSION {
+        return Err(Error::Fhe(format!(
+            "the compact secret key has {} words, expected {LANE_LWE_DIMENSION}",
+            key.len()
+        )));
+    }
+    let pk = public.lwe();
+    let ones = vec![1u64; LANE_LWE_DIMENSION];
+    let mut words = vec![0u64; LANE_LWE_DIMENSION + LANE_MAX_SLOTS];
+    let (mask, bodies) = words.split_at_mut(LANE_LWE_DIMENSION);
+    slice_semi_reverse_negacyclic_convolution(mask, pk.get_mask().as_ref(), &ones);
+    let mut body_conv = vec![0u64; LANE_LWE_DIMENSION];
+    slice_semi_reverse_negacyclic_convolution(&mut body_conv, pk.get_body().as_ref(), &ones);
+    for (dst, src) in bodies.iter_mut().zip(body_conv.iter().rev()) {
+        *dst = *src;
+    }
+    let size = params::PKE_PARAMS.encryption_lwe_dimension.to_lwe_size();
+    let compact = LweCompactCiphertextList::from_container(
+        words.as_slice(),
+        size,
+        LweCiphertextCount(LANE_MAX_SLOTS),
+        CiphertextModulus::new_native(),
+    );
+    let mut expanded = LweCiphertextListOwned::new(
+        0u64,
+        size,
+        LweCiphertextCount(LANE_MAX_SLOTS),
+        CiphertextModulus::new_native(),
+    );
+    expand_lwe_compact_ciphertext_list(&mut expanded, &compact);
+    let secret = LweSecretKey::from_container(key);
+    Ok(Zeroizing::new(
+        expanded
+            .iter()
+            .map(|ct| decrypt_lwe_ciphertext(&secret, &ct).0 as i64)
+            .collect(),
+    ))
 }

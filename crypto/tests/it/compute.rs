@@ -2,7 +2,7 @@
 //! exactly the clear reference, for risk scoring and for every aggregate.
 
 use blindsight_crypto::compute::{
-    AggregateQuery, JobOutput, Tier, aggregate_output, crisis_v1, risk_output,
+    AggregateQuery, JobOutput, LanePlan, Tier, aggregate_output, crisis_v1, risk_output,
     score_record_reference, score_records,
 };
 use blindsight_crypto::schemas::session_v1;
@@ -13,7 +13,7 @@ use blindsight_crypto::{EncryptedValue, FieldType, RecordSchema, Value, encrypt_
 use crate::common::keys;
 
 /// Deterministic session-v1 records spanning the tiers.
-fn records(n: usize) -> Vec<Vec<Value>> {
+pub(crate) fn records(n: usize) -> Vec<Vec<Value>> {
     let schema = session_v1();
     (0..n)
         .map(|r| {
@@ -105,7 +105,13 @@ fn aggregates_decrypt_to_the_clear_reference_both_ways() {
     let key = server_key();
     let output = with_server_key_as_context(key.clone(), || {
         let results = compiled.evaluate(&key, &encrypted).unwrap();
-        aggregate_output(&compiled, results).unwrap()
+        aggregate_output(
+            &compiled,
+            &LanePlan::fhe_only(&compiled),
+            results,
+            Vec::new(),
+        )
+        .unwrap()
     });
     let key_id = keys().public.key_id();
     let decoded = JobOutput::decode(&output.encode(key_id).unwrap(), key_id).unwrap();
@@ -151,11 +157,15 @@ fn outputs_are_byte_identical_whatever_the_thread_count() {
                 .unwrap()
                 .encode("ks")
                 .unwrap();
-            let aggregates =
-                aggregate_output(&compiled, compiled.evaluate(&key, &encrypted).unwrap())
-                    .unwrap()
-                    .encode("ks")
-                    .unwrap();
+            let aggregates = aggregate_output(
+                &compiled,
+                &LanePlan::fhe_only(&compiled),
+                compiled.evaluate(&key, &encrypted).unwrap(),
+                Vec::new(),
+            )
+            .unwrap()
+            .encode("ks")
+            .unwrap();
             (risk, aggregates)
         })
     };

@@ -2,15 +2,23 @@
 //! key's bias removed, and radix blocks derived from a lane list for the FHE path.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
 
-use blindsight_crypto::lane::{
-    ComputeKey, LaneCiphertext, LaneList, LanePublicKey, LaneSum, LaneTerm, generate_lane_crs,
+use blindsight_crypto::compute::{
+    AggregateQuery, ComputedBy, JobFunction, JobInput, JobOutput, JobWork, LaneAggregator, run_job,
 };
+use blindsight_crypto::lane::{
+    ComputeKey, LaneCiphertext, LaneHistogram, LaneList, LanePublicKey, LaneSum, LaneTerm,
+    generate_lane_crs,
+};
+use blindsight_crypto::schemas::session_v1;
 use blindsight_crypto::tfhe::integer::{ClientKey as IntegerClientKey, RadixCiphertext};
 use blindsight_crypto::tfhe::zk::CompactPkeCrs;
-use blindsight_crypto::{Error, LaneSecret};
+use blindsight_crypto::{
+    Error, LaneSecret, RecordMetadata, RecordValues, Value, Verifier, encrypt_record,
+};
 
-use crate::common::{bit_flips, keys, truncations};
+use crate::common::{bit_flips, keys, meta, truncations};
 
 struct Lane {
     crs: CompactPkeCrs,
@@ -22,11 +30,10 @@ fn lane() -> &'static Lane {
     static LANE: OnceLock<Lane> = OnceLock::new();
     LANE.get_or_init(|| {
         let k = keys();
-        let public = LanePublicKey::from_compact_public_key(k.public.app_bundle().public_key());
         Lane {
             crs: generate_lane_crs().unwrap(),
-            secret: k.secret.lane_secret(&public).unwrap(),
-            public,
+            secret: k.secret.lane_secret().unwrap(),
+            public: k.public.app_bundle().lane_key().clone(),
         }
     })
 }
@@ -151,4 +158,177 @@ fn radix_blocks_derived_from_a_lane_list_decrypt_to_the_fields() {
         .collect();
     assert_eq!(clear, vec![11, 1, 2]);
     assert!(compute.derive(&list, &[4, 4]).is_err());
+}
+
+fn session_values(clear: &[Value]) -> RecordValues {
+    session_v1()
+        .fields
+        .iter()
+        .zip(clear)
+        .map(|(f, v)| (f.name.clone(), *v))
+        .collect()
+}
+
+fn session_meta(i: usize) -> RecordMetadata {
+    RecordMetadata {
+        schema_id: "session".into(),
+        ..meta(&format!("lane-{i}"))
+    }
+}
+
+/// The demo's seven aggregates, every other kind of lane op (a minimum, a plain sum, a count
+/// from an indicator, a histogram coarser than the declared one), and a maximum the lane
+/// cannot read (no full-domain histogram of that field), last.
+fn demo_query() -> AggregateQuery {
+    serde_json::from_str(
+        r#"{"aggregates":[
+            {"op":"count"},
+            {"op":"mean","field":"mood_change"},
+            {"op":"mean","field":"phq9_total"},
+            {"op":"histogram","field":"phq9_total","edges":[5,10,15,20]},
+            {"op":"count_at_least","field":"gad7_total","threshold":10},
+            {"op":"max","field":"phq9_9"},
+            {"op":"sum_where","field":"mood_after","where_field":"phq9_total","at_least":10},
+            {"op":"min","field":"phq9_9"},
+            {"op":"sum","field":"gad7_total"},
+            {"op":"count_at_least","field":"phq9_total","threshold":10},
+            {"op":"histogram","field":"phq9_total","edges":[10,20]},
+            {"op":"max","field":"lex_hopelessness"}
+        ]}"#,
+    )
+    .unwrap()
+}
+
+#[test]
+fn aggregate_jobs_use_the_lane_where_declared_and_match_the_clear_reference() {
+    let k = keys();
+    let schema = session_v1();
+    let app = k.public.app_bundle();
+    let clear = crate::compute::records(5);
+    let lists: Vec<(RecordMetadata, Vec<u8>)> = clear
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let m = session_meta(i);
+            let list = encrypt_record(app, &schema, &m, &session_values(v)).unwrap();
+            (m, list.encode().unwrap())
+        })
+        .collect();
+    let inputs: Vec<JobInput<'_>> = lists
+        .iter()
+        .map(|(m, l)| JobInput {
+            metadata: m,
+            proven_list: l,
+        })
+        .collect();
+    let query = demo_query();
+    let work = JobWork {
+        key_id: app.key_id(),
+        function: JobFunction::Aggregate(&query),
+        records: &inputs,
+    };
+    let progress = AtomicI64::new(0);
+    let verifier = Verifier::new(app.clone());
+    let bytes = run_job(&k.compute, &verifier, &schema, work, 2, &progress).unwrap();
+    assert_eq!(progress.load(Ordering::Relaxed), 10);
+    // Deterministic: the same inputs give the same bytes (receipts, re-execution).
+    let again = run_job(&k.compute, &verifier, &schema, work, 1, &progress).unwrap();
+    assert!(bytes == again, "re-running the job gave other bytes");
+
+    let out = JobOutput::decode(&bytes, app.key_id()).unwrap();
+    let compiled = query.compile(&schema, clear.len()).unwrap();
+    let plan = compiled.lane_plan(&schema.slot_map().unwrap());
+    assert_eq!(out.manifest.lane.as_ref(), Some(&plan.manifest));
+    use ComputedBy::{Clear, Fhe, Lane as L};
+    assert_eq!(
+        plan.computed_by(&query),
+        [Clear, L, L, L, L, L, L, L, L, L, L, Fhe]
+    );
+    // Only the lexicon maximum runs on the FHE path.
+    assert_eq!(
+        out.manifest
+            .outputs
+            .iter()
+            .map(|o| o.label.as_str())
+            .collect::<Vec<_>>(),
+        ["11:max"]
+    );
+    let fhe = out.decrypt(k.secret.client_key()).unwrap();
+    let lane = plan
+        .manifest
+        .decrypt(&k.secret.lane_secret().unwrap(), &out.lane)
+        .unwrap();
+    assert_eq!(
+        compiled.interpret_split(&plan, &fhe, &lane).unwrap(),
+        query.evaluate_clear(&schema, &clear).unwrap()
+    );
+}
+
+#[test]
+fn a_cohort_larger_than_the_exact_bound_is_summed_in_shards() {
+    let k = keys();
+    let schema = session_v1();
+    let app = k.public.app_bundle();
+    let distinct = crate::compute::records(3);
+    let lists: Vec<LaneList> = distinct
+        .iter()
+        .enumerate()
+        .map(|(i, v)| encrypt_record(app, &schema, &session_meta(i), &session_values(v)).unwrap())
+        .collect();
+    let n = 130_000;
+    let mut query = demo_query();
+    query.aggregates.pop(); // the lexicon maximum: the FHE path, not what this test is about
+    let compiled = query.compile(&schema, n).unwrap();
+    let plan = compiled.lane_plan(&schema.slot_map().unwrap());
+    assert_eq!(plan.manifest.shards, [65_000, 65_000]);
+    assert!(plan.by_lane[1..].iter().all(|&b| b));
+    assert_eq!(plan.by_lane.len(), 11);
+    let mut sum = LaneAggregator::new(&plan.manifest, lists[0].slots()).unwrap();
+    for i in 0..n {
+        sum.push(&lists[i % 3]).unwrap();
+    }
+    assert!(sum.push(&lists[0]).is_err(), "more records than planned");
+    let cts = {
+        let mut sum = LaneAggregator::new(&plan.manifest, lists[0].slots()).unwrap();
+        for i in 0..n {
+            sum.push(&lists[i % 3]).unwrap();
+        }
+        sum.finish().unwrap()
+    };
+    let lane = plan
+        .manifest
+        .decrypt(&k.secret.lane_secret().unwrap(), &cts)
+        .unwrap();
+    let clear: Vec<Vec<Value>> = (0..n).map(|i| distinct[i % 3].clone()).collect();
+    assert_eq!(
+        compiled.interpret_split(&plan, &[], &lane).unwrap(),
+        query.evaluate_clear(&schema, &clear).unwrap()
+    );
+}
+
+#[test]
+fn lane_layouts_are_checked_when_a_schema_is() {
+    let mut s = session_v1();
+    s.lane.histograms[0].edges = vec![10, 5];
+    assert!(
+        s.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("edges must increase")
+    );
+    let mut s = session_v1();
+    s.lane.indicators[0].sums = vec!["cssrs_plan".into()];
+    assert!(s.validate().unwrap_err().to_string().contains("boolean"));
+    let mut s = session_v1();
+    s.lane.histograms[0].feature = "nope".into();
+    assert!(s.validate().is_err());
+    let mut s = session_v1();
+    // 148 slots + 7 × 61 buckets: beyond the CRS.
+    for _ in 0..7 {
+        s.lane.histograms.push(LaneHistogram {
+            feature: "lex_absolutist".into(),
+            edges: (1..61).collect(),
+        });
+    }
+    assert!(s.validate().unwrap_err().to_string().contains("exceed"));
 }

@@ -167,7 +167,7 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// The function id (`risk_score/<model>-v<version>` or `aggregate/v1`) and, for risk jobs,
+    /// The function id (`risk_score/<model>-v<version>` or `aggregate/v2`) and, for risk jobs,
     /// the digest of the model's canonical JSON: what the audit log and receipts name.
     pub fn function_and_model_digest(&self) -> (String, Option<String>) {
         match &self.model {

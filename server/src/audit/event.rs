@@ -70,7 +70,7 @@ pub enum Event<'a> {
         job_id: &'a str,
         /// `risk_score` or `aggregate`.
         kind: &'a str,
-        /// Function id, e.g. `risk_score/crisis-v1` or `aggregate/v1` (absent for a spec
+        /// Function id, e.g. `risk_score/crisis-v1` or `aggregate/v2` (absent for a spec
         /// that is not a job request's, e.g. the queue's own tests).
         function: Option<&'a str>,
         /// Key set of the inputs.

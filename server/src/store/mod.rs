@@ -477,7 +477,10 @@ mod models;
 mod selection;
 
 pub use models::{ModelRow, insert_model, list_models, model};
-pub use selection::{MAX_JOB_RECORDS, Selection, StoredRecord, records_by_id, select_records};
+pub use selection::{
+    MAX_JOB_RECORDS, PAGE_RECORDS, Selection, StoredRecord, records_by_id, records_page,
+    select_records,
+};
 
 /// A tenant's registered schemas, by id and version: `(schema_id, version, definition,
 /// digest)` each (the built-in schemas are not stored).

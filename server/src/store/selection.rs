@@ -94,6 +94,46 @@ pub async fn records_by_id(
     Ok(out)
 }
 
+/// How many ids [`records_page`] takes at once (well under SQLite's and PostgreSQL's limits on
+/// bound parameters).
+pub const PAGE_RECORDS: usize = 500;
+
+/// The tenant's records among `ids` (at most [`PAGE_RECORDS`]), in one query and in no
+/// particular order; ids that are not stored are left out (the caller compares lengths).
+pub async fn records_page(
+    db: &Db,
+    tenant_id: &str,
+    ids: &[String],
+) -> Result<Vec<StoredRecord>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (0..ids.len().min(PAGE_RECORDS))
+        .map(|i| format!("${}", i + 2))
+        .collect();
+    let sql = format!(
+        "SELECT record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, proven_list, proven_list_digest \
+         FROM records WHERE tenant_id = $1 AND record_id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(tenant_id);
+    for id in ids.iter().take(PAGE_RECORDS) {
+        query = query.bind(id);
+    }
+    query
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(StoredRecord {
+                metadata: metadata_from_row(tenant_id, r)?,
+                proven_list: r.try_get("proven_list")?,
+                proven_list_digest: r.try_get("proven_list_digest")?,
+            })
+        })
+        .collect()
+}
+
 /// A record's metadata rebuilt from its routing columns (`record_id`, `key_id`, `schema_id`,
 /// `schema_version`, `cohort`, `lexicon_version`, `recorded_at`): what its proof is bound to.
 pub(crate) fn metadata_from_row(

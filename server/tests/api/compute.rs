@@ -171,6 +171,15 @@ async fn jobs_compute_on_ciphertext_and_decrypt_to_the_clear_reference() {
         let created = post_json(&ctx, "/v1/jobs", kh, aggregate("north")).await;
         created.expect_status(StatusCode::ACCEPTED);
         let agg_id = created.json()["job_id"].as_str().unwrap().to_owned();
+        // The same without the lexicon maximum: the lane answers all of it, and the worker
+        // streams it from the database.
+        let mut lane_query = query.clone();
+        lane_query.aggregates.remove(3);
+        let lane_job = serde_json::json!({"kind": "aggregate", "key_id": KEY_ID,
+            "query": lane_query, "select": {"cohort": "north"}});
+        let created = post_json(&ctx, "/v1/jobs", kh, lane_job).await;
+        created.expect_status(StatusCode::ACCEPTED);
+        let lane_id = created.json()["job_id"].as_str().unwrap().to_owned();
         let created = post_json(&ctx, "/v1/jobs", kh, risk(&["rec-2"], "mine")).await;
         created.expect_status(StatusCode::ACCEPTED);
         let orphan_id = created.json()["job_id"].as_str().unwrap().to_owned();
@@ -200,7 +209,7 @@ async fn jobs_compute_on_ciphertext_and_decrypt_to_the_clear_reference() {
             },
             stopped,
         ));
-        for id in [&risk_id, &agg_id, &orphan_id] {
+        for id in [&risk_id, &agg_id, &lane_id, &orphan_id] {
             let job = wait_done(&ctx, kh, id).await;
             assert_eq!(job["status"], "succeeded", "{}: {job}", ctx.name);
         }
@@ -248,15 +257,24 @@ async fn jobs_compute_on_ciphertext_and_decrypt_to_the_clear_reference() {
         let (score, tier) = mine_model.evaluate_clear(&clear_values(2));
         assert_eq!(values, vec![score, tier as u64]);
 
-        // Aggregates over the north cohort (rec-0, rec-2, rec-4) decrypt to the reference.
-        let (out, values) = output(&ctx, kh, &agg_id).await;
-        assert_eq!(out.manifest.clear["records"], 3);
+        // Aggregates over the north cohort (rec-0, rec-2, rec-4) decrypt to the reference: the
+        // FHE path's maximum and the lane's sums, counts and histogram alike.
         let cohort: Vec<Vec<Value>> = [0, 2, 4].into_iter().map(clear_values).collect();
-        let compiled = query.compile(&schema, 3).unwrap();
-        assert_eq!(
-            compiled.interpret(&values).unwrap(),
-            query.evaluate_clear(&schema, &cohort).unwrap()
-        );
+        let lane_secret = keys().0.secret.lane_secret().unwrap();
+        for (id, q, fhe_outputs) in [(&agg_id, &query, 1), (&lane_id, &lane_query, 0)] {
+            let (out, values) = output(&ctx, kh, id).await;
+            assert_eq!(out.manifest.clear["records"], 3);
+            assert_eq!(out.manifest.outputs.len(), fhe_outputs, "{id}");
+            let compiled = q.compile(&schema, 3).unwrap();
+            let plan = compiled.lane_plan(&schema.slot_map().unwrap());
+            assert_eq!(out.manifest.lane.as_ref(), Some(&plan.manifest));
+            let lane = plan.manifest.decrypt(&lane_secret, &out.lane).unwrap();
+            assert_eq!(
+                compiled.interpret_split(&plan, &values, &lane).unwrap(),
+                q.evaluate_clear(&schema, &cohort).unwrap(),
+                "{id}"
+            );
+        }
 
         // The event stream of a finished job ends with `done`.
         let events = ctx

@@ -2,9 +2,11 @@
 //! leaves the database exactly as it was.
 
 use axum::http::{Method, StatusCode};
-use blindsight_crypto::{PARAMETER_SET_ID, RecordEnvelope};
+use blindsight_crypto::{PARAMETER_SET_ID, RecordEnvelope, encrypt_record, schemas};
 
-use crate::common::{ADMIN, KEY_ID, TENANT_A, backends, config, keys, records_a};
+use crate::common::{
+    ADMIN, KEY_ID, TENANT_A, backends, config, keys, make_record, records_a, session_values,
+};
 
 fn patch_parameter_set(mut bytes: Vec<u8>) -> Vec<u8> {
     let id = PARAMETER_SET_ID.as_bytes();
@@ -62,6 +64,71 @@ async fn bad_uploads_are_refused_and_change_nothing() {
             .await
             .expect(422, "proof-invalid");
 
+        // Lane lists that are not what their proof says, each under a fresh record id whose
+        // valid record is built first (so the cause is the list, not the metadata):
+        let (_, kb) = keys();
+        let session = schemas::session_v1();
+        let meta = |n: &str| blindsight_crypto::RecordMetadata {
+            record_id: format!("rec-lane-{n}"),
+            ..rec.metadata.clone()
+        };
+        let fresh = |n: &str| make_record(ka, &meta(n), 7);
+        let with_list = |n: &str, list: Vec<u8>| RecordEnvelope {
+            proven_list: list,
+            ..fresh(n)
+        };
+        const BODY: usize = 8 + 8 * 2048;
+        // - proven under another key set's CRS and public key (same key-set id);
+        let other_key = encrypt_record(&kb.app, &session, &meta("other-key"), &session_values(0))
+            .unwrap()
+            .encode()
+            .unwrap();
+        ctx.upload(ingest, &with_list("other-key", other_key))
+            .await
+            .expect(422, "proof-invalid");
+        // - a valid proof of a list with one slot too few;
+        let slots = session.slot_map().unwrap().slots();
+        let short = ka
+            .app
+            .lane_key()
+            .encrypt_and_prove(&vec![0; slots - 1], ka.app.crs(), &meta("short").binding())
+            .unwrap()
+            .encode()
+            .unwrap();
+        ctx.upload(ingest, &with_list("short", short))
+            .await
+            .expect(422, "shape-mismatch");
+        // - a slot moved out of {0, 1} after proving (Δ = 2^47 added to its body);
+        let mut two = fresh("two");
+        let at = BODY + 8 * 5;
+        let body = u64::from_be_bytes(two.proven_list[at..at + 8].try_into().unwrap());
+        two.proven_list[at..at + 8].copy_from_slice(&body.wrapping_add(1 << 47).to_be_bytes());
+        ctx.upload(ingest, &two).await.expect(422, "proof-invalid");
+        // - an all-zero mask (every slot readable in clear), refused before the proof;
+        let mut zero = fresh("zero");
+        zero.proven_list[8..BODY].fill(0);
+        ctx.upload(ingest, &zero)
+            .await
+            .expect(422, "trivial-ciphertext");
+        // - bit flips in the ciphertext and in the proof, and a truncated list.
+        let mut flipped = fresh("flip");
+        flipped.proven_list[8 + 8 * 100] ^= 0x04;
+        ctx.upload(ingest, &flipped)
+            .await
+            .expect(422, "proof-invalid");
+        let mut flipped = fresh("flip-proof");
+        let n = flipped.proven_list.len();
+        flipped.proven_list[n - 40] ^= 0x01;
+        let r = ctx.upload(ingest, &flipped).await;
+        assert!(
+            ["proof-invalid", "malformed", "non-conformant"].contains(&r.slug().as_str()),
+            "a flipped proof gave {}",
+            r.slug()
+        );
+        let mut cut = fresh("cut");
+        cut.proven_list.truncate(cut.proven_list.len() - 7);
+        ctx.upload(ingest, &cut).await.expect(400, "malformed");
+
         let post = |body: Vec<u8>| ctx.request(Method::POST, "/v1/records", Some(ingest), body);
         // Garbage, truncation, a wrong parameter set.
         post(b"definitely not an envelope".to_vec())
@@ -80,7 +147,7 @@ async fn bad_uploads_are_refused_and_change_nothing() {
         assert_eq!(r.json()["same_content"], true);
         let other = RecordEnvelope {
             metadata: rec.metadata.clone(),
-            ..crate::common::make_record(ka, &rec.metadata, 99)
+            ..make_record(ka, &rec.metadata, 99)
         };
         let r = ctx.upload(ingest, &other).await;
         r.expect(409, "record-exists");

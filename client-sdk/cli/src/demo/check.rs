@@ -147,7 +147,7 @@ impl Demo<'_> {
             job.records
         );
         say!(self.out);
-        let table = results::columns(&["aggregate", "result", "check"], &cells);
+        let table = results::columns(&["aggregate", "result", "computed by", "check"], &cells);
         let _ = self.out.write_all(table.as_bytes());
         say!(self.out);
         for p in problems {
@@ -200,15 +200,22 @@ impl Demo<'_> {
     }
 }
 
-/// One row per aggregate, and one per bucket of a histogram.
+/// One row per aggregate (with the path that computed it: the additive lane, the FHE path, or
+/// the clear count), and one per bucket of a histogram.
 fn aggregate_cells(row: &AggregateRow, check: String, cells: &mut Vec<Vec<String>>) {
+    let by = row.computed_by.name().to_owned();
     match &row.value {
         AggregateValue::Histogram { .. } => {
-            cells.push(vec![row.aggregate.describe(), String::new(), check]);
+            cells.push(vec![row.aggregate.describe(), String::new(), by, check]);
             for (label, value) in results::statistics(row) {
-                cells.push(vec![format!("  {label}"), value, String::new()]);
+                cells.push(vec![
+                    format!("  {label}"),
+                    value,
+                    String::new(),
+                    String::new(),
+                ]);
             }
         }
-        value => cells.push(vec![row.aggregate.describe(), value.to_string(), check]),
+        value => cells.push(vec![row.aggregate.describe(), value.to_string(), by, check]),
     }
 }
