@@ -10,7 +10,8 @@ use std::time::Duration;
 use blindsight_crypto::receipt::Receipt;
 use tokio::sync::watch;
 
-use blindsight_crypto::compute::{JobFunction, lane_only};
+use blindsight_crypto::compute::{CompiledQuery, JobFunction, LanePlan, lane_only};
+use blindsight_crypto::{ComputeKey, KeyManifest, Verifier};
 use blindsight_proto::JobSpec;
 
 use crate::compute::{self, ComputeError};
@@ -135,6 +136,20 @@ async fn process(
     }
 }
 
+/// What a leased job runs: a lane-only aggregate (streamed; its plan, and the server-key
+/// fingerprint its receipt names), or the FHE path over loaded records.
+enum Work {
+    Lane {
+        plan: (CompiledQuery, LanePlan),
+        fingerprint: String,
+    },
+    Fhe {
+        key: Arc<ComputeKey>,
+        verifier: Arc<Verifier>,
+        records: Vec<store::StoredRecord>,
+    },
+}
+
 /// A job's output and what its receipt states.
 struct Done {
     output: Vec<u8>,
@@ -167,35 +182,55 @@ async fn run_job(
             select.schema_id, select.schema_version
         ))
     })?;
-    let key = registry::server_key(state, &job.tenant_id, &job.key_id)
-        .await
-        .map_err(|e| Failure::transient(format!("couldn't load the server key: {e}")))?
-        .ok_or_else(|| Failure::permanent(format!("key set {} is not registered", job.key_id)))?;
-    let verifier = registry::verifier(state, &job.tenant_id, &job.key_id)
-        .await
-        .map_err(|e| Failure::transient(format!("couldn't load the verifier: {e}")))?
-        .ok_or_else(|| Failure::permanent(format!("key set {} is not registered", job.key_id)))?;
     // An aggregate the lane answers entirely is streamed from the database (memory flat in the
-    // cohort size); everything else loads its records and runs the FHE path.
+    // cohort size) and needs neither the server key nor the verifier: only the manifest's
+    // server-key fingerprint, for the receipt. Everything else loads its records, the key and
+    // the verifier, and runs the FHE path.
     let lane_only = match spec.function() {
         Ok(JobFunction::Aggregate(query)) => lane_only(query, &schema, spec.records.len())
             .map_err(|e| Failure::permanent(e.to_string()))?,
         _ => None,
     };
-    let records = if lane_only.is_some() {
-        Vec::new()
-    } else {
-        let records = store::records_by_id(state.db(), &job.tenant_id, &spec.records)
-            .await
-            .map_err(|e| Failure::transient(format!("couldn't load the records: {e}")))?;
-        if records.len() != spec.records.len() {
-            return Err(Failure::permanent(format!(
-                "{} of the job's {} records are no longer stored",
-                spec.records.len() - records.len(),
-                spec.records.len()
-            )));
+    let unregistered = || Failure::permanent(format!("key set {} is not registered", job.key_id));
+    let work = match lane_only {
+        Some(plan) => {
+            let manifest = store::keyset_manifest(state.db(), &job.tenant_id, &job.key_id)
+                .await
+                .map_err(|e| Failure::transient(format!("couldn't load the key set: {e}")))?
+                .ok_or_else(unregistered)?;
+            let manifest = KeyManifest::decode(&manifest).map_err(|e| {
+                Failure::permanent(format!("the key set's manifest does not decode: {e}"))
+            })?;
+            Work::Lane {
+                plan,
+                fingerprint: manifest.fingerprints.server_key,
+            }
         }
-        records
+        None => {
+            let key = registry::server_key(state, &job.tenant_id, &job.key_id)
+                .await
+                .map_err(|e| Failure::transient(format!("couldn't load the server key: {e}")))?
+                .ok_or_else(unregistered)?;
+            let verifier = registry::verifier(state, &job.tenant_id, &job.key_id)
+                .await
+                .map_err(|e| Failure::transient(format!("couldn't load the verifier: {e}")))?
+                .ok_or_else(unregistered)?;
+            let records = store::records_by_id(state.db(), &job.tenant_id, &spec.records)
+                .await
+                .map_err(|e| Failure::transient(format!("couldn't load the records: {e}")))?;
+            if records.len() != spec.records.len() {
+                return Err(Failure::permanent(format!(
+                    "{} of the job's {} records are no longer stored",
+                    spec.records.len() - records.len(),
+                    spec.records.len()
+                )));
+            }
+            Work::Fhe {
+                key,
+                verifier,
+                records,
+            }
+        }
     };
     let total = 2 * spec.records.len() as i64;
     let progress = Arc::new(AtomicI64::new(0));
@@ -211,34 +246,39 @@ async fn run_job(
         let job = job.clone();
         let db = state.db().clone();
         let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            let fingerprint = &verifier.manifest().fingerprints.server_key;
-            if let Some(plan) = &lane_only {
+        tokio::task::spawn_blocking(move || match work {
+            Work::Lane { plan, fingerprint } => {
                 let (output, receipt) = compute::execute_lane(
                     &handle,
                     &db,
                     &job,
                     &spec,
                     &schema,
-                    plan,
-                    fingerprint,
+                    &plan,
+                    &fingerprint,
                     &progress,
                 )?;
-                return Ok(Done { output, receipt });
+                Ok(Done { output, receipt })
             }
-            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-            let output = compute::execute(
-                &key, &verifier, &schema, &spec, &records, threads, &progress,
-            )?;
-            let receipt = compute::receipt(
-                &job,
-                &spec,
-                &records,
-                fingerprint,
-                &output,
-                crate::db::now(),
-            );
-            Ok::<_, ComputeError>(Done { output, receipt })
+            Work::Fhe {
+                key,
+                verifier,
+                records,
+            } => {
+                let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+                let output = compute::execute(
+                    &key, &verifier, &schema, &spec, &records, threads, &progress,
+                )?;
+                let receipt = compute::receipt(
+                    &job,
+                    &spec,
+                    &records,
+                    &verifier.manifest().fingerprints.server_key,
+                    &output,
+                    crate::db::now(),
+                );
+                Ok::<_, ComputeError>(Done { output, receipt })
+            }
         })
     };
     loop {

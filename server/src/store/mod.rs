@@ -245,6 +245,20 @@ pub async fn app_bundle(
         .transpose()
 }
 
+/// The manifest envelope of a key set.
+pub async fn keyset_manifest(
+    db: &Db,
+    tenant_id: &str,
+    key_id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    sqlx::query_scalar("SELECT manifest FROM keysets WHERE tenant_id = $1 AND key_id = $2")
+        .bind(tenant_id)
+        .bind(key_id)
+        .fetch_optional(db.pool())
+        .await
+        .map_err(StoreError::from)
+}
+
 /// The compressed server key of a key set.
 pub async fn server_key(
     db: &Db,
