@@ -35,6 +35,12 @@ fn the_quick_comparison_harness_runs_and_reports_every_workload() {
             "{expected} missing from {workloads:?}"
         );
     }
+    // The lane table: every aggregate the session layout answers, decoded exactly.
+    let lane = report["lane_rows"].as_array().unwrap();
+    assert!(lane.len() >= 4, "{lane:?}");
+    for row in lane {
+        assert_eq!(row["exact"], true, "{row}");
+    }
     for row in rows {
         assert!(row["ours_pbs"].as_u64().unwrap() > 0, "{row}");
         assert!(row["lower_bound_s"].as_f64().unwrap() > 0.0, "{row}");

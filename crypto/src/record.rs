@@ -19,7 +19,7 @@ use tfhe::{
 
 use crate::envelope::{Envelope, Kind, decode_parts, encode_parts};
 use crate::keys::{AppBundle, KeyManifest};
-use crate::lane::{ComputeKey, LaneList};
+use crate::lane::{ComputeKey, LaneBody, LaneList};
 use crate::schema::{FieldType, RecordSchema, RecordValues, Value};
 use crate::{Error, Result};
 
@@ -169,7 +169,7 @@ pub fn encrypt_record(
 }
 
 /// Checks a lane list has exactly the schema's slot count.
-pub fn check_shape(list: &LaneList, schema: &RecordSchema) -> Result<()> {
+pub fn check_shape(list: &LaneBody, schema: &RecordSchema) -> Result<()> {
     let expected = schema.slot_map()?.slots();
     if list.slots() != expected {
         return Err(Error::ShapeMismatch(format!(

@@ -8,6 +8,15 @@
 //! ```
 //! Numbers are reported, never asserted. Records are encrypted with the client key (no
 //! proofs): expansion, which every evaluation pays alike, is measured by the crypto bench.
+//!
+//! A second table puts the additive lane beside it: each aggregate the `session` v1 lane
+//! layout answers, at 1,000, 10,000 and 100,000 records (100 with `--quick`): the server's sum
+//! of the lane lists (all in memory), the key holder's decryption and decoding, and the
+//! memory-bandwidth bound (reading every list's bytes once). A few records are proven and
+//! verified; the cohort is copies of them (each its own bytes in memory), so the sums are of
+//! real, proven lists and every decoded result is checked against the clear computation.
+//! The end-to-end version (records read from SQLite by a worker, output, receipt) is the
+//! `lane` bench.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
@@ -16,14 +25,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use blindsight_benches::{
-    aggregate_workloads, machine, pbs_count, reset_pbs_count, session_record,
+    aggregate_workloads, bench_meta, machine, pbs_count, reset_pbs_count, session_record,
+    session_values,
 };
+use blindsight_crypto::compute::LaneAggregator;
 use blindsight_crypto::compute::{crisis_v1, pool_with_key, score_record_reference, score_records};
 use blindsight_crypto::schemas::session_v1;
 use blindsight_crypto::tfhe::integer::IntegerCiphertext;
 use blindsight_crypto::tfhe::prelude::*;
 use blindsight_crypto::tfhe::{FheUint2, ServerKey};
-use blindsight_crypto::{EncryptedValue, KeySet, encrypt_values};
+use blindsight_crypto::{
+    EncryptedValue, KeySet, LaneList, Verifier, encrypt_record, encrypt_values,
+};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -49,6 +62,25 @@ struct Report {
     pbs_latency_ms: f64,
     quick: bool,
     rows: Vec<Row>,
+    lane_rows: Vec<LaneRow>,
+}
+
+/// One row of the lane table.
+#[derive(Serialize)]
+struct LaneRow {
+    workload: String,
+    records: usize,
+    /// The server's sum of every list (and forming the output ciphertexts).
+    lane_sum_ms: f64,
+    /// The key holder: decrypting and decoding every output.
+    decode_ms: f64,
+    /// Reading every list's bytes once.
+    read_bound_ms: f64,
+    /// Ciphertexts sent to the key holder.
+    terms: usize,
+    /// Our FHE evaluation of the same aggregate at this size, when the first table has it.
+    fhe_s: Option<f64>,
+    exact: bool,
 }
 
 struct Args {
@@ -121,13 +153,16 @@ fn main() -> anyhow::Result<()> {
     let (secret, public) = KeySet::generate()?.into_parts();
     let key = public.server_key()?.decompress();
     let pool = pool_with_key(&key, threads)?;
-    pool.install(|| run(args, threads, &secret, &key))
+    pool.install(|| run(args, threads, (&secret, &public), &key))
 }
 
 fn run(
     args: Args,
     threads: usize,
-    secret: &blindsight_crypto::SecretKeys,
+    (secret, public): (
+        &blindsight_crypto::SecretKeys,
+        &blindsight_crypto::PublicBundle,
+    ),
     key: &ServerKey,
 ) -> anyhow::Result<()> {
     if pbs_count().is_none() {
@@ -207,12 +242,14 @@ fn run(
         }
     }
 
+    let lane_rows = lane(&args, (secret, public), &rows, &say)?;
     let report = Report {
         machine: machine(),
         threads,
         pbs_latency_ms: latency.as_secs_f64() * 1e3,
         quick: args.quick,
         rows,
+        lane_rows,
     };
     print_table(&report);
     if let Some(path) = &args.json {
@@ -221,6 +258,97 @@ fn run(
         say(format!("wrote {}", path.display()));
     }
     Ok(())
+}
+
+/// The lane table (see the module documentation).
+fn lane(
+    args: &Args,
+    (secret, public): (
+        &blindsight_crypto::SecretKeys,
+        &blindsight_crypto::PublicBundle,
+    ),
+    fhe_rows: &[Row],
+    say: &dyn Fn(String),
+) -> anyhow::Result<Vec<LaneRow>> {
+    let distinct = if args.quick { 2 } else { 8 };
+    let app = public.app_bundle();
+    let schema = session_v1();
+    let verifier = Verifier::new(app.clone());
+    say(format!(
+        "lane: proving and verifying {distinct} session records…"
+    ));
+    let proven: Vec<LaneList> = (0..distinct)
+        .map(|i| -> anyhow::Result<LaneList> {
+            let meta = bench_meta(app.key_id(), &format!("lane-{i}"));
+            let meta = blindsight_crypto::RecordMetadata {
+                schema_id: "session".into(),
+                ..meta
+            };
+            let list = encrypt_record(app, &schema, &meta, &session_values(i as u32))?;
+            verifier.verify_record(&list.encode()?, &schema, &meta)?;
+            Ok(list)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let lane_secret = secret.lane_secret()?;
+    let sizes: &[usize] = if args.quick {
+        &[100]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
+    let mut rows = Vec::new();
+    for &n in sizes {
+        let lists: Vec<LaneList> = (0..n).map(|i| proven[i % distinct].clone()).collect();
+        let clear: Vec<_> = (0..n)
+            .map(|i| session_record((i % distinct) as u32))
+            .collect();
+        // As many words as the lists hold, each in its own allocation.
+        let words: Vec<Vec<u64>> = lists
+            .iter()
+            .map(|l| vec![l.slots() as u64; 2048 + l.slots()])
+            .collect();
+        for (name, query) in aggregate_workloads() {
+            let compiled = query.compile(&schema, n)?;
+            let plan = compiled.lane_plan(&schema.slot_map()?);
+            if !plan.by_lane.iter().all(|&b| b) {
+                continue;
+            }
+            say(format!("lane {name}: {n} records…"));
+            let start = Instant::now();
+            let mut sum = LaneAggregator::new(&plan.manifest, lists[0].slots())?;
+            for l in &lists {
+                sum.push(l)?;
+            }
+            let cts = sum.finish()?;
+            let lane_sum = start.elapsed();
+            let start = Instant::now();
+            let decoded = plan.manifest.decrypt(&lane_secret, &cts)?;
+            let values = compiled.interpret_split(&plan, &[], &decoded)?;
+            let decode = start.elapsed();
+            let start = Instant::now();
+            let mut acc = 0u64;
+            for b in &words {
+                for w in b {
+                    acc = acc.wrapping_add(*w);
+                }
+            }
+            std::hint::black_box(acc);
+            let read = start.elapsed();
+            rows.push(LaneRow {
+                workload: format!("aggregate/{name}"),
+                records: n,
+                lane_sum_ms: secs(lane_sum) * 1e3,
+                decode_ms: secs(decode) * 1e3,
+                read_bound_ms: secs(read) * 1e3,
+                terms: plan.manifest.terms.len(),
+                fhe_s: fhe_rows
+                    .iter()
+                    .find(|r| r.workload == format!("aggregate/{name}") && r.records == n)
+                    .map(|r| r.ours_s),
+                exact: values == query.evaluate_clear(&schema, &clear)?,
+            });
+        }
+    }
+    Ok(rows)
 }
 
 fn row(
@@ -269,6 +397,23 @@ fn print_table(r: &Report) {
                 .map_or("–".into(), |p| p.to_string()),
             opt(row.straightforward_over_ours, "×"),
             opt(row.pbs_ratio, "×"),
+        );
+    }
+    println!(
+        "\n| workload (lane) | records | server sum | key holder decode | read bound | ciphertexts | FHE path (ours) | exact |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|:---:|");
+    for row in &r.lane_rows {
+        println!(
+            "| {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} | {} |",
+            row.workload,
+            row.records,
+            row.lane_sum_ms,
+            row.decode_ms,
+            row.read_bound_ms,
+            row.terms,
+            row.fhe_s.map_or("–".into(), |s| format!("{s:.2} s")),
+            if row.exact { "yes" } else { "NO" }
         );
     }
 }

@@ -12,7 +12,7 @@ use super::{
     AggregateQuery, JobOutput, LaneAggregator, RiskModel, aggregate_output, pool_with_key,
     risk_output, score_record,
 };
-use crate::lane::LaneList;
+use crate::lane::LaneBody;
 use crate::{
     ComputeKey, EncryptedValue, Error, RecordMetadata, RecordSchema, Result, Verifier, check_shape,
 };
@@ -158,12 +158,13 @@ fn stored_error(r: &JobInput<'_>, e: Error) -> Error {
     }
 }
 
-/// A stored record's lane list for summing: decoded (framing, lengths, proof conformance),
-/// its slot count checked against the schema and its mask non-zero. Its proof was verified
-/// at ingest, before it was stored; the lane does not verify it again (75–180 ms per record
-/// would be most of the job), and auditors re-verify every stored proof (`audit verify`).
-pub fn stored_lane_list(r: &JobInput<'_>, schema: &RecordSchema) -> Result<LaneList> {
-    let list = LaneList::decode(r.proven_list).map_err(|e| stored_error(r, e))?;
+/// A stored record's lane list for summing: its ciphertext decoded (framing, lengths, the
+/// proof's length), its slot count checked against the schema and its mask non-zero. Its
+/// proof was verified at ingest, before it was stored; the lane neither parses nor verifies it
+/// again (decoding the proof's curve points alone would be most of the job's time, verifying
+/// it 75–180 ms per record), and auditors re-verify every stored proof (`audit verify`).
+pub fn stored_lane_list(r: &JobInput<'_>, schema: &RecordSchema) -> Result<LaneBody> {
+    let list = LaneBody::decode(r.proven_list).map_err(|e| stored_error(r, e))?;
     check_shape(&list, schema).map_err(|e| stored_error(r, e))?;
     if list.has_zero_mask() {
         return Err(stored_error(r, Error::TrivialCiphertext { index: 0 }));

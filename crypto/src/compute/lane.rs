@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{CompiledQuery, Plan};
-use crate::lane::{LaneCiphertext, LaneList, LaneSecret, LaneSum, LaneTerm, SlotForm, SlotMap};
+use crate::lane::{LaneBody, LaneCiphertext, LaneSecret, LaneSum, LaneTerm, SlotForm, SlotMap};
 use crate::params::LANE_EXACT_WEIGHT;
 use crate::{Error, Result};
 
@@ -263,7 +263,7 @@ impl<'a> LaneAggregator<'a> {
     }
 
     /// Adds the list of the record at `position` in the job's selection.
-    pub fn add(&mut self, position: u64, list: &LaneList) -> Result<()> {
+    pub fn add(&mut self, position: u64, list: &LaneBody) -> Result<()> {
         let shard = self.bounds.partition_point(|&b| b <= position);
         if shard == 0 || shard >= self.bounds.len() {
             return Err(Error::ShapeMismatch(format!(
@@ -275,7 +275,7 @@ impl<'a> LaneAggregator<'a> {
     }
 
     /// Adds the next record's list, in selection order.
-    pub fn push(&mut self, list: &LaneList) -> Result<()> {
+    pub fn push(&mut self, list: &LaneBody) -> Result<()> {
         self.add(self.next, list)?;
         self.next += 1;
         Ok(())

@@ -188,38 +188,31 @@ impl LanePublicKey {
         }
         let (list, proof) = lists.remove(0);
         Ok(LaneList {
-            ct: list.ct_list,
+            body: LaneBody { ct: list.ct_list },
             proof,
         })
     }
 }
 
-/// A proven lane list. It is a distinct type from the records' FHE values so it can never
+/// A lane list's ciphertext: the mask and one body per slot, without the proof. What sums
+/// read: a stored list's proof was verified at ingest, and decoding one (curve points) costs
+/// far more than adding the list, so [`LaneBody::decode`] checks the framing and the proof's
+/// length but does not parse it. A distinct type from the records' FHE values, so it can never
 /// reach the compute keys as a compact list (its encoding is not theirs).
 #[derive(Clone)]
-pub struct LaneList {
+pub struct LaneBody {
     pub(crate) ct: LweCompactCiphertextListOwned<u64>,
-    proof: CompactPkeProof,
 }
 
-impl std::fmt::Debug for LaneList {
+impl std::fmt::Debug for LaneBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LaneList")
+        f.debug_struct("LaneBody")
             .field("slots", &self.slots())
             .finish_non_exhaustive()
     }
 }
 
-impl LaneList {
-    /// A list from its ciphertext and proof (tests build lists with chosen noise).
-    #[cfg(test)]
-    pub(crate) fn from_parts(
-        ct: LweCompactCiphertextListOwned<u64>,
-        proof: CompactPkeProof,
-    ) -> Self {
-        Self { ct, proof }
-    }
-
+impl LaneBody {
     /// How many slots the list holds.
     pub fn slots(&self) -> usize {
         self.ct.lwe_ciphertext_count().0
@@ -236,10 +229,115 @@ impl LaneList {
         self.words()[..LANE_LWE_DIMENSION].iter().all(|&w| w == 0)
     }
 
+    /// Decodes a lane list's ciphertext: magic, version, slot count, exact lengths and the
+    /// proof's length, but not the proof itself (see the type's documentation).
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        Ok(frame(bytes)?.0)
+    }
+}
+
+/// Parses the framing: the ciphertext, and the proof's bytes (length-checked, not decoded).
+fn frame(bytes: &[u8]) -> Result<(LaneBody, &[u8])> {
+    let what = "lane list";
+    if bytes.len() as u64 > LANE_LIST_LIMIT {
+        return Err(Error::TooLarge {
+            what,
+            size: bytes.len() as u64,
+            limit: LANE_LIST_LIMIT,
+        });
+    }
+    let mut r = Reader::new(what, bytes);
+    if r.take(4)? != LANE_MAGIC {
+        return Err(r.malformed("does not start with the lane-list magic"));
+    }
+    let version = u16::from_be_bytes(r.array()?);
+    if version != LANE_FORMAT_VERSION {
+        return Err(r.malformed(&format!(
+            "format version {version} is not supported (this build reads {LANE_FORMAT_VERSION})"
+        )));
+    }
+    let slots = usize::from(u16::from_be_bytes(r.array()?));
+    if slots == 0 || slots > LANE_MAX_SLOTS {
+        return Err(r.malformed(&format!(
+            "{slots} slots; a lane list holds 1 to {LANE_MAX_SLOTS}"
+        )));
+    }
+    let raw = r.take(8 * (LANE_LWE_DIMENSION + slots))?;
+    let words: Vec<u64> = raw
+        .chunks_exact(8)
+        .map(|c| u64::from_be_bytes(c.try_into().expect("8-byte chunks")))
+        .collect();
+    let proof_len = u64::from(u32::from_be_bytes(r.array()?));
+    if proof_len > LANE_PROOF_LIMIT {
+        return Err(Error::TooLarge {
+            what: "lane proof",
+            size: proof_len,
+            limit: LANE_PROOF_LIMIT,
+        });
+    }
+    // Bounded just above.
+    let proof = r.take(proof_len as usize)?;
+    r.finish()?;
+    let ct = LweCompactCiphertextListOwned::from_container(
+        words,
+        params::PKE_PARAMS.encryption_lwe_dimension.to_lwe_size(),
+        LweCiphertextCount(slots),
+        CiphertextModulus::new_native(),
+    );
+    Ok((LaneBody { ct }, proof))
+}
+
+/// A proven lane list: its ciphertext ([`LaneBody`]) and the proof that every slot is a bit.
+#[derive(Clone)]
+pub struct LaneList {
+    body: LaneBody,
+    proof: CompactPkeProof,
+}
+
+impl std::fmt::Debug for LaneList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaneList")
+            .field("slots", &self.slots())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for LaneList {
+    type Target = LaneBody;
+
+    fn deref(&self) -> &LaneBody {
+        &self.body
+    }
+}
+
+impl LaneList {
+    /// A list from its ciphertext and proof (tests build lists with chosen noise).
+    #[cfg(test)]
+    pub(crate) fn from_parts(
+        ct: LweCompactCiphertextListOwned<u64>,
+        proof: CompactPkeProof,
+    ) -> Self {
+        Self {
+            body: LaneBody { ct },
+            proof,
+        }
+    }
+
+    /// The ciphertext, mutably (tests tamper with it after proving).
+    #[cfg(test)]
+    pub(crate) fn ct_mut(&mut self) -> &mut LweCompactCiphertextListOwned<u64> {
+        &mut self.body.ct
+    }
+
+    /// The ciphertext without the proof.
+    pub fn body(&self) -> &LaneBody {
+        &self.body
+    }
+
     /// Checks the proof against the CRS, the lane public key and `metadata`.
     pub fn verify(&self, crs: &CompactPkeCrs, key: &LanePublicKey, metadata: &[u8]) -> Result<()> {
         if crs
-            .verify(&self.ct, key.lwe(), &self.proof, metadata)
+            .verify(&self.body.ct, key.lwe(), &self.proof, metadata)
             .is_valid()
         {
             Ok(())
@@ -269,58 +367,13 @@ impl LaneList {
     /// Decodes a lane list: magic, version, slot count, exact lengths, and the proof's size
     /// limit and conformance (scheme v2). Does not verify the proof: see [`Self::verify`].
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let what = "lane list";
-        if bytes.len() as u64 > LANE_LIST_LIMIT {
-            return Err(Error::TooLarge {
-                what,
-                size: bytes.len() as u64,
-                limit: LANE_LIST_LIMIT,
-            });
-        }
-        let mut r = Reader::new(what, bytes);
-        if r.take(4)? != LANE_MAGIC {
-            return Err(r.malformed("does not start with the lane-list magic"));
-        }
-        let version = u16::from_be_bytes(r.array()?);
-        if version != LANE_FORMAT_VERSION {
-            return Err(r.malformed(&format!(
-                "format version {version} is not supported (this build reads {LANE_FORMAT_VERSION})"
-            )));
-        }
-        let slots = usize::from(u16::from_be_bytes(r.array()?));
-        if slots == 0 || slots > LANE_MAX_SLOTS {
-            return Err(r.malformed(&format!(
-                "{slots} slots; a lane list holds 1 to {LANE_MAX_SLOTS}"
-            )));
-        }
-        let raw = r.take(8 * (LANE_LWE_DIMENSION + slots))?;
-        let words: Vec<u64> = raw
-            .chunks_exact(8)
-            .map(|c| u64::from_be_bytes(c.try_into().expect("8-byte chunks")))
-            .collect();
-        let proof_len = u64::from(u32::from_be_bytes(r.array()?));
-        if proof_len > LANE_PROOF_LIMIT {
-            return Err(Error::TooLarge {
-                what: "lane proof",
-                size: proof_len,
-                limit: LANE_PROOF_LIMIT,
-            });
-        }
-        // Bounded just above.
-        let proof_bytes = r.take(proof_len as usize)?;
-        r.finish()?;
+        let (body, proof) = frame(bytes)?;
         let proof: CompactPkeProof = codec::decode_conformant(
             "lane proof",
-            proof_bytes,
+            proof,
             LANE_PROOF_LIMIT,
             &CompactPkeProofConformanceParams::new(CompactPkeZkScheme::V2),
         )?;
-        let ct = LweCompactCiphertextListOwned::from_container(
-            words,
-            params::PKE_PARAMS.encryption_lwe_dimension.to_lwe_size(),
-            LweCiphertextCount(slots),
-            CiphertextModulus::new_native(),
-        );
-        Ok(Self { ct, proof })
+        Ok(Self { body, proof })
     }
 }

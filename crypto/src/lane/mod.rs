@@ -21,8 +21,8 @@ mod tests;
 pub use derive::ComputeKey;
 pub use layout::{LaneHistogram, LaneIndicator, LaneLayout, SlotForm, SlotMap, lane_bits};
 pub use list::{
-    LANE_FORMAT_VERSION, LANE_LIST_LIMIT, LANE_MAGIC, LANE_PROOF_LIMIT, LaneList, LanePublicKey,
-    generate_lane_crs, lane_crs_conformance,
+    LANE_FORMAT_VERSION, LANE_LIST_LIMIT, LANE_MAGIC, LANE_PROOF_LIMIT, LaneBody, LaneList,
+    LanePublicKey, generate_lane_crs, lane_crs_conformance,
 };
 pub use secret::{LaneSecret, LaneTerm};
 pub use sum::{LANE_CIPHERTEXT_WORDS, LaneCiphertext, LaneSlots, LaneSum};

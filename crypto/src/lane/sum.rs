@@ -10,7 +10,7 @@ use tfhe::core_crypto::prelude::{
     expand_lwe_compact_ciphertext_list,
 };
 
-use super::list::LaneList;
+use super::list::LaneBody;
 use crate::params::{self, LANE_LWE_DIMENSION, LANE_MAX_SLOTS};
 use crate::{Error, Result};
 
@@ -41,7 +41,7 @@ impl LaneSum {
     }
 
     /// Adds one list (wrapping, coefficient-wise).
-    pub fn add(&mut self, list: &LaneList) -> Result<()> {
+    pub fn add(&mut self, list: &LaneBody) -> Result<()> {
         if list.slots() != self.slots {
             return Err(Error::ShapeMismatch(format!(
                 "a lane list of {} slots added to a sum of {}-slot lists",

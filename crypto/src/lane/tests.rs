@@ -117,7 +117,7 @@ fn noise_at_the_bound_is_accepted_and_beyond_it_refused() {
     // twice the noise (what an app would have to send to go beyond it) does not verify.
     let b = (bound(SLOTS.len()) as f64 * 0.999) as u64;
     let list = &mut lists[0];
-    let body = &mut list.ct.as_mut()[LANE_LWE_DIMENSION];
+    let body = &mut list.ct_mut().as_mut()[LANE_LWE_DIMENSION];
     *body = body.wrapping_add(b);
     assert!(matches!(
         list.verify(&s.crs, &s.public, b"w"),
