@@ -14,6 +14,7 @@
 //! carries under 2^42.7 of noise against a decision margin of 2^58, far below the keyswitch
 //! and modulus-switch noise the parameter set is built around.
 
+use rayon::prelude::*;
 use tfhe::core_crypto::prelude::{
     CiphertextModulus, LweCiphertextCount, LweCiphertextListOwned, LweCiphertextOwned,
     expand_lwe_compact_ciphertext_list,
@@ -98,40 +99,30 @@ impl ComputeKey {
         crate::encoded_size(&self.server_key).saturating_add(crate::encoded_size(&self.casting))
     }
 
-    /// Derives the radix blocks of one field from its bit slots `slots[first..first + bits]`
-    /// of an expanded list: `bits` is 1 for a boolean (one block), otherwise even.
-    fn blocks(&self, expanded: &[u64], first: usize, bits: usize) -> Vec<Ciphertext> {
+    /// Derives one radix block from `per_block` bit slots (1 for a boolean, otherwise 2)
+    /// starting at slot `first` of an expanded list.
+    fn block(&self, expanded: &[u64], first: usize, per_block: usize) -> Ciphertext {
         let integer: &tfhe::integer::ServerKey = self.server_key.as_ref();
         let shortint: &tfhe::shortint::ServerKey = integer.as_ref();
         let cast = KeySwitchingKeyView::from_raw_parts(self.casting.as_view(), shortint, None);
-        let slot = |i: usize| &expanded[i * LANE_CIPHERTEXT_WORDS..][..LANE_CIPHERTEXT_WORDS];
         let scale = 1u64 << (COMPUTE_DELTA_LOG - LANE_DELTA_LOG);
-        let per_block = if bits == 1 {
-            1
-        } else {
-            BITS_PER_BLOCK as usize
-        };
-        (0..bits.div_ceil(per_block))
-            .map(|b| {
-                let mut words = vec![0u64; LANE_CIPHERTEXT_WORDS];
-                for k in 0..per_block {
-                    let w = scale << k;
-                    for (acc, c) in words.iter_mut().zip(slot(first + b * per_block + k)) {
-                        *acc = acc.wrapping_add(c.wrapping_mul(w));
-                    }
-                }
-                let degree = Degree::new((1 << per_block) - 1);
-                let ct = Ciphertext::new(
-                    LweCiphertextOwned::from_container(words, CiphertextModulus::new_native()),
-                    degree,
-                    NoiseLevel::UNKNOWN,
-                    MessageModulus(4),
-                    CarryModulus(4),
-                    AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
-                );
-                cast.cast(&ct)
-            })
-            .collect()
+        let mut words = vec![0u64; LANE_CIPHERTEXT_WORDS];
+        for k in 0..per_block {
+            let slot = &expanded[(first + k) * LANE_CIPHERTEXT_WORDS..][..LANE_CIPHERTEXT_WORDS];
+            let w = scale << k;
+            for (acc, c) in words.iter_mut().zip(slot) {
+                *acc = acc.wrapping_add(c.wrapping_mul(w));
+            }
+        }
+        let ct = Ciphertext::new(
+            LweCiphertextOwned::from_container(words, CiphertextModulus::new_native()),
+            Degree::new((1 << per_block) - 1),
+            NoiseLevel::UNKNOWN,
+            MessageModulus(4),
+            CarryModulus(4),
+            AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
+        );
+        cast.cast(&ct)
     }
 
     /// Derives every field of a record from its lane list: `fields` gives each field's bit
@@ -153,14 +144,29 @@ impl ComputeKey {
         );
         expand_lwe_compact_ciphertext_list(&mut expanded, &list.ct);
         let expanded = expanded.into_container();
+        // Every block of every field, (field, first slot, slots per block): bootstrapped in
+        // parallel, then regrouped by field in order.
+        let mut plan = Vec::new();
         let mut first = 0;
-        Ok(fields
-            .iter()
-            .map(|&bits| {
-                let radix = RadixCiphertext::from(self.blocks(&expanded, first, bits));
-                first += bits;
-                radix
-            })
-            .collect())
+        for (f, &bits) in fields.iter().enumerate() {
+            let per_block = if bits == 1 {
+                1
+            } else {
+                BITS_PER_BLOCK as usize
+            };
+            for b in 0..bits.div_ceil(per_block) {
+                plan.push((f, first + b * per_block, per_block));
+            }
+            first += bits;
+        }
+        let blocks: Vec<Ciphertext> = plan
+            .par_iter()
+            .map(|&(_, first, per_block)| self.block(&expanded, first, per_block))
+            .collect();
+        let mut out: Vec<Vec<Ciphertext>> = vec![Vec::new(); fields.len()];
+        for ((f, _, _), block) in plan.into_iter().zip(blocks) {
+            out[f].push(block);
+        }
+        Ok(out.into_iter().map(RadixCiphertext::from).collect())
     }
 }

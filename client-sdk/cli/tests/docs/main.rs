@@ -417,6 +417,11 @@ pub(crate) const ELSEWHERE: &[(&str, &str, &str)] = &[
         "benches/tests/bins.rs runs `rss --tenants 1`",
     ),
     (
+        "docs/BENCHMARKS.md",
+        "cargo run --release -p blindsight-benches --bin lane",
+        "benches/tests/bins.rs runs `lane --quick` (the default run differs only in cohort sizes)",
+    ),
+    (
         "fuzz/README.md",
         "cargo install cargo-fuzz",
         "not run: cargo-fuzz needs a nightly toolchain; crypto/tests/it/decoders.rs runs every \
