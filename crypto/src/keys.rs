@@ -232,24 +232,41 @@ impl SecretKeys {
     }
 }
 
+/// Takes a copy of a client key apart, lends its integer key, compact private key and
+/// compression private keys to `body` (an expression that must not return early), then
+/// reassembles the copy and wipes it ([`wipe_client_key`]). tfhe reaches those parts only by
+/// value, so every use of them goes through one copy that this wipes.
+macro_rules! with_client_key_parts {
+    ($key:expr, |$integer:ident, $compact:ident, $compression:ident| $body:expr) => {{
+        let (integer, compact, compression, squash, squash_comp, rerand, oprf, trans, tag) =
+            $key.clone().into_raw_parts();
+        let result = {
+            let ($integer, $compact, $compression) = (&integer, &compact, &compression);
+            $body
+        };
+        $crate::keys::wipe_client_key(tfhe::ClientKey::from_raw_parts(
+            integer,
+            compact,
+            compression,
+            squash,
+            squash_comp,
+            rerand,
+            oprf,
+            trans,
+            tag,
+        ));
+        result
+    }};
+}
+pub(crate) use with_client_key_parts;
+
 /// The compact secret key's words, from a copy of `client_key` that is wiped afterwards.
 pub(crate) fn compact_secret_words(client_key: &ClientKey) -> Result<Zeroizing<Vec<u64>>> {
-    let (integer, compact, compression, squash, squash_comp, rerand, oprf, trans, tag) =
-        client_key.clone().into_raw_parts();
-    let words = compact
-        .as_ref()
-        .map(|(k, _)| Zeroizing::new(k.key().key().as_ref().to_vec()));
-    wipe_client_key(ClientKey::from_raw_parts(
-        integer,
-        compact,
-        compression,
-        squash,
-        squash_comp,
-        rerand,
-        oprf,
-        trans,
-        tag,
-    ));
+    let words = with_client_key_parts!(client_key, |_integer, compact, _compression| {
+        compact
+            .as_ref()
+            .map(|(k, _)| Zeroizing::new(k.key().key().as_ref().to_vec()))
+    });
     words.ok_or_else(|| {
         Error::Fhe("the client key has no compact secret key; it was not made by this build".into())
     })

@@ -235,37 +235,28 @@ impl JobOutput {
         let Some(list) = &self.list else {
             return Ok(Vec::new());
         };
-        let (integer, compact, compression, squash, squash_comp, rerand, oprf, trans, tag) =
-            client_key.clone().into_raw_parts();
-        let result = (|| {
-            let private = compression.as_ref().ok_or_else(|| {
-                Error::Fhe(
-                    "the client key has no compression key; it was not made by this build".into(),
-                )
-            })?;
-            let (_, decompression) = integer.new_compression_decompression_keys(private);
-            let (list, _, _) = list.clone().into_raw_parts();
-            (0..self.manifest.outputs.len())
-                .map(|i| {
-                    let radix: RadixCiphertext = list
-                        .get(i, &decompression)
-                        .map_err(|e| Error::Fhe(e.to_string()))?
-                        .ok_or_else(|| Error::ShapeMismatch(format!("result {i} is missing")))?;
-                    Ok(integer.decrypt_radix::<u64>(&radix))
-                })
-                .collect::<Result<Vec<u64>>>()
-        })();
-        crate::wipe_client_key(tfhe::ClientKey::from_raw_parts(
-            integer,
-            compact,
-            compression,
-            squash,
-            squash_comp,
-            rerand,
-            oprf,
-            trans,
-            tag,
-        ));
-        result
+        crate::keys::with_client_key_parts!(client_key, |integer, _compact, compression| {
+            (|| {
+                let private = compression.as_ref().ok_or_else(|| {
+                    Error::Fhe(
+                        "the client key has no compression key; it was not made by this build"
+                            .into(),
+                    )
+                })?;
+                let (_, decompression) = integer.new_compression_decompression_keys(private);
+                let (list, _, _) = list.clone().into_raw_parts();
+                (0..self.manifest.outputs.len())
+                    .map(|i| {
+                        let radix: RadixCiphertext = list
+                            .get(i, &decompression)
+                            .map_err(|e| Error::Fhe(e.to_string()))?
+                            .ok_or_else(|| {
+                                Error::ShapeMismatch(format!("result {i} is missing"))
+                            })?;
+                        Ok(integer.decrypt_radix::<u64>(&radix))
+                    })
+                    .collect::<Result<Vec<u64>>>()
+            })()
+        })
     }
 }
