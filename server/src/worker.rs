@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use blindsight_crypto::compute::{CompiledQuery, JobFunction, LanePlan, lane_only};
 use blindsight_crypto::{ComputeKey, KeyManifest, Verifier};
-use blindsight_proto::JobSpec;
+use blindsight_proto::{Job, JobSpec};
 
 use crate::compute::{self, ComputeError};
 use crate::registry;
@@ -156,7 +156,9 @@ struct Done {
     receipt: Receipt,
 }
 
-/// Runs one leased job. `Ok(None)`: stopped for shutdown.
+/// Runs one leased job, renewing its lease from the moment it was taken, through loading the
+/// key and the records as well as the computation (loading a key set the cache has not seen
+/// can take a while on a busy machine). `Ok(None)`: stopped for shutdown.
 async fn run_job(
     state: &AppState,
     config: &WorkerConfig,
@@ -167,6 +169,45 @@ async fn run_job(
     let spec: JobSpec = serde_json::from_str(&job.spec).map_err(|e| {
         Failure::permanent(format!("the job spec is not one this server reads: {e}"))
     })?;
+    let total = 2 * spec.records.len() as i64;
+    let progress = Arc::new(AtomicI64::new(0));
+    // Progress is written at every heartbeat: often enough for a progress bar.
+    let beat = (config.lease / 3).min(Duration::from_secs(2));
+    let mut beats = tokio::time::interval(beat);
+    beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let work = prepare_and_compute(state, job, spec, Arc::clone(&progress));
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done.map(Some),
+            // The first tick is immediate: the lease is confirmed (and the progress total
+            // written) before any work.
+            _ = beats.tick() => {
+                let done = progress.load(Ordering::Relaxed);
+                match jobs::heartbeat(state.db(), lease, config.lease, done, total).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err(Failure::transient("the lease was lost (the job was taken over)")),
+                    Err(e) => tracing::warn!(job = %job.job_id, error = %e, "heartbeat failed; retrying"),
+                }
+            }
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    // A computation already on its blocking thread cannot be interrupted; it
+                    // finishes in the background and its result is dropped.
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+/// Loads what the job needs and runs it on a blocking thread.
+async fn prepare_and_compute(
+    state: &AppState,
+    job: &Job,
+    spec: JobSpec,
+    progress: Arc<AtomicI64>,
+) -> Result<Done, Failure> {
     let select = spec.request.select();
     let schema = registry::schema(
         state,
@@ -232,17 +273,7 @@ async fn run_job(
             }
         }
     };
-    let total = 2 * spec.records.len() as i64;
-    let progress = Arc::new(AtomicI64::new(0));
-    if let Ok(false) = jobs::heartbeat(state.db(), lease, config.lease, 0, total).await {
-        return Err(Failure::transient(
-            "the lease was lost (the job was taken over)",
-        ));
-    }
-    // Progress is written at every heartbeat: often enough for a progress bar.
-    let beat = (config.lease / 3).min(Duration::from_secs(2));
-    let mut work = {
-        let progress = Arc::clone(&progress);
+    let work = {
         let job = job.clone();
         let db = state.db().clone();
         let handle = tokio::runtime::Handle::current();
@@ -281,32 +312,15 @@ async fn run_job(
             }
         })
     };
-    loop {
-        tokio::select! {
-            done = &mut work => {
-                return match done {
-                    Ok(Ok(done)) => Ok(Some(done)),
-                    Ok(Err(ComputeError::Refused(e))) => Err(Failure::permanent(e.to_string())),
-                    Ok(Err(e @ (ComputeError::Spec(_) | ComputeError::Missing(_)))) => Err(Failure::permanent(e.to_string())),
-                    Ok(Err(e @ ComputeError::Store(_))) => Err(Failure::transient(e.to_string())),
-                    Err(e) => Err(Failure::transient(format!("the computation stopped unexpectedly: {e}"))),
-                };
-            }
-            () = tokio::time::sleep(beat) => {
-                let done = progress.load(Ordering::Relaxed);
-                match jobs::heartbeat(state.db(), lease, config.lease, done, total).await {
-                    Ok(true) => {}
-                    Ok(false) => return Err(Failure::transient("the lease was lost (the job was taken over)")),
-                    Err(e) => tracing::warn!(job = %job.job_id, error = %e, "heartbeat failed; retrying"),
-                }
-            }
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    // The blocking computation cannot be interrupted; it finishes in the
-                    // background and its result is dropped.
-                    return Ok(None);
-                }
-            }
+    match work.await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(ComputeError::Refused(e))) => Err(Failure::permanent(e.to_string())),
+        Ok(Err(e @ (ComputeError::Spec(_) | ComputeError::Missing(_)))) => {
+            Err(Failure::permanent(e.to_string()))
         }
+        Ok(Err(e @ ComputeError::Store(_))) => Err(Failure::transient(e.to_string())),
+        Err(e) => Err(Failure::transient(format!(
+            "the computation stopped unexpectedly: {e}"
+        ))),
     }
 }

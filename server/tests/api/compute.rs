@@ -10,7 +10,7 @@ use blindsight_crypto::compute::{AggregateQuery, JobOutput, crisis_v1};
 use blindsight_crypto::schemas::session_v1;
 use blindsight_crypto::{RecordValues, Value};
 use blindsight_proto::TenantCreated;
-use blindsight_server::store::jobs;
+use blindsight_server::store::{self, jobs};
 use blindsight_server::worker::{self, WorkerConfig};
 use tokio::sync::watch;
 
@@ -69,6 +69,17 @@ async fn wait_done(ctx: &Ctx, token: &str, job_id: &str) -> serde_json::Value {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The audit entries that name a job (what each attempt did), for failure messages.
+async fn job_trail(ctx: &Ctx, job_id: &str) -> Vec<String> {
+    store::audit::entries(ctx.state.db(), Some("tenant-a"), 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.body.contains(job_id))
+        .map(|e| format!("{} {}", e.kind, e.body))
+        .collect()
 }
 
 async fn output(ctx: &Ctx, token: &str, job_id: &str) -> (JobOutput, Vec<u64>) {
@@ -230,7 +241,13 @@ async fn jobs_compute_on_ciphertext_and_decrypt_to_the_clear_reference() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(job.attempts, 1, "processed once");
+        assert_eq!(
+            job.attempts,
+            1,
+            "{}: processed once; the job's audit trail: {:#?}",
+            ctx.name,
+            job_trail(&ctx, &agg_id).await
+        );
 
         // Risk scores decrypt to the clear reference.
         let schema = session_v1();
