@@ -126,6 +126,8 @@ pub fn fetch_evidence(
             schemas,
             records,
             jobs,
+            // The API does not serve rollup sums: `audit verify --db` recomputes them.
+            rollups: None,
         }],
     })
 }
@@ -164,6 +166,7 @@ fn fetch_records(
             } else {
                 TranscriptEvidence::None
             },
+            rollup_day: summary.rollup_day,
         });
         progress.update(i as u64 + 1, total, &summary.record_id);
     }

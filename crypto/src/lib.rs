@@ -46,7 +46,7 @@ pub use keys::{
 pub use keystore::{
     DEFAULT_ITERATIONS, KeystoreFile, KeystoreHeader, MAX_ITERATIONS, MIN_ITERATIONS, seal_keystore,
 };
-pub use lane::{ComputeKey, LaneList, LanePublicKey, LaneSecret};
+pub use lane::{ComputeKey, LaneBody, LaneList, LanePublicKey, LaneSecret, LaneSum};
 pub use params::{PARAMETER_SET_ID, TFHE_VERSION};
 pub use record::{
     EncryptedValue, LANE_TAG, RecordEnvelope, RecordMetadata, Verifier, check_shape,

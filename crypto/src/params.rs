@@ -110,6 +110,19 @@ pub const LANE_MAX_SLOTS: usize = 512;
 /// shards of at most this weight, which the key holder adds in clear.
 pub const LANE_EXACT_WEIGHT: u64 = 123_751;
 
+/// The most records one lane rollup part holds: the server keeps, per cohort and day, the
+/// running sum of the lane lists ingested, in parts of at most this many records. A quarter
+/// of [`LANE_EXACT_WEIGHT`] or less, so that parts pack into shards of between a quarter and
+/// all of the exact bound (see `compute::pack_rollup_shards`); a power of two well below it so
+/// that a busy day's parts are few (61 for a million records) and a part's sum is always exact.
+pub const LANE_ROLLUP_PART_RECORDS: u64 = 16_384;
+
+/// The smallest shard a job of more than one shard may have: a quarter of the exact bound.
+/// Equal-size shards are at least half of it; shards packed from rollup parts at least this.
+/// Either way a shard's slot sums cover tens of thousands of records, far above any minimum
+/// cohort.
+pub const LANE_MIN_SHARD: u64 = LANE_EXACT_WEIGHT / 4;
+
 /// The compact-public-key parameters of the lane: [`PKE_PARAMS`] with a 1-bit message and
 /// 15 carry bits, which gives Δ = 2^47. Only the encoding changes.
 pub fn lane_params() -> CompactPublicKeyEncryptionParameters {

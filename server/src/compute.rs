@@ -13,15 +13,17 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use blindsight_crypto::compute::{
-    CompiledQuery, JobInput, LaneAggregator, LanePlan, aggregate_output, run_job, stored_lane_list,
+    CompiledQuery, JobInput, LaneAggregator, LanePlan, aggregate_output, pack_rollup_shards,
+    run_job, stored_lane_body, stored_lane_list,
 };
 use blindsight_crypto::receipt::{
     RECEIPT_VERSION, Receipt, fft_path, inputs_root, inputs_root_of_lists,
 };
 use blindsight_crypto::{ComputeKey, RecordSchema, Verifier, sha256_hex};
-use blindsight_proto::{Job, JobSpec};
+use blindsight_proto::{Job, JobSpec, rollup_ranges};
 
 use crate::db::Db;
+use crate::store::rollups::{self, PartRef};
 use crate::store::{self, PAGE_RECORDS, StoredRecord};
 
 /// The server build that signs receipts: the package version, and the build id the release
@@ -195,6 +197,107 @@ pub fn execute_lane(
         job,
         spec,
         (spec.records.len() as u64, root),
+        server_key_fingerprint,
+        &output,
+        crate::db::now(),
+    );
+    Ok((output, receipt))
+}
+
+/// Runs a lane-only aggregate over rollup parts (the spec's `rollup`): each part's stored sum
+/// is read as it stands, the lists of records that joined it after the job was created are
+/// subtracted (so the job reads exactly the records it counted), and whole parts are added
+/// into the shards `pack_rollup_shards` gives. Only the parts' record ids and digests are read
+/// besides, for the receipt's inputs root (in the job's order: part by part, each in ingest
+/// order). The output bytes are those [`run_job`] gives over the same records in that order
+/// with the same shards, so auditors re-execute it with `run_job`. Blocking: it reads the
+/// database through `handle`, from a blocking thread. Returns the output and its receipt.
+#[allow(clippy::too_many_arguments)]
+pub fn execute_rollup(
+    handle: &tokio::runtime::Handle,
+    db: &Db,
+    job: &Job,
+    spec: &JobSpec,
+    schema: &RecordSchema,
+    (compiled, plan): &(CompiledQuery, LanePlan),
+    server_key_fingerprint: &str,
+    progress: &AtomicI64,
+) -> Result<(Vec<u8>, Receipt), ComputeError> {
+    let select = spec.request.select();
+    let slots = schema.slot_map()?.slots();
+    let parts: Vec<u64> = spec.rollup.iter().map(|p| p.records).collect();
+    let shards = pack_rollup_shards(&parts)?;
+    let mut sum = LaneAggregator::new(&plan.manifest, slots)?;
+    let mut leaves: Vec<(String, String)> = Vec::new();
+    let ranges: Vec<_> = rollup_ranges(&spec.rollup).collect();
+    for (s, range) in shards.into_iter().enumerate() {
+        for &(part, first, count) in &ranges[range] {
+            let at = PartRef {
+                tenant_id: &job.tenant_id,
+                key_id: &job.key_id,
+                schema_id: &select.schema_id,
+                schema_version: select.schema_version,
+                part,
+            };
+            let store_error = |e: store::StoreError| ComputeError::Store(e.to_string());
+            let (held, mut part_sum) = handle
+                .block_on(rollups::part_sum(db, &at))
+                .map_err(store_error)?
+                .ok_or(ComputeError::Missing(count as usize))?;
+            if held < count {
+                return Err(ComputeError::Missing((count - held) as usize));
+            }
+            if held > count {
+                // Records that joined the part after the job was created.
+                let late = handle
+                    .block_on(rollups::part_records(
+                        db,
+                        &at,
+                        first + count,
+                        held - count,
+                        true,
+                    ))
+                    .map_err(store_error)?;
+                if late.len() as u64 != held - count {
+                    return Err(ComputeError::Store(format!(
+                        "rollup part {} of {:?} day {} holds {held} records, {} of them stored",
+                        part.part,
+                        part.cohort,
+                        part.day,
+                        count + late.len() as u64
+                    )));
+                }
+                for r in &late {
+                    let list = stored_lane_body(
+                        &r.record_id,
+                        r.proven_list.as_deref().unwrap_or_default(),
+                        schema,
+                    )?;
+                    part_sum.subtract(&list)?;
+                }
+            }
+            let members = handle
+                .block_on(rollups::part_records(db, &at, first, count, false))
+                .map_err(store_error)?;
+            if members.len() as u64 != count {
+                return Err(ComputeError::Missing(count as usize - members.len()));
+            }
+            leaves.extend(
+                members
+                    .into_iter()
+                    .map(|r| (r.record_id, r.proven_list_digest)),
+            );
+            sum.add_sum(s, &part_sum)?;
+            progress.fetch_add(2 * count as i64, Ordering::Relaxed);
+        }
+    }
+    let output =
+        aggregate_output(compiled, plan, Vec::new(), sum.finish()?)?.encode(&job.key_id)?;
+    let root = inputs_root(leaves.iter().map(|(id, d)| (id.as_str(), d.as_str())));
+    let receipt = receipt_with_root(
+        job,
+        spec,
+        (leaves.len() as u64, root),
         server_key_fingerprint,
         &output,
         crate::db::now(),

@@ -70,19 +70,38 @@ pub async fn create(
             None
         }
     };
-    let mut records = store::select_records(
-        state.db(),
-        tenant,
-        &Selection {
-            key_id,
-            schema_id: &schema.id,
-            schema_version: schema.version,
-            cohort: select.cohort.as_deref(),
-            since: select.since,
-            until: select.until,
-        },
-    )
-    .await?;
+    let selection = Selection {
+        key_id,
+        schema_id: &schema.id,
+        schema_version: schema.version,
+        cohort: select.cohort.as_deref(),
+        since: select.since,
+        until: select.until,
+    };
+    // An aggregate the lane answers entirely, over whole days, reads the rollups kept at
+    // ingest (no cap on its size); everything else lists its records.
+    let rollup = match &request {
+        JobRequest::Aggregate { query, .. } if select.record_ids.is_none() => {
+            rollup_parts(state, tenant, &schema, query, &selection).await?
+        }
+        _ => None,
+    };
+    if let Some((parts, count)) = rollup {
+        return queue(
+            state,
+            tenant,
+            &request,
+            JobSpec {
+                request: request.clone(),
+                model,
+                records: Vec::new(),
+                rollup: parts,
+            },
+            count,
+        )
+        .await;
+    }
+    let mut records = store::select_records(state.db(), tenant, &selection).await?;
     if let Some(wanted) = &select.record_ids {
         let selected: std::collections::HashSet<&String> = records.iter().collect();
         if let Some(missing) = wanted.iter().find(|id| !selected.contains(id)) {
@@ -103,25 +122,69 @@ pub async fn create(
             format!("a job reads at most {MAX_JOB_RECORDS} records; narrow the selection"),
         ));
     }
-    if records.is_empty() {
+    let count = records.len() as u64;
+    let spec = JobSpec {
+        request: request.clone(),
+        model,
+        records,
+        rollup: Vec::new(),
+    };
+    queue(state, tenant, &request, spec, count).await
+}
+
+/// The rollup parts a lane-only aggregate over whole days reads, and the records they hold;
+/// `None` when the job must list its records instead (the lane does not answer every
+/// aggregate, the selection cuts a day, or some selected record predates rollups).
+async fn rollup_parts(
+    state: &AppState,
+    tenant: &str,
+    schema: &blindsight_crypto::RecordSchema,
+    query: &blindsight_crypto::compute::AggregateQuery,
+    selection: &Selection<'_>,
+) -> Result<Option<(Vec<blindsight_proto::RollupPart>, u64)>, ApiError> {
+    let whole_day = |t: Option<i64>| t.is_none_or(|t| t % store::rollups::DAY_SECONDS == 0);
+    if !whole_day(selection.since) || !whole_day(selection.until) {
+        return Ok(None);
+    }
+    if blindsight_crypto::compute::lane_only(query, schema, 1, None)?.is_none() {
+        return Ok(None);
+    }
+    // Parts first, then the count: a record stored in between makes the two differ (a
+    // record and its rollup are written in one transaction), and the job lists records.
+    let parts = store::rollups::parts(state.db(), tenant, selection).await?;
+    let (total, rolled) = store::rollups::count_selected(state.db(), tenant, selection).await?;
+    let in_parts: u64 = parts.iter().map(|p| p.records).sum();
+    Ok((total > 0 && total == rolled && rolled == in_parts).then_some((parts, total)))
+}
+
+/// The checks that need the record count (none, or fewer than the minimum cohort), then the
+/// job is queued.
+async fn queue(
+    state: &AppState,
+    tenant: &str,
+    request: &JobRequest,
+    spec: JobSpec,
+    count: u64,
+) -> Result<JobCreated, ApiError> {
+    let key_id = request.key_id();
+    if count == 0 {
         return Err(ApiError::new(
             Problem::NoRecords,
             "no stored record matches the selection",
         ));
     }
-    if let JobRequest::Aggregate { .. } = &request {
+    if let JobRequest::Aggregate { .. } = request {
         let minimum = store::tenant_min_cohort(state.db(), tenant)
             .await?
             .unwrap_or(i64::from(state.config().default_min_cohort))
             .max(2);
-        if (records.len() as i64) < minimum {
+        if (count as i64) < minimum {
             return Err(ApiError::new(Problem::CohortTooSmall, format!(
-                    "the selection holds {} record{}; aggregates need at least {minimum}, so that no individual can be singled out",
-                    records.len(),
-                    if records.len() == 1 { "" } else { "s" }
+                    "the selection holds {count} record{}; aggregates need at least {minimum}, so that no individual can be singled out",
+                    if count == 1 { "" } else { "s" }
                 ),
             )
-            .with_extension("records", records.len().into())
+            .with_extension("records", count.into())
             .with_extension("minimum", minimum.into()));
         }
     }
@@ -135,12 +198,6 @@ pub async fn create(
                 .map_err(|e| ApiError::Internal(e.to_string()))?
         )
     );
-    let count = records.len();
-    let spec = JobSpec {
-        request: request.clone(),
-        model,
-        records,
-    };
     let spec_json =
         serde_json::to_string(&spec).map_err(|e| ApiError::Internal(format!("job spec: {e}")))?;
     jobs::create(
@@ -155,11 +212,11 @@ pub async fn create(
         },
     )
     .await?;
-    tracing::info!(tenant = %tenant, job = %job_id, kind = request.kind(), records = count, "job queued");
+    tracing::info!(tenant = %tenant, job = %job_id, kind = request.kind(), records = count, rollup_parts = spec.rollup.len(), "job queued");
     Ok(JobCreated {
         job_id,
         kind: request.kind().into(),
-        records: count as u64,
+        records: count,
         status: JobStatus::Queued,
     })
 }

@@ -169,7 +169,7 @@ async fn run_job(
     let spec: JobSpec = serde_json::from_str(&job.spec).map_err(|e| {
         Failure::permanent(format!("the job spec is not one this server reads: {e}"))
     })?;
-    let total = 2 * spec.records.len() as i64;
+    let total = 2 * spec.record_count() as i64;
     let progress = Arc::new(AtomicI64::new(0));
     // Progress is written at every heartbeat: often enough for a progress bar.
     let beat = (config.lease / 3).min(Duration::from_secs(2));
@@ -227,11 +227,19 @@ async fn prepare_and_compute(
     // cohort size) and needs neither the server key nor the verifier: only the manifest's
     // server-key fingerprint, for the receipt. Everything else loads its records, the key and
     // the verifier, and runs the FHE path.
+    let shards = spec.lane_shards().map_err(Failure::permanent)?;
     let lane_only = match spec.function() {
-        Ok(JobFunction::Aggregate(query)) => lane_only(query, &schema, spec.records.len())
-            .map_err(|e| Failure::permanent(e.to_string()))?,
+        Ok(JobFunction::Aggregate(query)) => {
+            lane_only(query, &schema, spec.record_count() as usize, shards)
+                .map_err(|e| Failure::permanent(e.to_string()))?
+        }
         _ => None,
     };
+    if lane_only.is_none() && !spec.rollup.is_empty() {
+        return Err(Failure::permanent(
+            "the job reads rollup parts but the lane does not answer all of its aggregates",
+        ));
+    }
     let unregistered = || Failure::permanent(format!("key set {} is not registered", job.key_id));
     let work = match lane_only {
         Some(plan) => {
@@ -279,7 +287,12 @@ async fn prepare_and_compute(
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || match work {
             Work::Lane { plan, fingerprint } => {
-                let (output, receipt) = compute::execute_lane(
+                let run = if spec.rollup.is_empty() {
+                    compute::execute_lane
+                } else {
+                    compute::execute_rollup
+                };
+                let (output, receipt) = run(
                     &handle,
                     &db,
                     &job,

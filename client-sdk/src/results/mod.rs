@@ -23,6 +23,7 @@
 
 use blindsight_crypto::compute::{
     AGGREGATE_FUNCTION, Aggregate, AggregateQuery, AggregateValue, ComputedBy, JobOutput, Tier,
+    check_shards,
 };
 use blindsight_crypto::schemas::builtin;
 use blindsight_crypto::{FieldType, RecordSchema, SecretKeys};
@@ -174,12 +175,16 @@ fn decrypt_spec(
     let out = JobOutput::decode(output, &job.key_id)?;
     let manifest = &out.manifest;
     let records = manifest.clear.get("records").copied();
-    if let (Some(n), Some(ids)) = (records, &spec.records)
-        && n != ids.len() as u64
+    let selected = match &spec.records {
+        Some(ids) => Some(ids.len() as u64),
+        None if !spec.rollup.is_empty() => Some(spec.rollup.iter().map(|p| p.records).sum()),
+        None => None,
+    };
+    if let (Some(n), Some(selected)) = (records, selected)
+        && n != selected
     {
         return Err(unexpected(format!(
-            "the output covers {n} records, the job selected {}",
-            ids.len()
+            "the output covers {n} records, the job selected {selected}"
         )));
     }
     let rows = match &spec.request {
@@ -226,7 +231,10 @@ fn decrypt_spec(
             })?;
             let n = records
                 .ok_or_else(|| unexpected("it does not say how many records it covers".into()))?;
-            Rows::Aggregate(aggregate_rows(query, schema, n, &out, secret).map_err(unexpected)?)
+            let shards = blindsight_proto::rollup_shards(&spec.rollup).map_err(unexpected)?;
+            Rows::Aggregate(
+                aggregate_rows(query, schema, n, shards, &out, secret).map_err(unexpected)?,
+            )
         }
     };
     let records = match &rows {
@@ -325,19 +333,27 @@ fn preview(ids: &[String]) -> String {
     }
 }
 
-/// Compiles the query as the key holder asked it for the reported cohort size, requires the
-/// output's layout to be exactly that, and interprets the decrypted values.
+/// Compiles the query as the key holder asked it for the reported cohort size (in the shards
+/// the job's rollup parts give, or equal shards), requires the output's layout to be exactly
+/// that, and interprets the decrypted values.
 fn aggregate_rows(
     query: &AggregateQuery,
     schema: &RecordSchema,
     records: u64,
+    shards: Option<Vec<u64>>,
     out: &JobOutput,
     secret: &SecretKeys,
 ) -> std::result::Result<Vec<AggregateRow>, String> {
     let n = usize::try_from(records).map_err(|_| format!("{records} records"))?;
     let compiled = query.compile(schema, n).map_err(|e| e.to_string())?;
     let map = schema.slot_map().map_err(|e| e.to_string())?;
-    let plan = compiled.lane_plan(&map);
+    let plan = match shards {
+        Some(shards) => {
+            check_shards(records, &shards).map_err(|e| e.to_string())?;
+            compiled.lane_plan_for_shards(&map, shards)
+        }
+        None => compiled.lane_plan(&map),
+    };
     let expected_lane = (!plan.manifest.outputs.is_empty()).then(|| plan.manifest.clone());
     if out.manifest.lane != expected_lane {
         return Err(format!(

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use blindsight_crypto::{AppBundle, RecordSchema};
 use blindsight_proto::chain::key_id;
-use blindsight_proto::{Entry, JobSpec};
+use blindsight_proto::{Entry, JobSpec, rollup_ranges};
 use rayon::prelude::*;
 
 use crate::evidence::{Evidence, KeysetEvidence, RecordEvidence, TenantEvidence};
@@ -96,11 +96,69 @@ pub(crate) fn schema_for(
         .map_err(|e| format!("stored schema {id}@{version} does not parse: {e}"))
 }
 
-/// The stored records a job read, in its order.
+/// A lane rollup's cohort and day: key set, schema id and version, cohort, UTC day.
+pub(crate) type RollupGroup<'a> = (&'a str, &'a str, u32, Option<&'a str>, i64);
+
+/// A tenant's rolled-up records by cohort and day, each group in ingest order (a part's
+/// records are its group's records by position).
+pub(crate) fn rollup_members(
+    tenant: &TenantEvidence,
+) -> HashMap<RollupGroup<'_>, Vec<&RecordEvidence>> {
+    let mut groups: HashMap<RollupGroup<'_>, Vec<&RecordEvidence>> = HashMap::new();
+    for r in &tenant.records {
+        if let Some(day) = r.rollup_day {
+            let m = &r.metadata;
+            groups
+                .entry((
+                    m.key_id.as_str(),
+                    m.schema_id.as_str(),
+                    m.schema_version,
+                    m.cohort.as_deref(),
+                    day,
+                ))
+                .or_default()
+                .push(r);
+        }
+    }
+    groups
+}
+
+/// The stored records a job read, in its order: its listed records, or its rollup parts'
+/// records part by part.
 pub(crate) fn job_inputs<'a>(
     tenant: &'a TenantEvidence,
     spec: &JobSpec,
 ) -> Result<Vec<&'a RecordEvidence>, String> {
+    if !spec.rollup.is_empty() {
+        let select = spec.request.select();
+        let groups = rollup_members(tenant);
+        let mut out = Vec::new();
+        for (part, first, count) in rollup_ranges(&spec.rollup) {
+            let key = (
+                spec.request.key_id(),
+                select.schema_id.as_str(),
+                select.schema_version,
+                part.cohort.as_deref(),
+                part.day,
+            );
+            let members = groups.get(&key).map_or(&[][..], Vec::as_slice);
+            let range = usize::try_from(first).unwrap_or(usize::MAX)
+                ..usize::try_from(first + count).unwrap_or(usize::MAX);
+            let slice = members.get(range).ok_or_else(|| {
+                format!(
+                    "rollup part {} of cohort {:?} day {} names {count} records from the {}th, \
+                     but that cohort and day holds {} stored records",
+                    part.part,
+                    part.cohort,
+                    part.day,
+                    first + 1,
+                    members.len()
+                )
+            })?;
+            out.extend(slice.iter().copied());
+        }
+        return Ok(out);
+    }
     let by_id: HashMap<&str, &RecordEvidence> = tenant
         .records
         .iter()

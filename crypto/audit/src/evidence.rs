@@ -45,6 +45,26 @@ pub struct TenantEvidence {
     pub records: Vec<RecordEvidence>,
     /// Its jobs.
     pub jobs: Vec<JobEvidence>,
+    /// Its lane rollup parts as stored; `None` when the source does not serve them (the API
+    /// does not).
+    pub rollups: Option<Vec<RollupEvidence>>,
+}
+
+/// A stored lane rollup part.
+#[derive(Clone, Debug)]
+pub struct RollupEvidence {
+    /// Key set.
+    pub key_id: String,
+    /// Schema id.
+    pub schema_id: String,
+    /// Schema version.
+    pub schema_version: u32,
+    /// Cohort, day, part index and the records it holds.
+    pub part: blindsight_proto::RollupPart,
+    /// Slots per list, as stored.
+    pub slots: u64,
+    /// The stored sum (little-endian words).
+    pub lane_sum: Vec<u8>,
 }
 
 /// A stored key set: public material only.
@@ -100,6 +120,8 @@ pub struct RecordEvidence {
     pub proven_list_digest: String,
     /// Its sealed transcript.
     pub transcript: TranscriptEvidence,
+    /// The UTC day it was rolled up under; `None` when it is in no rollup.
+    pub rollup_day: Option<i64>,
 }
 
 /// A job.

@@ -2,7 +2,7 @@
 
 use crate::checks::{
     check_chains, check_cohorts, check_manifests, check_proofs, check_receipts, check_reexecution,
-    check_storage,
+    check_rollups, check_storage,
 };
 use crate::context::Bundles;
 use crate::evidence::Evidence;
@@ -22,6 +22,7 @@ pub fn verify(
         receipts,
         check_reexecution(&bundles, &verified, options, progress),
         check_storage(evidence, progress),
+        check_rollups(evidence),
         check_manifests(evidence, &bundles),
         check_cohorts(evidence),
     ];

@@ -36,7 +36,7 @@ pub struct JobInput<'a> {
 }
 
 /// A job's work: its key set, its function and its records, in the spec's order.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct JobWork<'a> {
     /// The key set the records are encrypted under (named in the output envelope).
     pub key_id: &'a str,
@@ -44,6 +44,9 @@ pub struct JobWork<'a> {
     pub function: JobFunction<'a>,
     /// What it reads.
     pub records: &'a [JobInput<'a>],
+    /// How an aggregate's lane sums are cut into shards, when not in equal shards: the sizes
+    /// a job over rollup parts packed them into ([`super::pack_rollup_shards`]).
+    pub shards: Option<Vec<u64>>,
 }
 
 /// Runs a job: verifies and expands every record, computes the function, and returns the
@@ -61,8 +64,18 @@ pub fn run_job(
     progress: &AtomicI64,
 ) -> Result<Vec<u8>> {
     let pool = pool_with_key(key.server_key(), threads)?;
-    pool.install(|| evaluate(key, verifier, schema, work.function, work.records, progress))?
-        .encode(work.key_id)
+    pool.install(|| {
+        evaluate(
+            key,
+            verifier,
+            schema,
+            work.function,
+            work.records,
+            work.shards,
+            progress,
+        )
+    })?
+    .encode(work.key_id)
 }
 
 fn evaluate(
@@ -71,6 +84,7 @@ fn evaluate(
     schema: &RecordSchema,
     function: JobFunction<'_>,
     records: &[JobInput<'_>],
+    shards: Option<Vec<u64>>,
     progress: &AtomicI64,
 ) -> Result<JobOutput> {
     match function {
@@ -94,7 +108,13 @@ fn evaluate(
         JobFunction::Aggregate(query) => {
             let map = schema.slot_map()?;
             let compiled = query.compile(schema, records.len())?;
-            let plan = compiled.lane_plan(&map);
+            let plan = match shards {
+                Some(shards) => {
+                    super::check_shards(records.len() as u64, &shards)?;
+                    compiled.lane_plan_for_shards(&map, shards)
+                }
+                None => compiled.lane_plan(&map),
+            };
             let (fhe_query, indices) = compiled.fhe_part(query, &plan);
             let lane = if plan.manifest.outputs.is_empty() {
                 Vec::new()
@@ -164,10 +184,23 @@ fn stored_error(r: &JobInput<'_>, e: Error) -> Error {
 /// again (decoding the proof's curve points alone would be most of the job's time, verifying
 /// it 75–180 ms per record), and auditors re-verify every stored proof (`audit verify`).
 pub fn stored_lane_list(r: &JobInput<'_>, schema: &RecordSchema) -> Result<LaneBody> {
-    let list = LaneBody::decode(r.proven_list).map_err(|e| stored_error(r, e))?;
-    check_shape(&list, schema).map_err(|e| stored_error(r, e))?;
+    stored_lane_body(&r.metadata.record_id, r.proven_list, schema)
+}
+
+/// [`stored_lane_list`] from the record's id and stored proven list alone.
+pub fn stored_lane_body(
+    record_id: &str,
+    proven_list: &[u8],
+    schema: &RecordSchema,
+) -> Result<LaneBody> {
+    let error = |e: Error| Error::Malformed {
+        what: "stored record",
+        reason: format!("record {record_id:?}: {e}"),
+    };
+    let list = LaneBody::decode(proven_list).map_err(error)?;
+    check_shape(&list, schema).map_err(error)?;
     if list.has_zero_mask() {
-        return Err(stored_error(r, Error::TrivialCiphertext { index: 0 }));
+        return Err(error(Error::TrivialCiphertext { index: 0 }));
     }
     Ok(list)
 }

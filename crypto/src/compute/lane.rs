@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::aggregate::{CompiledQuery, Plan};
 use crate::lane::{LaneBody, LaneCiphertext, LaneSecret, LaneSum, LaneTerm, SlotForm, SlotMap};
-use crate::params::LANE_EXACT_WEIGHT;
+use crate::params::{LANE_EXACT_WEIGHT, LANE_MIN_SHARD, LANE_ROLLUP_PART_RECORDS};
 use crate::{Error, Result};
 
 /// The most lane ciphertexts one output may carry (each is 16,392 bytes).
@@ -168,20 +168,83 @@ fn forms(q: &CompiledQuery, map: &SlotMap, i: usize) -> Option<Vec<(String, Slot
     }
 }
 
+/// `n` records cut into shards of equal size (±1), each at most [`LANE_EXACT_WEIGHT`]: never
+/// a small last shard, whose sums would say more about its few records than the minimum
+/// cohort allows. No shard for no records.
+pub fn equal_shards(n: u64) -> Vec<u64> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let count = n.div_ceil(LANE_EXACT_WEIGHT);
+    (0..count)
+        .map(|s| n / count + u64::from(s < n % count))
+        .collect()
+}
+
+/// Rollup parts (their record counts, in the job's order, each at most
+/// [`LANE_ROLLUP_PART_RECORDS`]) packed into shards of whole, consecutive parts: the index
+/// range of each shard's parts. Every shard holds at most [`LANE_EXACT_WEIGHT`] records and,
+/// when there is more than one, at least [`LANE_MIN_SHARD`]: parts fill a shard in order
+/// until the next would overflow it (so a full shard holds more than three quarters of the
+/// bound), and a short last shard takes parts from the end of the one before.
+pub fn pack_rollup_shards(parts: &[u64]) -> Result<Vec<std::ops::Range<usize>>> {
+    if let Some(p) = parts
+        .iter()
+        .find(|&&p| p == 0 || p > LANE_ROLLUP_PART_RECORDS)
+    {
+        return Err(Error::ShapeMismatch(format!(
+            "a rollup part of {p} records (parts hold 1 to {LANE_ROLLUP_PART_RECORDS})"
+        )));
+    }
+    let mut shards: Vec<std::ops::Range<usize>> = Vec::new();
+    let (mut start, mut filled) = (0, 0u64);
+    for (i, &p) in parts.iter().enumerate() {
+        if filled + p > LANE_EXACT_WEIGHT {
+            shards.push(start..i);
+            (start, filled) = (i, 0);
+        }
+        filled += p;
+    }
+    if start < parts.len() {
+        shards.push(start..parts.len());
+    }
+    let size = |r: &std::ops::Range<usize>| parts[r.clone()].iter().sum::<u64>();
+    if let [.., before, last] = shards.as_mut_slice() {
+        while size(last) < LANE_MIN_SHARD {
+            before.end -= 1;
+            last.start -= 1;
+        }
+    }
+    Ok(shards)
+}
+
+/// Checks shard sizes an output states for `n` records: they add up to `n`, none is empty or
+/// above [`LANE_EXACT_WEIGHT`], and when there are several none is below [`LANE_MIN_SHARD`]
+/// (so no shard's sums single out a small group of records).
+pub fn check_shards(n: u64, shards: &[u64]) -> Result<()> {
+    let total: u64 = shards.iter().sum();
+    let bad = shards
+        .iter()
+        .find(|&&s| s == 0 || s > LANE_EXACT_WEIGHT || (shards.len() > 1 && s < LANE_MIN_SHARD));
+    if total != n || bad.is_some() || (n > 0 && shards.is_empty()) {
+        return Err(Error::ShapeMismatch(format!(
+            "lane shards of {shards:?} records for {n} records (each must hold 1 to \
+             {LANE_EXACT_WEIGHT} records, and at least {LANE_MIN_SHARD} when there are several)"
+        )));
+    }
+    Ok(())
+}
+
 impl CompiledQuery {
-    /// Plans the lane part of this query over `map`'s layout for its cohort size.
+    /// Plans the lane part of this query over `map`'s layout for its cohort size, in shards of
+    /// equal size.
     pub fn lane_plan(&self, map: &SlotMap) -> LanePlan {
-        let n = self.records() as u64;
-        // Shards of equal size (±1): never a small last shard, whose sums would say more
-        // about its few records than the minimum cohort allows.
-        let shards: Vec<u64> = if n == 0 {
-            Vec::new()
-        } else {
-            let count = n.div_ceil(LANE_EXACT_WEIGHT);
-            (0..count)
-                .map(|s| n / count + u64::from(s < n % count))
-                .collect()
-        };
+        self.lane_plan_for_shards(map, equal_shards(self.records() as u64))
+    }
+
+    /// Plans the lane part of this query over `map`'s layout for records summed in shards of
+    /// the given sizes (checked with [`check_shards`] by whoever takes them from elsewhere).
+    pub fn lane_plan_for_shards(&self, map: &SlotMap, shards: Vec<u64>) -> LanePlan {
         let mut by_lane = Vec::with_capacity(self.plans.len());
         let mut manifest = LaneManifest {
             shards: shards.clone(),
@@ -272,6 +335,14 @@ impl<'a> LaneAggregator<'a> {
             )));
         }
         self.sums[shard - 1].add(list)
+    }
+
+    /// Adds a sum of lists (a rollup part) into shard `shard`.
+    pub fn add_sum(&mut self, shard: usize, sum: &LaneSum) -> Result<()> {
+        let slot = self.sums.get_mut(shard).ok_or_else(|| {
+            Error::ShapeMismatch(format!("shard {shard} is beyond the plan's shards"))
+        })?;
+        slot.merge(sum)
     }
 
     /// Adds the next record's list, in selection order.
@@ -467,13 +538,23 @@ impl LanePlan {
 /// count): its compiled query and plan. Such a job needs no key, no bootstrap and no record in
 /// memory beyond the one being added, so servers stream it; `None` when any aggregate needs
 /// the FHE path.
+/// `shards`: the shard sizes when the records are summed from rollup parts (see
+/// [`pack_rollup_shards`]); `None` for equal shards.
 pub fn lane_only(
     query: &super::AggregateQuery,
     schema: &crate::RecordSchema,
     records: usize,
+    shards: Option<Vec<u64>>,
 ) -> Result<Option<(CompiledQuery, LanePlan)>> {
     let compiled = query.compile(schema, records)?;
-    let plan = compiled.lane_plan(&schema.slot_map()?);
+    let map = schema.slot_map()?;
+    let plan = match shards {
+        Some(shards) => {
+            check_shards(records as u64, &shards)?;
+            compiled.lane_plan_for_shards(&map, shards)
+        }
+        None => compiled.lane_plan(&map),
+    };
     let (fhe, _) = compiled.fhe_part(query, &plan);
     Ok(fhe.aggregates.is_empty().then_some((compiled, plan)))
 }

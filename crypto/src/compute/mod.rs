@@ -25,10 +25,10 @@ pub use aggregate::{
     Aggregate, AggregateQuery, AggregateValue, CompiledQuery, MAX_AGGREGATES, MAX_EDGES,
 };
 pub use features::{Derived, FeatureRef, MOOD_CHANGE_OFFSET, blocks_for, result_type_for};
-pub use job::{JobFunction, JobInput, JobWork, run_job, stored_lane_list};
+pub use job::{JobFunction, JobInput, JobWork, run_job, stored_lane_body, stored_lane_list};
 pub use lane::{
     ComputedBy, LaneAggregator, LaneManifest, LaneOutputSpec, LanePlan, LaneTermSpec,
-    MAX_LANE_TERMS, lane_only,
+    MAX_LANE_TERMS, check_shards, equal_shards, lane_only, pack_rollup_shards,
 };
 pub use model::{
     CRISIS_MODEL_ID, CompiledModel, CompiledRule, MAX_RULES, MAX_SCORE, MAX_WEIGHT, RiskModel,

@@ -334,6 +334,11 @@ impl LaneList {
         &self.body
     }
 
+    /// The ciphertext, without the proof.
+    pub fn into_body(self) -> LaneBody {
+        self.body
+    }
+
     /// Checks the proof against the CRS, the lane public key and `metadata`.
     pub fn verify(&self, crs: &CompactPkeCrs, key: &LanePublicKey, metadata: &[u8]) -> Result<()> {
         if crs

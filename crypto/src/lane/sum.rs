@@ -18,7 +18,7 @@ use crate::{Error, Result};
 pub const LANE_CIPHERTEXT_WORDS: usize = LANE_LWE_DIMENSION + 1;
 
 /// A running slot-wise sum of lane lists of one width, in bounded memory (one list's worth).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LaneSum {
     words: Vec<u64>,
     slots: usize,
@@ -54,6 +54,65 @@ impl LaneSum {
         }
         self.records += 1;
         Ok(())
+    }
+
+    /// Removes one list that was added (wrapping, coefficient-wise): a rollup part read after
+    /// more records joined it gives back the sum as it stood when a job was created.
+    pub fn subtract(&mut self, list: &LaneBody) -> Result<()> {
+        if list.slots() != self.slots || self.records == 0 {
+            return Err(Error::ShapeMismatch(format!(
+                "a lane list of {} slots taken from a sum of {} {}-slot lists",
+                list.slots(),
+                self.records,
+                self.slots
+            )));
+        }
+        for (acc, w) in self.words.iter_mut().zip(list.words()) {
+            *acc = acc.wrapping_sub(*w);
+        }
+        self.records -= 1;
+        Ok(())
+    }
+
+    /// Adds another sum of lists of the same width.
+    pub fn merge(&mut self, other: &LaneSum) -> Result<()> {
+        if other.slots != self.slots {
+            return Err(Error::ShapeMismatch(format!(
+                "a sum of {}-slot lists added to a sum of {}-slot lists",
+                other.slots, self.slots
+            )));
+        }
+        for (acc, w) in self.words.iter_mut().zip(&other.words) {
+            *acc = acc.wrapping_add(*w);
+        }
+        self.records += other.records;
+        Ok(())
+    }
+
+    /// The summed words, little-endian: how a rollup part is stored (its record count and
+    /// width are stored beside it).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.words.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    /// A stored sum of `records` lists of `slots` slots; the length must be exact.
+    pub fn from_bytes(bytes: &[u8], slots: usize, records: u64) -> Result<Self> {
+        let mut sum = Self::new(slots)?;
+        if bytes.len() != 8 * sum.words.len() {
+            return Err(Error::Malformed {
+                what: "lane sum",
+                reason: format!(
+                    "{} bytes, expected {} for {slots} slots",
+                    bytes.len(),
+                    8 * sum.words.len()
+                ),
+            });
+        }
+        for (w, c) in sum.words.iter_mut().zip(bytes.chunks_exact(8)) {
+            *w = u64::from_le_bytes(c.try_into().expect("8-byte chunks"));
+        }
+        sum.records = records;
+        Ok(sum)
     }
 
     /// Lists added so far.

@@ -5,12 +5,14 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use blindsight_crypto::compute::{
-    AggregateQuery, ComputedBy, JobFunction, JobInput, JobOutput, JobWork, LaneAggregator, run_job,
+    AggregateQuery, ComputedBy, JobFunction, JobInput, JobOutput, JobWork, LaneAggregator,
+    check_shards, pack_rollup_shards, run_job,
 };
 use blindsight_crypto::lane::{
     ComputeKey, LaneCiphertext, LaneHistogram, LaneList, LanePublicKey, LaneSum, LaneTerm,
     generate_lane_crs,
 };
+use blindsight_crypto::params::{LANE_EXACT_WEIGHT, LANE_ROLLUP_PART_RECORDS};
 use blindsight_crypto::schemas::session_v1;
 use blindsight_crypto::tfhe::integer::{ClientKey as IntegerClientKey, RadixCiphertext};
 use blindsight_crypto::tfhe::zk::CompactPkeCrs;
@@ -226,10 +228,11 @@ fn aggregate_jobs_use_the_lane_where_declared_and_match_the_clear_reference() {
         key_id: app.key_id(),
         function: JobFunction::Aggregate(&query),
         records: &inputs,
+        shards: None,
     };
     let progress = AtomicI64::new(0);
     let verifier = Verifier::new(app.clone());
-    let bytes = run_job(&k.compute, &verifier, &schema, work, 2, &progress).unwrap();
+    let bytes = run_job(&k.compute, &verifier, &schema, work.clone(), 2, &progress).unwrap();
     assert_eq!(progress.load(Ordering::Relaxed), 10);
     // Deterministic: the same inputs give the same bytes (receipts, re-execution).
     let again = run_job(&k.compute, &verifier, &schema, work, 1, &progress).unwrap();
@@ -295,6 +298,123 @@ fn a_cohort_larger_than_the_exact_bound_is_summed_in_shards() {
         }
         sum.finish().unwrap()
     };
+    let lane = plan
+        .manifest
+        .decrypt(&k.secret.lane_secret().unwrap(), &cts)
+        .unwrap();
+    let clear: Vec<Vec<Value>> = (0..n).map(|i| distinct[i % 3].clone()).collect();
+    assert_eq!(
+        compiled.interpret_split(&plan, &[], &lane).unwrap(),
+        query.evaluate_clear(&schema, &clear).unwrap()
+    );
+}
+
+#[test]
+fn rollup_parts_pack_into_shards_within_the_bound_and_no_shard_is_small() {
+    let p = LANE_ROLLUP_PART_RECORDS;
+    // Eight full parts overflow one shard; the short last shard takes a part from the first.
+    let shards = pack_rollup_shards(&[p; 8]).unwrap();
+    assert_eq!(shards, [0..6, 6..8]);
+    // Every shape: contiguous, whole parts, each shard within [LANE_MIN_SHARD, bound].
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..2_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let count = 1 + (state % 40) as usize;
+        let parts: Vec<u64> = (0..count)
+            .map(|i| 1 + (state.rotate_left(i as u32 * 7) % p))
+            .collect();
+        let shards = pack_rollup_shards(&parts).unwrap();
+        let sizes: Vec<u64> = shards
+            .iter()
+            .map(|r| parts[r.clone()].iter().sum())
+            .collect();
+        assert_eq!(shards.first().map(|r| r.start), Some(0));
+        assert_eq!(shards.last().map(|r| r.end), Some(parts.len()));
+        assert!(shards.windows(2).all(|w| w[0].end == w[1].start));
+        let n = parts.iter().sum();
+        check_shards(n, &sizes).unwrap_or_else(|e| panic!("{parts:?} → {sizes:?}: {e}"));
+    }
+    assert!(pack_rollup_shards(&[0]).is_err());
+    assert!(pack_rollup_shards(&[p + 1]).is_err());
+    // What a key holder refuses in an output: sums that differ, a shard over the bound, a
+    // small shard beside others.
+    check_shards(10, &[10]).unwrap();
+    assert!(check_shards(10, &[9]).is_err());
+    assert!(
+        check_shards(
+            200_000,
+            &[LANE_EXACT_WEIGHT + 1, 200_000 - LANE_EXACT_WEIGHT - 1]
+        )
+        .is_err()
+    );
+    assert!(check_shards(130_000, &[129_000, 1_000]).is_err());
+    assert!(check_shards(0, &[]).is_ok());
+    assert!(check_shards(5, &[]).is_err());
+}
+
+#[test]
+fn a_cohort_summed_from_rollup_parts_decodes_exactly() {
+    let k = keys();
+    let schema = session_v1();
+    let app = k.public.app_bundle();
+    let distinct = crate::compute::records(3);
+    let lists: Vec<LaneList> = distinct
+        .iter()
+        .enumerate()
+        .map(|(i, v)| encrypt_record(app, &schema, &session_meta(i), &session_values(v)).unwrap())
+        .collect();
+    // A part's sum survives storage, and a late record subtracts back out.
+    let slots = lists[0].slots();
+    let mut sum = LaneSum::new(slots).unwrap();
+    for l in &lists {
+        sum.add(l.body()).unwrap();
+    }
+    let stored = LaneSum::from_bytes(&sum.to_bytes(), slots, 3).unwrap();
+    assert_eq!(stored, sum);
+    assert!(LaneSum::from_bytes(&sum.to_bytes()[1..], slots, 3).is_err());
+    let mut two = LaneSum::new(slots).unwrap();
+    two.add(lists[0].body()).unwrap();
+    two.add(lists[1].body()).unwrap();
+    let mut back = stored.clone();
+    back.subtract(lists[2].body()).unwrap();
+    assert_eq!(back, two);
+    let mut merged = two.clone();
+    let mut one = LaneSum::new(slots).unwrap();
+    one.add(lists[2].body()).unwrap();
+    merged.merge(&one).unwrap();
+    assert_eq!(merged, sum);
+
+    // 130,000 records in eight parts: shards of whole parts, not of equal size.
+    let p = LANE_ROLLUP_PART_RECORDS;
+    let mut parts = vec![p; 7];
+    parts.push(130_000 - 7 * p);
+    let ranges = pack_rollup_shards(&parts).unwrap();
+    let shards: Vec<u64> = ranges
+        .iter()
+        .map(|r| parts[r.clone()].iter().sum())
+        .collect();
+    assert_eq!(shards, [6 * p, 130_000 - 6 * p]);
+    let n = 130_000usize;
+    let mut query = demo_query();
+    query.aggregates.pop(); // the lexicon maximum: the FHE path
+    let compiled = query.compile(&schema, n).unwrap();
+    let plan = compiled.lane_plan_for_shards(&schema.slot_map().unwrap(), shards.clone());
+    let mut agg = LaneAggregator::new(&plan.manifest, slots).unwrap();
+    let mut next = 0usize;
+    for (s, range) in ranges.iter().enumerate() {
+        for &records in &parts[range.clone()] {
+            let mut part = LaneSum::new(slots).unwrap();
+            for i in next..next + records as usize {
+                part.add(lists[i % 3].body()).unwrap();
+            }
+            next += records as usize;
+            agg.add_sum(s, &part).unwrap();
+        }
+    }
+    let cts = agg.finish().unwrap();
+    assert_eq!(plan.manifest.shards, shards);
     let lane = plan
         .manifest
         .decrypt(&k.secret.lane_secret().unwrap(), &cts)

@@ -162,11 +162,79 @@ pub struct JobSpec {
     /// The model definition resolved at creation (risk jobs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<RiskModel>,
-    /// The selected record ids.
+    /// The selected record ids (empty when the job reads rollup parts).
+    #[serde(default)]
     pub records: Vec<String>,
+    /// The lane rollup parts an aggregate reads instead of its records one by one: the
+    /// selection was whole UTC days (or unbounded), the lane answers every aggregate, and every
+    /// selected record was rolled up at ingest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollup: Vec<RollupPart>,
+}
+
+/// One part of a lane rollup, as a job reads it: the running sum the server keeps of the lane
+/// lists of one key set, schema, cohort and UTC day, in parts of at most
+/// `LANE_ROLLUP_PART_RECORDS` records (in ingest order: a part starts when the one before is
+/// full).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollupPart {
+    /// The cohort label; `None` for records that name no cohort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort: Option<String>,
+    /// The UTC day (days since the epoch) of the records' time: recorded, or when undeclared,
+    /// received.
+    pub day: i64,
+    /// The part's index within its cohort and day, from 0.
+    pub part: u32,
+    /// How many of the part's records the job reads: the first this many, as the part held
+    /// when the job was created.
+    pub records: u64,
+}
+
+/// The records of a rollup job, part by part: `(part, first, count)` where the part's records
+/// the job reads are its cohort-and-day's records `first .. first + count` in ingest order.
+pub fn rollup_ranges(parts: &[RollupPart]) -> impl Iterator<Item = (&RollupPart, u64, u64)> {
+    parts.iter().map(|p| {
+        (
+            p,
+            u64::from(p.part) * blindsight_crypto::params::LANE_ROLLUP_PART_RECORDS,
+            p.records,
+        )
+    })
+}
+
+/// The lane's shard sizes for a job over rollup parts: whole parts packed by
+/// `pack_rollup_shards`, as the server sums them and the key holder expects them; `None`
+/// (equal shards) for a job that lists its records. `Err` for parts no server writes.
+pub fn rollup_shards(parts: &[RollupPart]) -> Result<Option<Vec<u64>>, String> {
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    let sizes: Vec<u64> = parts.iter().map(|p| p.records).collect();
+    let shards =
+        blindsight_crypto::compute::pack_rollup_shards(&sizes).map_err(|e| e.to_string())?;
+    Ok(Some(
+        shards.into_iter().map(|r| sizes[r].iter().sum()).collect(),
+    ))
 }
 
 impl JobSpec {
+    /// How many records the job reads.
+    pub fn record_count(&self) -> u64 {
+        if self.rollup.is_empty() {
+            self.records.len() as u64
+        } else {
+            self.rollup.iter().map(|p| p.records).sum()
+        }
+    }
+
+    /// The lane's shard sizes when the job reads rollup parts (whole parts packed by
+    /// `pack_rollup_shards`); `None` for equal shards. `Err` for parts no server writes.
+    pub fn lane_shards(&self) -> Result<Option<Vec<u64>>, String> {
+        rollup_shards(&self.rollup)
+    }
+
     /// The function id (`risk_score/<model>-v<version>` or `aggregate/v2`) and, for risk jobs,
     /// the digest of the model's canonical JSON: what the audit log and receipts name.
     pub fn function_and_model_digest(&self) -> (String, Option<String>) {
@@ -188,6 +256,7 @@ impl JobSpec {
             key_id: self.request.key_id(),
             function: self.function()?,
             records: inputs,
+            shards: self.lane_shards()?,
         })
     }
 
@@ -213,8 +282,10 @@ pub struct ListedSpec {
     pub request: JobRequest,
     /// The model frozen at creation (risk jobs), when the spec names it.
     pub model: Option<RiskModel>,
-    /// The selected record ids, when the spec lists them.
+    /// The selected record ids, when the spec lists them (not for a job over rollup parts).
     pub records: Option<Vec<String>>,
+    /// The rollup parts a job over rollups reads.
+    pub rollup: Vec<RollupPart>,
 }
 
 #[derive(Deserialize)]
@@ -224,6 +295,8 @@ struct FrozenSpec {
     model: Option<RiskModel>,
     #[serde(default)]
     records: Option<Vec<String>>,
+    #[serde(default)]
+    rollup: Vec<RollupPart>,
 }
 
 impl ListedSpec {
@@ -235,13 +308,15 @@ impl ListedSpec {
             Ok(Self {
                 request: s.request,
                 model: s.model,
-                records: s.records,
+                records: s.records.filter(|_| s.rollup.is_empty()),
+                rollup: s.rollup,
             })
         } else {
             Ok(Self {
                 request: serde_json::from_value(value)?,
                 model: None,
                 records: None,
+                rollup: Vec::new(),
             })
         }
     }

@@ -44,6 +44,10 @@ pub struct RecordSummary {
     pub proven_list_digest: String,
     /// Whether a sealed transcript is stored with it.
     pub has_transcript: bool,
+    /// The UTC day (days since the epoch) whose lane rollup it was added to; absent for a
+    /// record in no rollup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollup_day: Option<i64>,
 }
 
 impl RecordSummary {

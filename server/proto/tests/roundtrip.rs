@@ -46,6 +46,7 @@ fn summary() -> RecordSummary {
         received_at: 1_800_000_001,
         proven_list_digest: "ab".repeat(32),
         has_transcript: true,
+        rollup_day: Some(20_833),
     }
 }
 
@@ -148,9 +149,29 @@ fn every_body_round_trips() {
         Selection::default(),
     ));
     round_trip(JobSpec {
-        request,
+        request: request.clone(),
         model: None,
         records: vec!["r-1".into()],
+        rollup: Vec::new(),
+    });
+    round_trip(JobSpec {
+        request,
+        model: None,
+        records: Vec::new(),
+        rollup: vec![
+            RollupPart {
+                cohort: Some("north".into()),
+                day: 20_833,
+                part: 0,
+                records: 16_384,
+            },
+            RollupPart {
+                cohort: None,
+                day: 20_834,
+                part: 1,
+                records: 3,
+            },
+        ],
     });
     round_trip(JobCreated {
         job_id: "job-1".into(),

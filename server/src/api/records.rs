@@ -10,7 +10,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use blindsight_crypto::RecordEnvelope;
+use blindsight_crypto::{LaneList, RecordEnvelope};
 
 use super::{Caller, check_id, octets, read_body};
 use crate::audit::Event;
@@ -105,23 +105,27 @@ pub async fn create(
             let start = Instant::now();
             let outcome = verifier
                 .verify_record(&envelope.proven_list, &schema, &envelope.metadata)
-                .map(drop);
+                .map(LaneList::into_body);
             (envelope, outcome, start.elapsed())
         })
         .await?;
     state
         .metrics()
         .observe_proof(if outcome.is_ok() { "valid" } else { "invalid" }, took);
-    if let Err(e) = outcome {
-        tracing::info!(tenant, record = %envelope.metadata.record_id, error = %e, "record refused");
-        return Err(e.into());
-    }
+    let lane = match outcome {
+        Ok(lane) => lane,
+        Err(e) => {
+            tracing::info!(tenant, record = %envelope.metadata.record_id, error = %e, "record refused");
+            return Err(e.into());
+        }
+    };
     let row = RecordRow {
         metadata: &envelope.metadata,
         proven_list: &envelope.proven_list,
         proven_list_digest: &digest,
         sealed_transcript: (!envelope.sealed_transcript.is_empty())
             .then_some(envelope.sealed_transcript.as_slice()),
+        lane: Some(&lane),
     };
     let record_id = envelope.metadata.record_id.clone();
     let seq = match store::insert_record(state.audit_log(), &row).await {

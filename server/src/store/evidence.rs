@@ -9,8 +9,8 @@ use crate::audit::Entry;
 use crate::db::Db;
 use crate::store::StoreError;
 use blindsight_audit::evidence::{
-    ChainEvidence, Evidence, JobEvidence, KeysetEvidence, RecordEvidence, SchemaEvidence,
-    TenantEvidence, TranscriptEvidence,
+    ChainEvidence, Evidence, JobEvidence, KeysetEvidence, RecordEvidence, RollupEvidence,
+    SchemaEvidence, TenantEvidence, TranscriptEvidence,
 };
 
 /// Loads everything the database holds (`source` names it in the report; the trusted keys
@@ -102,7 +102,7 @@ async fn load_tenant(db: &Db, tenant: &str) -> Result<TenantEvidence, StoreError
         .collect();
     let records = sqlx::query(
         "SELECT record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, \
-                proven_list, proven_list_digest, sealed_transcript \
+                proven_list, proven_list_digest, sealed_transcript, rollup_day \
          FROM records WHERE tenant_id = $1 ORDER BY seq",
     )
     .bind(tenant)
@@ -116,6 +116,7 @@ async fn load_tenant(db: &Db, tenant: &str) -> Result<TenantEvidence, StoreError
             proven_list: r.try_get("proven_list")?,
             proven_list_digest: r.try_get("proven_list_digest")?,
             transcript: transcript.map_or(TranscriptEvidence::None, TranscriptEvidence::Stored),
+            rollup_day: r.try_get("rollup_day")?,
         })
     })
     .collect::<Result<Vec<_>, StoreError>>()?;
@@ -141,11 +142,24 @@ async fn load_tenant(db: &Db, tenant: &str) -> Result<TenantEvidence, StoreError
         })
     })
     .collect::<Result<Vec<_>, StoreError>>()?;
+    let rollups = super::rollups::all(db, tenant)
+        .await?
+        .into_iter()
+        .map(|r| RollupEvidence {
+            key_id: r.key_id,
+            schema_id: r.schema_id,
+            schema_version: r.schema_version,
+            part: r.part,
+            slots: r.slots,
+            lane_sum: r.lane_sum,
+        })
+        .collect();
     Ok(TenantEvidence {
         tenant_id: tenant.to_owned(),
         keysets,
         schemas,
         records,
         jobs,
+        rollups: Some(rollups),
     })
 }

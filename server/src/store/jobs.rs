@@ -112,7 +112,7 @@ pub async fn create(db: &AuditLog, job: &NewJob<'_>) -> Result<(), StoreError> {
             kind: job.kind,
             function: function.as_deref(),
             key_id: job.key_id,
-            records: spec.as_ref().map(|s| s.records.len()),
+            records: spec.as_ref().map(|s| s.record_count() as usize),
             spec_digest: &spec_digest,
             model_digest: model_digest.as_deref(),
         },

@@ -340,6 +340,9 @@ pub struct RecordRow<'a> {
     pub proven_list_digest: &'a str,
     /// The sealed transcript, if the session had one.
     pub sealed_transcript: Option<&'a [u8]>,
+    /// Its lane list (ciphertext only), when its schema declares lane slots: added to its
+    /// cohort-and-day's rollup in the same transaction.
+    pub lane: Option<&'a blindsight_crypto::LaneBody>,
 }
 
 /// The proven-list digest of a stored record, if the id is taken within the tenant.
@@ -363,10 +366,22 @@ pub async fn record_digest(
 pub async fn insert_record(db: &AuditLog, row: &RecordRow<'_>) -> Result<i64, WriteError> {
     let m = row.metadata;
     let recorded_at = m.recorded_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+    let received_at = now();
+    let group = rollups::Group {
+        tenant_id: &m.tenant,
+        key_id: &m.key_id,
+        schema_id: &m.schema_id,
+        schema_version: m.schema_version,
+        cohort: m.cohort.as_deref(),
+        day: rollups::day_of(recorded_at.unwrap_or(received_at)),
+    };
     let mut tx = db.begin_write().await?;
+    if let Some(lane) = row.lane {
+        rollups::lock(&mut tx, db.backend(), &group, lane.slots()).await?;
+    }
     let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO records (tenant_id, record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, received_at, proven_list, proven_list_digest, sealed_transcript) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq",
+        "INSERT INTO records (tenant_id, record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, received_at, proven_list, proven_list_digest, sealed_transcript, rollup_day) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING seq",
     )
     .bind(&m.tenant)
     .bind(&m.record_id)
@@ -376,13 +391,17 @@ pub async fn insert_record(db: &AuditLog, row: &RecordRow<'_>) -> Result<i64, Wr
     .bind(m.cohort.as_deref())
     .bind(m.lexicon_version.as_deref())
     .bind(recorded_at)
-    .bind(now())
+    .bind(received_at)
     .bind(row.proven_list.to_vec())
     .bind(row.proven_list_digest)
     .bind(row.sealed_transcript.map(<[u8]>::to_vec))
+    .bind(row.lane.map(|_| group.day))
     .fetch_one(&mut *tx)
     .await
     .map_err(WriteError::from_insert)?;
+    if let Some(lane) = row.lane {
+        rollups::add(&mut tx, &group, lane).await?;
+    }
     audit::append(
         &mut tx,
         db,
@@ -423,7 +442,7 @@ pub async fn list_records(
     f: &RecordFilter,
 ) -> Result<Vec<RecordSummary>, StoreError> {
     let rows = sqlx::query(
-        "SELECT seq, record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, received_at, proven_list_digest, \
+        "SELECT seq, record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, received_at, proven_list_digest, rollup_day, \
                 CASE WHEN sealed_transcript IS NULL THEN 0 ELSE 1 END AS has_transcript \
          FROM records \
          WHERE tenant_id = $1 \
@@ -455,6 +474,7 @@ pub async fn list_records(
                 received_at: r.try_get("received_at")?,
                 proven_list_digest: r.try_get("proven_list_digest")?,
                 has_transcript: r.try_get::<i32, _>("has_transcript")? != 0,
+                rollup_day: r.try_get("rollup_day")?,
             })
         })
         .collect()
@@ -488,6 +508,7 @@ pub mod db;
 pub mod evidence;
 pub mod jobs;
 mod models;
+pub mod rollups;
 mod selection;
 
 pub use models::{ModelRow, insert_model, list_models, model};

@@ -17,9 +17,9 @@ pub(crate) fn check_cohorts(evidence: &Evidence) -> Check {
             let outcome = match (minimum, serde_json::from_str::<JobSpec>(&job.spec)) {
                 (None, _) => Err("no tenant.created entry names the minimum cohort".to_owned()),
                 (_, Err(e)) => Err(format!("stored spec does not parse: {e}")),
-                (Some(min), Ok(spec)) if (spec.records.len() as u64) < min => Err(format!(
+                (Some(min), Ok(spec)) if spec.record_count() < min => Err(format!(
                     "aggregate over {} records, below the minimum cohort of {min}",
-                    spec.records.len()
+                    spec.record_count()
                 )),
                 (Some(_), Ok(_)) => Ok(()),
             };

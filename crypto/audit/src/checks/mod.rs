@@ -6,6 +6,7 @@ mod manifests;
 mod proofs;
 mod receipts;
 mod reexecute;
+mod rollups;
 mod storage;
 
 pub(crate) use chain::check_chains;
@@ -14,4 +15,5 @@ pub(crate) use manifests::check_manifests;
 pub(crate) use proofs::check_proofs;
 pub(crate) use receipts::check_receipts;
 pub(crate) use reexecute::check_reexecution;
+pub(crate) use rollups::check_rollups;
 pub(crate) use storage::check_storage;
