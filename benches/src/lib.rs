@@ -81,6 +81,7 @@ pub fn aggregate_workloads() -> Vec<(&'static str, blindsight_crypto::compute::A
     use blindsight_crypto::compute::{Aggregate, AggregateQuery};
     let one = |a: Aggregate| AggregateQuery {
         aggregates: vec![a],
+        privacy: None,
     };
     vec![
         (

@@ -52,6 +52,7 @@ impl Client {
             name: name.to_owned(),
             tenant_id: tenant_id.map(str::to_owned),
             min_cohort_size: None,
+            privacy_budget: None,
         })
     }
 

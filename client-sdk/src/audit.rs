@@ -227,6 +227,7 @@ fn fetch_jobs(
             result,
             result_digest: None,
             receipt,
+            noise_seed: None,
         });
     }
     progress.end();

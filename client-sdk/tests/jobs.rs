@@ -72,6 +72,7 @@ fn risk_scores_and_aggregates_decrypt_to_the_clear_reference() {
             name: "Northside".into(),
             tenant_id: Some("northside".into()),
             min_cohort_size: Some(2),
+            privacy_budget: None,
         })
         .unwrap();
     let keyholder = Client::new(&url, tenant.tokens.keyholder.expose());

@@ -46,6 +46,7 @@ fn each_role_does_its_part_with_a_custom_schema() {
             name: "Journals".into(),
             tenant_id: Some("journals".into()),
             min_cohort_size: Some(2),
+            privacy_budget: None,
         })
         .unwrap();
     let keyholder = KeyHolder::connect(&url, tenant.tokens.keyholder.expose(), "journals");

@@ -22,6 +22,7 @@
 mod codec;
 pub mod compute;
 pub mod decoders;
+pub mod dp;
 mod envelope;
 mod error;
 mod keys;

@@ -61,10 +61,24 @@ pub struct Receipt {
     pub inputs_root: String,
     /// Digest of the stored output envelope.
     pub output_digest: String,
+    /// For a job whose query asks for privacy: the zCDP ρ spent and the commitment to the
+    /// seed its noise was drawn from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<ReceiptPrivacy>,
     /// The server build that ran the job, e.g. `blindsight-server/0.1.0`.
     pub build: String,
     /// When the output was stored (seconds since the epoch).
     pub at: i64,
+}
+
+/// The privacy a receipt states (`crate::dp`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptPrivacy {
+    /// ρ of zCDP, in millionths.
+    pub rho_micro: u64,
+    /// `crate::dp::seed_commitment` of the noise seed.
+    pub seed_commitment: String,
 }
 
 /// A receipt as stored and served: the signed text, the signing key's id and the signature.
@@ -242,6 +256,7 @@ mod tests {
             inputs: 2,
             inputs_root: inputs_root([("a", "aa"), ("b", "bb")]),
             output_digest: "33".repeat(32),
+            privacy: None,
             build: "blindsight-server/0.0.0".into(),
             at: 1_800_000_000,
         }

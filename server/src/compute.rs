@@ -16,8 +16,9 @@ use blindsight_crypto::compute::{
     CompiledQuery, JobInput, LaneAggregator, LanePlan, aggregate_output, pack_rollup_shards,
     run_job, stored_lane_body, stored_lane_list,
 };
+use blindsight_crypto::dp::seed_commitment;
 use blindsight_crypto::receipt::{
-    RECEIPT_VERSION, Receipt, fft_path, inputs_root, inputs_root_of_lists,
+    RECEIPT_VERSION, Receipt, ReceiptPrivacy, fft_path, inputs_root, inputs_root_of_lists,
 };
 use blindsight_crypto::{ComputeKey, RecordSchema, Verifier, sha256_hex};
 use blindsight_proto::{Job, JobSpec, rollup_ranges};
@@ -59,6 +60,7 @@ pub fn receipt(
         (records.len() as u64, root),
         server_key_fingerprint,
         output,
+        None,
         at,
     )
 }
@@ -70,6 +72,7 @@ fn receipt_with_root(
     (inputs, inputs_root): (u64, String),
     server_key_fingerprint: &str,
     output: &[u8],
+    privacy: Option<ReceiptPrivacy>,
     at: i64,
 ) -> Receipt {
     let (function, model_digest) = spec.function_and_model_digest();
@@ -88,8 +91,41 @@ fn receipt_with_root(
         inputs,
         inputs_root,
         output_digest: sha256_hex(output),
+        privacy,
         build: build_id(),
         at,
+    }
+}
+
+/// A lane job's output, its receipt, and the seed of its privacy noise (kept with the result
+/// for auditors; never served).
+pub struct LaneDone {
+    /// The encoded output envelope.
+    pub output: Vec<u8>,
+    /// What its receipt states.
+    pub receipt: Receipt,
+    /// The noise seed, for a query with privacy.
+    pub noise_seed: Option<[u8; 32]>,
+}
+
+/// A fresh noise seed when the plan adds privacy noise.
+fn noise_seed(plan: &LanePlan) -> Result<Option<[u8; 32]>, ComputeError> {
+    plan.manifest
+        .noise
+        .as_ref()
+        .map(|_| blindsight_crypto::random_bytes::<32>())
+        .transpose()
+        .map_err(ComputeError::Refused)
+}
+
+/// What a receipt states about the privacy of a lane job.
+fn privacy(plan: &LanePlan, seed: Option<&[u8; 32]>) -> Option<ReceiptPrivacy> {
+    match (&plan.manifest.noise, seed) {
+        (Some(noise), Some(seed)) => Some(ReceiptPrivacy {
+            rho_micro: noise.rho_micro,
+            seed_commitment: seed_commitment(seed),
+        }),
+        _ => None,
     }
 }
 
@@ -151,8 +187,9 @@ pub fn execute_lane(
     (compiled, plan): &(CompiledQuery, LanePlan),
     server_key_fingerprint: &str,
     progress: &AtomicI64,
-) -> Result<(Vec<u8>, Receipt), ComputeError> {
+) -> Result<LaneDone, ComputeError> {
     let slots = schema.slot_map()?.slots();
+    let seed = noise_seed(plan)?;
     let mut sum = LaneAggregator::new(&plan.manifest, slots)?;
     let mut digests = vec![String::new(); spec.records.len()];
     for (page, ids) in spec.records.chunks(PAGE_RECORDS).enumerate() {
@@ -185,8 +222,13 @@ pub fn execute_lane(
         // Two units per record, as `run_job` counts.
         progress.fetch_add(2 * rows.len() as i64, Ordering::Relaxed);
     }
-    let output =
-        aggregate_output(compiled, plan, Vec::new(), sum.finish()?)?.encode(&job.key_id)?;
+    let output = aggregate_output(
+        compiled,
+        plan,
+        Vec::new(),
+        sum.finish_with_noise(seed.as_ref())?,
+    )?
+    .encode(&job.key_id)?;
     let root = inputs_root(
         spec.records
             .iter()
@@ -199,9 +241,14 @@ pub fn execute_lane(
         (spec.records.len() as u64, root),
         server_key_fingerprint,
         &output,
+        privacy(plan, seed.as_ref()),
         crate::db::now(),
     );
-    Ok((output, receipt))
+    Ok(LaneDone {
+        output,
+        receipt,
+        noise_seed: seed,
+    })
 }
 
 /// Runs a lane-only aggregate over rollup parts (the spec's `rollup`): each part's stored sum
@@ -222,11 +269,12 @@ pub fn execute_rollup(
     (compiled, plan): &(CompiledQuery, LanePlan),
     server_key_fingerprint: &str,
     progress: &AtomicI64,
-) -> Result<(Vec<u8>, Receipt), ComputeError> {
+) -> Result<LaneDone, ComputeError> {
     let select = spec.request.select();
     let slots = schema.slot_map()?.slots();
     let parts: Vec<u64> = spec.rollup.iter().map(|p| p.records).collect();
     let shards = pack_rollup_shards(&parts)?;
+    let seed = noise_seed(plan)?;
     let mut sum = LaneAggregator::new(&plan.manifest, slots)?;
     let mut leaves: Vec<(String, String)> = Vec::new();
     let ranges: Vec<_> = rollup_ranges(&spec.rollup).collect();
@@ -291,8 +339,13 @@ pub fn execute_rollup(
             progress.fetch_add(2 * count as i64, Ordering::Relaxed);
         }
     }
-    let output =
-        aggregate_output(compiled, plan, Vec::new(), sum.finish()?)?.encode(&job.key_id)?;
+    let output = aggregate_output(
+        compiled,
+        plan,
+        Vec::new(),
+        sum.finish_with_noise(seed.as_ref())?,
+    )?
+    .encode(&job.key_id)?;
     let root = inputs_root(leaves.iter().map(|(id, d)| (id.as_str(), d.as_str())));
     let receipt = receipt_with_root(
         job,
@@ -300,7 +353,12 @@ pub fn execute_rollup(
         (leaves.len() as u64, root),
         server_key_fingerprint,
         &output,
+        privacy(plan, seed.as_ref()),
         crate::db::now(),
     );
-    Ok((output, receipt))
+    Ok(LaneDone {
+        output,
+        receipt,
+        noise_seed: seed,
+    })
 }

@@ -90,6 +90,7 @@ pub async fn create(
         return queue(
             state,
             tenant,
+            &schema,
             &request,
             JobSpec {
                 request: request.clone(),
@@ -129,7 +130,43 @@ pub async fn create(
         records,
         rollup: Vec::new(),
     };
-    queue(state, tenant, &request, spec, count).await
+    queue(state, tenant, &schema, &request, spec, count).await
+}
+
+/// The refusal of a job with privacy the tenant's budget cannot cover, with the budget, what
+/// is spent and what the job needs (as ρ in millionths, and as ε at the job's δ).
+async fn over_budget(state: &AppState, tenant: &str, spec: &JobSpec) -> Result<ApiError, ApiError> {
+    let (budget, spent) = store::tenant_privacy(state.db(), tenant)
+        .await?
+        .unwrap_or((None, 0));
+    let need = spec.privacy_rho_micro().unwrap_or(0);
+    let delta = match &spec.request {
+        JobRequest::Aggregate { query, .. } => query.privacy.map_or(1e-6, |p| p.delta),
+        JobRequest::RiskScore { .. } => 1e-6,
+    };
+    let eps = |rho: u64| blindsight_crypto::dp::epsilon_of(rho, delta);
+    let detail = match budget {
+        None => "this tenant has no privacy budget, so it runs no job with privacy; create the \
+                 tenant with `privacy_budget`, or drop `privacy` from the query"
+            .to_owned(),
+        Some(b) => format!(
+            "the job spends ρ = {:.6} (ε = {:.3} at δ = {delta:e}), and the tenant has ρ = {:.6} \
+             of {:.6} left (ε = {:.3} at that δ); ask for a larger epsilon (less noise) only if \
+             the results can bear it, or fewer queries",
+            need as f64 / 1e6,
+            eps(need),
+            b.saturating_sub(spent) as f64 / 1e6,
+            b as f64 / 1e6,
+            eps(b.saturating_sub(spent)),
+        ),
+    };
+    let mut e = ApiError::new(Problem::PrivacyBudgetExhausted, detail)
+        .with_extension("rho_micro", need.into())
+        .with_extension("spent_rho_micro", spent.into());
+    if let Some(b) = budget {
+        e = e.with_extension("budget_rho_micro", b.into());
+    }
+    Ok(e)
 }
 
 /// The rollup parts a lane-only aggregate over whole days reads, and the records they hold;
@@ -162,6 +199,7 @@ async fn rollup_parts(
 async fn queue(
     state: &AppState,
     tenant: &str,
+    schema: &blindsight_crypto::RecordSchema,
     request: &JobRequest,
     spec: JobSpec,
     count: u64,
@@ -172,6 +210,20 @@ async fn queue(
             Problem::NoRecords,
             "no stored record matches the selection",
         ));
+    }
+    // A query with privacy: the lane must answer all of it, and its noise must decode, at
+    // this cohort size and in these shards.
+    if let JobRequest::Aggregate { query, .. } = request
+        && query.privacy.is_some()
+    {
+        let shards = spec.lane_shards().map_err(ApiError::Internal)?;
+        let compiled = query.compile(schema, count as usize)?;
+        let map = schema.slot_map()?;
+        let plan = match shards {
+            Some(shards) => compiled.lane_plan_for_shards(&map, shards),
+            None => compiled.lane_plan(&map),
+        };
+        compiled.check_privacy(query, &plan)?;
     }
     if let JobRequest::Aggregate { .. } = request {
         let minimum = store::tenant_min_cohort(state.db(), tenant)
@@ -200,7 +252,7 @@ async fn queue(
     );
     let spec_json =
         serde_json::to_string(&spec).map_err(|e| ApiError::Internal(format!("job spec: {e}")))?;
-    jobs::create(
+    let queued = jobs::create(
         state.audit_log(),
         &NewJob {
             job_id: &job_id,
@@ -212,6 +264,9 @@ async fn queue(
         },
     )
     .await?;
+    if !queued {
+        return Err(over_budget(state, tenant, &spec).await?);
+    }
     tracing::info!(tenant = %tenant, job = %job_id, kind = request.kind(), records = count, rollup_parts = spec.rollup.len(), "job queued");
     Ok(JobCreated {
         job_id,

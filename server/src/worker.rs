@@ -112,9 +112,13 @@ async fn process(
     let outcome = run_job(state, config, &lease, stop).await;
     let db = state.audit_log();
     let written = match outcome {
-        Ok(Some(Done { output, receipt })) => {
+        Ok(Some(Done {
+            output,
+            receipt,
+            noise_seed,
+        })) => {
             let signed = state.audit_key().sign_receipt(&receipt);
-            jobs::complete(db, &lease, &output, Some(&signed)).await
+            jobs::complete(db, &lease, &output, Some(&signed), noise_seed.as_ref()).await
         }
         Ok(None) => {
             tracing::info!(job = %job_id, "shutting down: job given back to the queue");
@@ -140,7 +144,7 @@ async fn process(
 /// fingerprint its receipt names), or the FHE path over loaded records.
 enum Work {
     Lane {
-        plan: (CompiledQuery, LanePlan),
+        plan: Box<(CompiledQuery, LanePlan)>,
         fingerprint: String,
     },
     Fhe {
@@ -154,6 +158,7 @@ enum Work {
 struct Done {
     output: Vec<u8>,
     receipt: Receipt,
+    noise_seed: Option<[u8; 32]>,
 }
 
 /// Runs one leased job, renewing its lease from the moment it was taken, through loading the
@@ -251,7 +256,7 @@ async fn prepare_and_compute(
                 Failure::permanent(format!("the key set's manifest does not decode: {e}"))
             })?;
             Work::Lane {
-                plan,
+                plan: Box::new(plan),
                 fingerprint: manifest.fingerprints.server_key,
             }
         }
@@ -292,7 +297,7 @@ async fn prepare_and_compute(
                 } else {
                     compute::execute_rollup
                 };
-                let (output, receipt) = run(
+                let done = run(
                     &handle,
                     &db,
                     &job,
@@ -302,7 +307,11 @@ async fn prepare_and_compute(
                     &fingerprint,
                     &progress,
                 )?;
-                Ok(Done { output, receipt })
+                Ok(Done {
+                    output: done.output,
+                    receipt: done.receipt,
+                    noise_seed: done.noise_seed,
+                })
             }
             Work::Fhe {
                 key,
@@ -321,7 +330,11 @@ async fn prepare_and_compute(
                     &output,
                     crate::db::now(),
                 );
-                Ok::<_, ComputeError>(Done { output, receipt })
+                Ok::<_, ComputeError>(Done {
+                    output,
+                    receipt,
+                    noise_seed: None,
+                })
             }
         })
     };

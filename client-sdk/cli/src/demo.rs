@@ -143,6 +143,7 @@ pub fn demo_query() -> AggregateQuery {
                 at_least: 10,
             },
         ],
+        privacy: None,
     }
 }
 
@@ -276,6 +277,7 @@ impl Demo<'_> {
             name: "Demo clinic".into(),
             tenant_id: None,
             min_cohort_size: Some(min_cohort),
+            privacy_budget: None,
         })?;
         let keyholder = Client::new(server.url(), tenant.tokens.keyholder.expose());
         let app = Client::new(server.url(), tenant.tokens.ingest.expose());

@@ -55,6 +55,9 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
             Problem::CohortTooSmall => {
                 "widen the selection (--cohort, --since, --until) to at least the tenant's minimum cohort, set when the tenant is created"
             }
+            Problem::PrivacyBudgetExhausted => {
+                "ask for a larger epsilon per query (less noise is spent faster) or fewer queries; the budget is set when the tenant is created"
+            }
             Problem::NoRecords => {
                 "check --key-id, --cohort and --since/--until (times are when a record was recorded, else received)"
             }

@@ -83,6 +83,9 @@ pub struct JobResults {
     pub records: u64,
     /// The results.
     pub rows: Rows,
+    /// The differential privacy the results carry, when the query asked for it: every lane
+    /// result is noisy (`blindsight_crypto::dp`).
+    pub privacy: Option<blindsight_crypto::dp::Privacy>,
 }
 
 /// Reads a listed job's spec (`blindsight_proto::ListedSpec`), naming the job when it is not
@@ -247,6 +250,10 @@ fn decrypt_spec(
         function: manifest.function.clone(),
         records,
         rows,
+        privacy: match &spec.request {
+            JobRequest::Aggregate { query, .. } => query.privacy,
+            JobRequest::RiskScore { .. } => None,
+        },
     })
 }
 
@@ -441,6 +448,7 @@ mod tests {
             key_id: "k1".into(),
             function: AGGREGATE_FUNCTION.into(),
             records: 5,
+            privacy: None,
             rows: Rows::Aggregate(vec![
                 AggregateRow {
                     aggregate: Aggregate::Count,
@@ -519,6 +527,7 @@ mod tests {
             key_id: "k1".into(),
             function: "risk_score/crisis-v1".into(),
             records: 2,
+            privacy: None,
             rows: Rows::Risk(vec![
                 RiskRow {
                     record_id: "s,1".into(),

@@ -142,6 +142,14 @@ impl JobResults {
                     }
                 }
                 out.push_str(&columns(&["aggregate", "result", "computed by"], &cells));
+                if let Some(p) = &self.privacy {
+                    let _ = writeln!(
+                        out,
+                        "\n(ε = {}, δ = {:e})-differentially private: every lane result carries \
+                         noise, clamped to its possible range; the count is exact",
+                        p.epsilon, p.delta
+                    );
+                }
             }
         }
         out

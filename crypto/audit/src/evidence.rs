@@ -143,4 +143,7 @@ pub struct JobEvidence {
     pub result_digest: Option<String>,
     /// The stored signed receipt (JSON), if any.
     pub receipt: Option<String>,
+    /// The seed a job with privacy drew its noise from (offline only: the API never serves
+    /// it, since whoever holds it can remove the noise).
+    pub noise_seed: Option<Vec<u8>>,
 }

@@ -1,8 +1,8 @@
 //! Runs every check over [`Evidence`] and gathers the [`Report`].
 
 use crate::checks::{
-    check_chains, check_cohorts, check_manifests, check_proofs, check_receipts, check_reexecution,
-    check_rollups, check_storage,
+    check_chains, check_cohorts, check_manifests, check_privacy, check_proofs, check_receipts,
+    check_reexecution, check_rollups, check_storage,
 };
 use crate::context::Bundles;
 use crate::evidence::Evidence;
@@ -25,6 +25,7 @@ pub fn verify(
         check_rollups(evidence),
         check_manifests(evidence, &bundles),
         check_cohorts(evidence),
+        check_privacy(evidence),
     ];
     let first_failure = checks.iter().find_map(|c| c.failures.first().cloned());
     Report {

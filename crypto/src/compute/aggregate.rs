@@ -114,6 +114,11 @@ impl Aggregate {
 pub struct AggregateQuery {
     /// The aggregates, computed in one pass over the cohort.
     pub aggregates: Vec<Aggregate>,
+    /// Differential privacy for the results (`crate::dp`): the server adds discrete Gaussian
+    /// noise to every lane ciphertext, spending the tenant's privacy budget. Only for queries
+    /// the lane answers entirely, and not for `min` or `max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<crate::dp::Privacy>,
 }
 
 /// A decrypted (or clear-reference) aggregate, in the field's true units.
@@ -223,6 +228,8 @@ pub struct CompiledQuery {
     pub(super) flags: Vec<(usize, i64)>,
     pub(super) plans: Vec<Plan>,
     records: usize,
+    /// ρ (millionths) of zCDP the results are released under, when the query asks for privacy.
+    pub(super) privacy: Option<u64>,
 }
 
 #[derive(Default)]
@@ -315,11 +322,29 @@ impl AggregateQuery {
             };
             plans.push(plan);
         }
+        let privacy = match &self.privacy {
+            None => None,
+            Some(p) => {
+                if let Some(a) = self
+                    .aggregates
+                    .iter()
+                    .find(|a| matches!(a, Aggregate::Min { .. } | Aggregate::Max { .. }))
+                {
+                    return Err(Error::InvalidQuery(format!(
+                        "{}: a minimum or maximum is not differentially private (one record \
+                         decides it); ask for a histogram of the field instead",
+                        a.describe()
+                    )));
+                }
+                Some(p.rho_micro()?)
+            }
+        };
         Ok(CompiledQuery {
             features: r.features,
             flags: r.flags,
             plans,
             records,
+            privacy,
         })
     }
 
@@ -369,6 +394,11 @@ impl CompiledQuery {
     /// Records the query was compiled for.
     pub fn records(&self) -> usize {
         self.records
+    }
+
+    /// ρ (millionths) of zCDP the results are released under; `None` without privacy.
+    pub fn privacy_rho_micro(&self) -> Option<u64> {
+        self.privacy
     }
 
     /// The encrypted outputs, in list order.

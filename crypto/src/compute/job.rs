@@ -47,6 +47,10 @@ pub struct JobWork<'a> {
     /// How an aggregate's lane sums are cut into shards, when not in equal shards: the sizes
     /// a job over rollup parts packed them into ([`super::pack_rollup_shards`]).
     pub shards: Option<Vec<u64>>,
+    /// The seed the privacy noise is drawn from, for a query that asks for privacy
+    /// (`crate::dp`): the worker draws it, its receipt commits to it, auditors re-execute with
+    /// it.
+    pub noise_seed: Option<[u8; 32]>,
 }
 
 /// Runs a job: verifies and expands every record, computes the function, and returns the
@@ -64,29 +68,25 @@ pub fn run_job(
     progress: &AtomicI64,
 ) -> Result<Vec<u8>> {
     let pool = pool_with_key(key.server_key(), threads)?;
-    pool.install(|| {
-        evaluate(
-            key,
-            verifier,
-            schema,
-            work.function,
-            work.records,
-            work.shards,
-            progress,
-        )
-    })?
-    .encode(work.key_id)
+    let key_id = work.key_id;
+    pool.install(|| evaluate(key, verifier, schema, work, progress))?
+        .encode(key_id)
 }
 
 fn evaluate(
     key: &ComputeKey,
     verifier: &Verifier,
     schema: &RecordSchema,
-    function: JobFunction<'_>,
-    records: &[JobInput<'_>],
-    shards: Option<Vec<u64>>,
+    work: JobWork<'_>,
     progress: &AtomicI64,
 ) -> Result<JobOutput> {
+    let JobWork {
+        function,
+        records,
+        shards,
+        noise_seed,
+        ..
+    } = work;
     match function {
         JobFunction::RiskScore(model) => {
             let model = model.compile(schema)?;
@@ -115,6 +115,7 @@ fn evaluate(
                 }
                 None => compiled.lane_plan(&map),
             };
+            compiled.check_privacy(query, &plan)?;
             let (fhe_query, indices) = compiled.fhe_part(query, &plan);
             let lane = if plan.manifest.outputs.is_empty() {
                 Vec::new()
@@ -123,7 +124,7 @@ fn evaluate(
                 for r in records {
                     sum.push(&stored_lane_list(r, schema)?)?;
                 }
-                sum.finish()?
+                sum.finish_with_noise(noise_seed.as_ref())?
             };
             // The lane read each record once; the FHE part (if any) reads them again.
             progress.fetch_add(records.len() as i64, Ordering::Relaxed);

@@ -17,8 +17,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{CompiledQuery, Plan};
+use super::shards::{check_shards, equal_shards};
+use crate::dp::LaneNoise;
 use crate::lane::{LaneBody, LaneCiphertext, LaneSecret, LaneSum, LaneTerm, SlotForm, SlotMap};
-use crate::params::{LANE_EXACT_WEIGHT, LANE_MIN_SHARD, LANE_ROLLUP_PART_RECORDS};
 use crate::{Error, Result};
 
 /// The most lane ciphertexts one output may carry (each is 16,392 bytes).
@@ -56,6 +57,9 @@ pub struct LaneManifest {
     pub terms: Vec<LaneTermSpec>,
     /// The results formed from them.
     pub outputs: Vec<LaneOutputSpec>,
+    /// The differential-privacy noise on each term, when the query asked for privacy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<LaneNoise>,
 }
 
 impl LaneManifest {
@@ -78,21 +82,32 @@ impl LaneManifest {
                 self.terms.len()
             )));
         }
+        if let Some(noise) = &self.noise
+            && noise.terms.len() != self.terms.len()
+        {
+            return Err(Error::ShapeMismatch(format!(
+                "noise for {} lane terms, the manifest has {}",
+                noise.terms.len(),
+                self.terms.len()
+            )));
+        }
         let values = self
             .terms
             .iter()
             .zip(ciphertexts)
-            .map(|(t, ct)| {
+            .enumerate()
+            .map(|(i, (t, ct))| {
                 let records = *self.shards.get(t.shard).ok_or_else(|| {
                     Error::ShapeMismatch(format!("lane term names shard {}", t.shard))
                 })?;
-                secret.decrypt(
-                    ct,
-                    &LaneTerm {
-                        records,
-                        weights: &t.weights,
-                    },
-                )
+                let term = LaneTerm {
+                    records,
+                    weights: &t.weights,
+                };
+                match &self.noise {
+                    None => secret.decrypt(ct, &term),
+                    Some(noise) => secret.decrypt_noisy(ct, &term, noise.terms[i].bound),
+                }
             })
             .collect::<Result<Vec<i64>>>()?;
         let n = i64::try_from(self.records()).unwrap_or(i64::MAX);
@@ -168,73 +183,6 @@ fn forms(q: &CompiledQuery, map: &SlotMap, i: usize) -> Option<Vec<(String, Slot
     }
 }
 
-/// `n` records cut into shards of equal size (±1), each at most [`LANE_EXACT_WEIGHT`]: never
-/// a small last shard, whose sums would say more about its few records than the minimum
-/// cohort allows. No shard for no records.
-pub fn equal_shards(n: u64) -> Vec<u64> {
-    if n == 0 {
-        return Vec::new();
-    }
-    let count = n.div_ceil(LANE_EXACT_WEIGHT);
-    (0..count)
-        .map(|s| n / count + u64::from(s < n % count))
-        .collect()
-}
-
-/// Rollup parts (their record counts, in the job's order, each at most
-/// [`LANE_ROLLUP_PART_RECORDS`]) packed into shards of whole, consecutive parts: the index
-/// range of each shard's parts. Every shard holds at most [`LANE_EXACT_WEIGHT`] records and,
-/// when there is more than one, at least [`LANE_MIN_SHARD`]: parts fill a shard in order
-/// until the next would overflow it (so a full shard holds more than three quarters of the
-/// bound), and a short last shard takes parts from the end of the one before.
-pub fn pack_rollup_shards(parts: &[u64]) -> Result<Vec<std::ops::Range<usize>>> {
-    if let Some(p) = parts
-        .iter()
-        .find(|&&p| p == 0 || p > LANE_ROLLUP_PART_RECORDS)
-    {
-        return Err(Error::ShapeMismatch(format!(
-            "a rollup part of {p} records (parts hold 1 to {LANE_ROLLUP_PART_RECORDS})"
-        )));
-    }
-    let mut shards: Vec<std::ops::Range<usize>> = Vec::new();
-    let (mut start, mut filled) = (0, 0u64);
-    for (i, &p) in parts.iter().enumerate() {
-        if filled + p > LANE_EXACT_WEIGHT {
-            shards.push(start..i);
-            (start, filled) = (i, 0);
-        }
-        filled += p;
-    }
-    if start < parts.len() {
-        shards.push(start..parts.len());
-    }
-    let size = |r: &std::ops::Range<usize>| parts[r.clone()].iter().sum::<u64>();
-    if let [.., before, last] = shards.as_mut_slice() {
-        while size(last) < LANE_MIN_SHARD {
-            before.end -= 1;
-            last.start -= 1;
-        }
-    }
-    Ok(shards)
-}
-
-/// Checks shard sizes an output states for `n` records: they add up to `n`, none is empty or
-/// above [`LANE_EXACT_WEIGHT`], and when there are several none is below [`LANE_MIN_SHARD`]
-/// (so no shard's sums single out a small group of records).
-pub fn check_shards(n: u64, shards: &[u64]) -> Result<()> {
-    let total: u64 = shards.iter().sum();
-    let bad = shards
-        .iter()
-        .find(|&&s| s == 0 || s > LANE_EXACT_WEIGHT || (shards.len() > 1 && s < LANE_MIN_SHARD));
-    if total != n || bad.is_some() || (n > 0 && shards.is_empty()) {
-        return Err(Error::ShapeMismatch(format!(
-            "lane shards of {shards:?} records for {n} records (each must hold 1 to \
-             {LANE_EXACT_WEIGHT} records, and at least {LANE_MIN_SHARD} when there are several)"
-        )));
-    }
-    Ok(())
-}
-
 impl CompiledQuery {
     /// Plans the lane part of this query over `map`'s layout for its cohort size, in shards of
     /// equal size.
@@ -245,6 +193,14 @@ impl CompiledQuery {
     /// Plans the lane part of this query over `map`'s layout for records summed in shards of
     /// the given sizes (checked with [`check_shards`] by whoever takes them from elsewhere).
     pub fn lane_plan_for_shards(&self, map: &SlotMap, shards: Vec<u64>) -> LanePlan {
+        let mut plan = self.lane_plan_without_noise(map, shards);
+        if let Some(rho_micro) = self.privacy {
+            plan.manifest.noise = Some(plan.manifest.noise_for(rho_micro));
+        }
+        plan
+    }
+
+    fn lane_plan_without_noise(&self, map: &SlotMap, shards: Vec<u64>) -> LanePlan {
         let mut by_lane = Vec::with_capacity(self.plans.len());
         let mut manifest = LaneManifest {
             shards: shards.clone(),
@@ -352,8 +308,38 @@ impl<'a> LaneAggregator<'a> {
         Ok(())
     }
 
-    /// Forms every term once all records are in.
+    /// Forms every term once all records are in, adding the plan's privacy noise drawn from
+    /// `seed` (required exactly when the plan has noise).
+    pub fn finish_with_noise(self, seed: Option<&[u8; 32]>) -> Result<Vec<LaneCiphertext>> {
+        let noise = self.manifest.noise.clone();
+        let mut terms = self.finish_exact()?;
+        match (&noise, seed) {
+            (None, None) => {}
+            (Some(noise), Some(seed)) => {
+                for (ct, z) in terms.iter_mut().zip(crate::dp::draw(seed, &noise.terms)) {
+                    ct.add_plaintext(z);
+                }
+            }
+            (Some(_), None) => {
+                return Err(Error::ShapeMismatch(
+                    "the plan adds privacy noise but no noise seed was given".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::ShapeMismatch(
+                    "a noise seed was given for a plan without privacy".into(),
+                ));
+            }
+        }
+        Ok(terms)
+    }
+
+    /// Forms every term once all records are in (a plan without privacy noise).
     pub fn finish(self) -> Result<Vec<LaneCiphertext>> {
+        self.finish_with_noise(None)
+    }
+
+    fn finish_exact(self) -> Result<Vec<LaneCiphertext>> {
         let counts: Vec<u64> = self.sums.iter().map(LaneSum::records).collect();
         let expected = if self.manifest.shards.is_empty() {
             vec![0]
@@ -407,7 +393,13 @@ impl CompiledQuery {
             })
             .map(|(i, a)| (a.clone(), i))
             .unzip();
-        (super::AggregateQuery { aggregates }, indices)
+        (
+            super::AggregateQuery {
+                aggregates,
+                privacy: None,
+            },
+            indices,
+        )
     }
 
     /// Interprets the FHE path's values (in [`Self::fhe_outputs`] order) and the lane's
@@ -555,6 +547,9 @@ pub fn lane_only(
         }
         None => compiled.lane_plan(&map),
     };
+    // A query with privacy the lane cannot answer entirely, or whose noise does not decode,
+    // runs nowhere.
+    compiled.check_privacy(query, &plan)?;
     let (fhe, _) = compiled.fhe_part(query, &plan);
     Ok(fhe.aggregates.is_empty().then_some((compiled, plan)))
 }

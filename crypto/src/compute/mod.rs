@@ -19,8 +19,11 @@ mod job;
 mod lane;
 mod model;
 mod output;
+mod privacy;
 mod risk;
+mod shards;
 
+pub use crate::dp::LaneNoise;
 pub use aggregate::{
     Aggregate, AggregateQuery, AggregateValue, CompiledQuery, MAX_AGGREGATES, MAX_EDGES,
 };
@@ -28,7 +31,7 @@ pub use features::{Derived, FeatureRef, MOOD_CHANGE_OFFSET, blocks_for, result_t
 pub use job::{JobFunction, JobInput, JobWork, run_job, stored_lane_body, stored_lane_list};
 pub use lane::{
     ComputedBy, LaneAggregator, LaneManifest, LaneOutputSpec, LanePlan, LaneTermSpec,
-    MAX_LANE_TERMS, check_shards, equal_shards, lane_only, pack_rollup_shards,
+    MAX_LANE_TERMS, lane_only,
 };
 pub use model::{
     CRISIS_MODEL_ID, CompiledModel, CompiledRule, MAX_RULES, MAX_SCORE, MAX_WEIGHT, RiskModel,
@@ -36,6 +39,7 @@ pub use model::{
 };
 pub use output::{JobOutput, MAX_OUTPUTS, OutputManifest, OutputSpec, compress_outputs};
 pub use risk::{ScoredRecord, score_record, score_record_reference, score_records};
+pub use shards::{check_shards, equal_shards, pack_rollup_shards};
 
 use tfhe::integer::RadixCiphertext;
 

@@ -109,6 +109,24 @@ impl LaneSecret {
     /// outside what `term` can hold (a wrong manifest, a wrong key, or a sum too large to be
     /// exact).
     pub fn decrypt(&self, ct: &LaneCiphertext, term: &LaneTerm<'_>) -> Result<i64> {
+        self.decrypt_within(ct, term, 0)
+    }
+
+    /// [`Self::decrypt`] for a term carrying privacy noise of at most `±bound`: the value is
+    /// read in the term's range widened by `bound` on each side, then clamped to the range
+    /// (post-processing, which differential privacy allows).
+    pub fn decrypt_noisy(
+        &self,
+        ct: &LaneCiphertext,
+        term: &LaneTerm<'_>,
+        bound: u64,
+    ) -> Result<i64> {
+        let (lo, hi) = term.range();
+        let value = i128::from(self.decrypt_within(ct, term, bound)?);
+        Ok(i64::try_from(value.clamp(lo, hi)).unwrap_or(0))
+    }
+
+    fn decrypt_within(&self, ct: &LaneCiphertext, term: &LaneTerm<'_>, slack: u64) -> Result<i64> {
         let mut twice_bias: i128 = 0;
         for &(slot, w) in term.weights {
             let b = self.twice_bias.get(slot).ok_or_else(|| {
@@ -126,6 +144,12 @@ impl LaneSecret {
         let rounded = centred.wrapping_add(1 << (LANE_DELTA_LOG - 1)) >> LANE_DELTA_LOG;
         let residue = i128::from(rounded % t);
         let (lo, hi) = term.range();
+        let (lo, hi) = (lo - i128::from(slack), hi + i128::from(slack));
+        if hi - lo >= i128::from(t) {
+            return Err(Error::ShapeMismatch(format!(
+                "a lane term spanning {lo}..={hi} does not decode unambiguously"
+            )));
+        }
         // The one value congruent to the residue modulo t inside [lo, lo + t).
         let value = lo + (residue - lo).rem_euclid(i128::from(t));
         if value > hi {

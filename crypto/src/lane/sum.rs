@@ -193,6 +193,13 @@ impl std::fmt::Debug for LaneCiphertext {
 }
 
 impl LaneCiphertext {
+    /// Adds `value` to the encrypted value (a trivial encryption of `value × Δ` added to the
+    /// body: no key, and no noise beyond the ciphertext's own).
+    pub fn add_plaintext(&mut self, value: i64) {
+        let body = &mut self.words[LANE_CIPHERTEXT_WORDS - 1];
+        *body = body.wrapping_add((value as u64).wrapping_mul(1 << params::LANE_DELTA_LOG));
+    }
+
     /// Encoded size in bytes.
     pub const ENCODED_LEN: usize = 8 * LANE_CIPHERTEXT_WORDS;
 

@@ -8,6 +8,7 @@ use blindsight_crypto::compute::{
     AggregateQuery, ComputedBy, JobFunction, JobInput, JobOutput, JobWork, LaneAggregator,
     check_shards, pack_rollup_shards, run_job,
 };
+use blindsight_crypto::dp::Privacy;
 use blindsight_crypto::lane::{
     ComputeKey, LaneCiphertext, LaneHistogram, LaneList, LanePublicKey, LaneSum, LaneTerm,
     generate_lane_crs,
@@ -229,6 +230,7 @@ fn aggregate_jobs_use_the_lane_where_declared_and_match_the_clear_reference() {
         function: JobFunction::Aggregate(&query),
         records: &inputs,
         shards: None,
+        noise_seed: None,
     };
     let progress = AtomicI64::new(0);
     let verifier = Verifier::new(app.clone());
@@ -451,4 +453,108 @@ fn lane_layouts_are_checked_when_a_schema_is() {
         });
     }
     assert!(s.validate().unwrap_err().to_string().contains("exceed"));
+}
+
+#[test]
+fn private_queries_add_bounded_noise_to_every_term_and_decode_clamped() {
+    let k = keys();
+    let schema = session_v1();
+    let app = k.public.app_bundle();
+    let clear = crate::compute::records(4);
+    let lists: Vec<LaneList> = clear
+        .iter()
+        .enumerate()
+        .map(|(i, v)| encrypt_record(app, &schema, &session_meta(i), &session_values(v)).unwrap())
+        .collect();
+    let mut query = demo_query();
+    query.aggregates.retain(|a| {
+        !matches!(
+            a,
+            blindsight_crypto::compute::Aggregate::Max { .. }
+                | blindsight_crypto::compute::Aggregate::Min { .. }
+        )
+    });
+    query.privacy = Some(Privacy {
+        epsilon: 1.0,
+        delta: 1e-6,
+    });
+    let compiled = query.compile(&schema, lists.len()).unwrap();
+    let plan = compiled.lane_plan(&schema.slot_map().unwrap());
+    compiled.check_privacy(&query, &plan).unwrap();
+    let noise = plan.manifest.noise.clone().expect("noise on every term");
+    assert_eq!(noise.terms.len(), plan.manifest.terms.len());
+    let rho = query.privacy.unwrap().rho_micro().unwrap();
+    assert_eq!(noise.rho_micro, rho);
+    // A term of sensitivity 1 among T: σ² = ⌈T / 2ρ⌉.
+    let t = plan.manifest.terms.len() as u64;
+    let count_term = plan
+        .manifest
+        .terms
+        .iter()
+        .position(|term| term.weights.len() == 1 && term.weights[0].1 == 1)
+        .unwrap();
+    assert_eq!(
+        noise.terms[count_term].sigma2,
+        (t * 1_000_000).div_ceil(2 * rho)
+    );
+
+    let sum = |seed: Option<&[u8; 32]>| {
+        let mut agg = LaneAggregator::new(&plan.manifest, lists[0].slots()).unwrap();
+        for l in &lists {
+            agg.push(l).unwrap();
+        }
+        agg.finish_with_noise(seed)
+    };
+    assert!(sum(None).is_err(), "a plan with noise needs a seed");
+    let seed = [42u8; 32];
+    let noisy = sum(Some(&seed)).unwrap();
+    assert_eq!(noisy, sum(Some(&seed)).unwrap(), "the seed fixes the noise");
+    assert_ne!(noisy, sum(Some(&[43u8; 32])).unwrap());
+    // Each term decodes to its exact value plus the noise drawn for it, clamped to its range.
+    let exact_plan = {
+        let mut q = query.clone();
+        q.privacy = None;
+        q.compile(&schema, lists.len())
+            .unwrap()
+            .lane_plan(&schema.slot_map().unwrap())
+    };
+    let secret = k.secret.lane_secret().unwrap();
+    let mut agg = LaneAggregator::new(&exact_plan.manifest, lists[0].slots()).unwrap();
+    for l in &lists {
+        agg.push(l).unwrap();
+    }
+    let exact_cts = agg.finish().unwrap();
+    let draws = blindsight_crypto::dp::draw(&seed, &noise.terms);
+    for (i, term) in plan.manifest.terms.iter().enumerate() {
+        let lane_term = LaneTerm {
+            records: plan.manifest.shards[term.shard],
+            weights: &term.weights,
+        };
+        let exact = secret.decrypt(&exact_cts[i], &lane_term).unwrap();
+        let got = secret
+            .decrypt_noisy(&noisy[i], &lane_term, noise.terms[i].bound)
+            .unwrap();
+        let (lo, hi) = lane_term.range();
+        let expected = (i128::from(exact) + i128::from(draws[i])).clamp(lo, hi);
+        assert_eq!(i128::from(got), expected, "term {i}");
+    }
+    // The whole query interprets; the count is exact.
+    let lane = plan.manifest.decrypt(&secret, &noisy).unwrap();
+    let values = compiled.interpret_split(&plan, &[], &lane).unwrap();
+    assert_eq!(values[0], query.evaluate_clear(&schema, &clear).unwrap()[0]);
+
+    // Refused: a maximum, noise that cannot fit beside a term's range, and privacy on a query
+    // that needs the FHE path.
+    let mut with_max = query.clone();
+    with_max.aggregates = demo_query().aggregates;
+    assert!(with_max.compile(&schema, 4).is_err());
+    let mut tiny = query.clone();
+    tiny.privacy = Some(Privacy {
+        epsilon: 0.02,
+        delta: 1e-6,
+    });
+    let big = tiny.compile(&schema, 100_000).unwrap();
+    let plan = big.lane_plan(&schema.slot_map().unwrap());
+    let err = big.check_privacy(&tiny, &plan).unwrap_err().to_string();
+    assert!(err.contains("larger epsilon"), "{err}");
 }

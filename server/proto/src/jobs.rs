@@ -220,6 +220,17 @@ pub fn rollup_shards(parts: &[RollupPart]) -> Result<Option<Vec<u64>>, String> {
 }
 
 impl JobSpec {
+    /// The zCDP ρ (millionths) the job spends of its tenant's privacy budget: an aggregate
+    /// whose query asks for privacy.
+    pub fn privacy_rho_micro(&self) -> Option<u64> {
+        match &self.request {
+            JobRequest::Aggregate { query, .. } => {
+                query.privacy.as_ref().and_then(|p| p.rho_micro().ok())
+            }
+            JobRequest::RiskScore { .. } => None,
+        }
+    }
+
     /// How many records the job reads.
     pub fn record_count(&self) -> u64 {
         if self.rollup.is_empty() {
@@ -257,6 +268,7 @@ impl JobSpec {
             function: self.function()?,
             records: inputs,
             shards: self.lane_shards()?,
+            noise_seed: None,
         })
     }
 

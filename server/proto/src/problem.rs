@@ -127,6 +127,9 @@ problems! {
     TooManyRecords = (422, "too-many-records"),
     /// An aggregate over fewer records than the tenant's minimum cohort.
     CohortTooSmall = (422, "cohort-too-small"),
+    /// A job with privacy would spend more than the tenant's privacy budget has left (or the
+    /// tenant has none).
+    PrivacyBudgetExhausted = (422, "privacy-budget-exhausted"),
     /// The job's result was asked for and the job failed.
     JobFailed = (422, "job-failed"),
     /// The token exceeded its rate.

@@ -18,6 +18,12 @@ pub struct NewTenant {
     /// The smallest cohort an aggregate job may read (default: the server's `min_cohort_size`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_cohort_size: Option<u32>,
+    /// The total differential privacy the tenant's jobs with privacy may spend, as
+    /// `{"epsilon": ε, "delta": δ}` (kept as zCDP ρ; jobs' ρ add up). Absent: the tenant runs
+    /// no job with privacy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub privacy_budget: Option<blindsight_crypto::dp::Privacy>,
 }
 
 /// A bearer token, as issued once when its tenant is created. Its `Debug` never shows it and
@@ -75,6 +81,10 @@ pub struct TenantCreated {
     pub name: String,
     /// The smallest cohort an aggregate job may read.
     pub min_cohort_size: u32,
+    /// Its privacy budget, as asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub privacy_budget: Option<blindsight_crypto::dp::Privacy>,
     /// Its tokens: shown once, stored only as hashes.
     pub tokens: TenantTokens,
 }

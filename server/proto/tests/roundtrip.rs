@@ -68,6 +68,7 @@ fn every_body_round_trips() {
         tenant_id: "t".into(),
         name: "North".into(),
         min_cohort_size: 10,
+        privacy_budget: None,
         tokens: TenantTokens {
             keyholder: Token::new("bst_k".into()),
             ingest: Token::new("bst_i".into()),
@@ -79,6 +80,10 @@ fn every_body_round_trips() {
         name: "North".into(),
         tenant_id: Some("t".into()),
         min_cohort_size: Some(2),
+        privacy_budget: Some(blindsight_crypto::dp::Privacy {
+            epsilon: 2.0,
+            delta: 1e-6,
+        }),
     });
     round_trip(KeysetRegistered {
         key_id: "k".into(),
@@ -136,6 +141,10 @@ fn every_body_round_trips() {
         "k",
         AggregateQuery {
             aggregates: vec![Aggregate::Count],
+            privacy: Some(blindsight_crypto::dp::Privacy {
+                epsilon: 1.0,
+                delta: 1e-6,
+            }),
         },
         Selection {
             cohort: Some("a".into()),

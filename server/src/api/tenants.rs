@@ -53,6 +53,17 @@ pub async fn create(
             "`min_cohort_size` must be at least 2: a cohort of one is one person's data",
         ));
     }
+    let privacy_budget = req
+        .privacy_budget
+        .map(|p| {
+            p.rho_micro().map_err(|e| {
+                ApiError::new(
+                    Problem::InvalidField,
+                    format!("`privacy_budget`: {e}").replace("privacy.", ""),
+                )
+            })
+        })
+        .transpose()?;
     let tenant_id = match req.tenant_id {
         Some(id) => {
             check_id("tenant id", &id)?;
@@ -75,6 +86,7 @@ pub async fn create(
         &tenant_id,
         name,
         min_cohort_size,
+        privacy_budget,
         &hashes,
     )
     .await
@@ -95,6 +107,7 @@ pub async fn create(
             tenant_id,
             name: name.to_owned(),
             min_cohort_size,
+            privacy_budget: req.privacy_budget,
             tokens,
         }),
     )

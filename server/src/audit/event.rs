@@ -15,6 +15,8 @@ pub enum Event<'a> {
     TenantCreated {
         /// Its smallest aggregate cohort.
         min_cohort_size: u32,
+        /// Its privacy budget (zCDP ρ, millionths), if it has one.
+        privacy_budget_micro: Option<u64>,
     },
     /// A key set's public bundle was stored (not logged again for an identical re-upload).
     KeysetRegistered {
@@ -77,6 +79,8 @@ pub enum Event<'a> {
         key_id: &'a str,
         /// Records selected (absent likewise).
         records: Option<usize>,
+        /// The zCDP ρ (millionths) the job spends of its tenant's privacy budget.
+        privacy_rho_micro: Option<u64>,
         /// SHA-256 of the frozen spec (the exact model, query and record ids).
         spec_digest: &'a str,
         /// SHA-256 of the model's canonical JSON (risk jobs).
@@ -191,8 +195,14 @@ impl Event<'_> {
             m.insert(k, v);
         };
         match *self {
-            Event::TenantCreated { min_cohort_size } => {
+            Event::TenantCreated {
+                min_cohort_size,
+                privacy_budget_micro,
+            } => {
                 put("min_cohort_size", min_cohort_size.into());
+                if let Some(b) = privacy_budget_micro {
+                    put("privacy_budget_rho_micro", b.into());
+                }
             }
             Event::KeysetRegistered {
                 key_id,
@@ -250,6 +260,7 @@ impl Event<'_> {
                 function,
                 key_id,
                 records,
+                privacy_rho_micro,
                 spec_digest,
                 model_digest,
             } => {
@@ -261,6 +272,9 @@ impl Event<'_> {
                 put("key_id", key_id.into());
                 if let Some(n) = records {
                     put("records", n.into());
+                }
+                if let Some(rho) = privacy_rho_micro {
+                    put("privacy_rho_micro", rho.into());
                 }
                 put("spec_digest", spec_digest.into());
                 if let Some(d) = model_digest {

@@ -121,7 +121,7 @@ async fn load_tenant(db: &Db, tenant: &str) -> Result<TenantEvidence, StoreError
     })
     .collect::<Result<Vec<_>, StoreError>>()?;
     let jobs = sqlx::query(
-        "SELECT j.job_id, j.kind, j.key_id, j.status, j.spec, r.result, r.result_digest, r.receipt \
+        "SELECT j.job_id, j.kind, j.key_id, j.status, j.spec, r.result, r.result_digest, r.receipt, r.noise_seed \
          FROM jobs j LEFT JOIN job_results r ON r.job_id = j.job_id \
          WHERE j.tenant_id = $1 ORDER BY j.created_at, j.job_id",
     )
@@ -139,6 +139,7 @@ async fn load_tenant(db: &Db, tenant: &str) -> Result<TenantEvidence, StoreError
             result: r.try_get("result")?,
             result_digest: r.try_get("result_digest")?,
             receipt: r.try_get("receipt")?,
+            noise_seed: r.try_get("noise_seed")?,
         })
     })
     .collect::<Result<Vec<_>, StoreError>>()?;

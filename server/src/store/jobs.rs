@@ -81,15 +81,32 @@ fn job_from_row(r: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
 
 /// Queues a job, with its audit entry: the digest of the spec and, when the spec is a
 /// [`JobSpec`](blindsight_proto::JobSpec), the function, record count and model digest read
-/// from it.
-pub async fn create(db: &AuditLog, job: &NewJob<'_>) -> Result<(), StoreError> {
+/// from it. A job whose query asks for privacy spends its ρ of the tenant's budget in the same
+/// transaction; `false` (nothing written) when the budget cannot cover it.
+pub async fn create(db: &AuditLog, job: &NewJob<'_>) -> Result<bool, StoreError> {
     let spec = serde_json::from_str::<blindsight_proto::JobSpec>(job.spec).ok();
     let (function, model_digest) = match spec.as_ref().map(|s| s.function_and_model_digest()) {
         None => (None, None),
         Some((function, model_digest)) => (Some(function), model_digest),
     };
     let spec_digest = blindsight_crypto::sha256_hex(job.spec.as_bytes());
+    let privacy = spec.as_ref().and_then(|s| s.privacy_rho_micro());
     let mut tx = db.begin_write().await?;
+    if let Some(rho) = privacy {
+        let spent = sqlx::query(
+            "UPDATE tenants SET privacy_spent_micro = privacy_spent_micro + $2 \
+             WHERE tenant_id = $1 AND privacy_budget_micro IS NOT NULL \
+               AND privacy_spent_micro + $2 <= privacy_budget_micro",
+        )
+        .bind(job.tenant_id)
+        .bind(i64::try_from(rho).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if spent != 1 {
+            return Ok(false);
+        }
+    }
     sqlx::query(
         "INSERT INTO jobs (job_id, tenant_id, key_id, kind, spec, status, attempts, max_attempts, progress_done, progress_total, created_at) \
          VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, 0, 0, $7)",
@@ -113,12 +130,14 @@ pub async fn create(db: &AuditLog, job: &NewJob<'_>) -> Result<(), StoreError> {
             function: function.as_deref(),
             key_id: job.key_id,
             records: spec.as_ref().map(|s| s.record_count() as usize),
+            privacy_rho_micro: privacy,
             spec_digest: &spec_digest,
             model_digest: model_digest.as_deref(),
         },
     )
     .await?;
-    tx.commit().await.map_err(StoreError::from)
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// A tenant's job.
@@ -262,6 +281,7 @@ pub async fn complete(
     lease: &Lease,
     result: &[u8],
     receipt: Option<&SignedReceipt>,
+    noise_seed: Option<&[u8; 32]>,
 ) -> Result<bool, StoreError> {
     let at = now();
     let receipt = receipt
@@ -286,13 +306,14 @@ pub async fn complete(
     }
     let digest = blindsight_crypto::sha256_hex(result);
     sqlx::query(
-        "INSERT INTO job_results (job_id, result, result_digest, created_at, receipt) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO job_results (job_id, result, result_digest, created_at, receipt, noise_seed) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&lease.job.job_id)
     .bind(result.to_vec())
     .bind(&digest)
     .bind(at)
     .bind(receipt.as_deref())
+    .bind(noise_seed.map(|s| s.to_vec()))
     .execute(&mut *tx)
     .await?;
     audit::append(

@@ -56,17 +56,19 @@ pub async fn create_tenant(
     tenant_id: &str,
     name: &str,
     min_cohort_size: u32,
+    privacy_budget_micro: Option<u64>,
     tokens: &[(Role, TokenHash)],
 ) -> Result<(), WriteError> {
     let mut tx = db.begin_write().await?;
     let at = now();
     sqlx::query(
-        "INSERT INTO tenants (tenant_id, name, min_cohort_size, created_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO tenants (tenant_id, name, min_cohort_size, created_at, privacy_budget_micro) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(tenant_id)
     .bind(name)
     .bind(i64::from(min_cohort_size))
     .bind(at)
+    .bind(privacy_budget_micro.map(|b| i64::try_from(b).unwrap_or(i64::MAX)))
     .execute(&mut *tx)
     .await
     .map_err(WriteError::from_insert)?;
@@ -86,11 +88,37 @@ pub async fn create_tenant(
         &mut tx,
         db,
         Some(tenant_id),
-        &Event::TenantCreated { min_cohort_size },
+        &Event::TenantCreated {
+            min_cohort_size,
+            privacy_budget_micro,
+        },
     )
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A tenant's privacy budget and what its jobs have spent (zCDP ρ, millionths); `None` for an
+/// unknown tenant, a `None` budget for a tenant without one.
+pub async fn tenant_privacy(
+    db: &Db,
+    tenant_id: &str,
+) -> Result<Option<(Option<u64>, u64)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT privacy_budget_micro, privacy_spent_micro FROM tenants WHERE tenant_id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| {
+        let budget: Option<i64> = r.try_get("privacy_budget_micro")?;
+        let spent: i64 = r.try_get("privacy_spent_micro")?;
+        Ok((
+            budget.map(|b| u64::try_from(b).unwrap_or(0)),
+            u64::try_from(spent).unwrap_or(0),
+        ))
+    })
+    .transpose()
 }
 
 /// The tenant and role of a presented token, if it is one the server issued. The row is found

@@ -144,7 +144,7 @@ async fn every_event_is_in_its_tenants_chain_and_the_chain_verifies() {
             .unwrap();
         assert_eq!(lease.job.job_id, done);
         assert!(
-            jobs::complete(db, &lease, b"an output", None)
+            jobs::complete(db, &lease, b"an output", None, None)
                 .await
                 .unwrap()
         );

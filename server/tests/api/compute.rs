@@ -228,7 +228,7 @@ async fn jobs_compute_on_ciphertext_and_decrypt_to_the_clear_reference() {
         workers.await.unwrap();
         // The dead worker's lease was taken over; it cannot write a result now.
         assert!(
-            !jobs::complete(ctx.state.audit_log(), &dead, b"stale", None)
+            !jobs::complete(ctx.state.audit_log(), &dead, b"stale", None, None)
                 .await
                 .unwrap()
         );

@@ -62,7 +62,7 @@ async fn concurrent_workers_lease_each_job_exactly_once() {
                     let mut mine = Vec::new();
                     while let Some(lease) = jobs::claim(&db, LONG).await.unwrap() {
                         assert!(
-                            jobs::complete(&db, &lease, lease.job.job_id.as_bytes(), None)
+                            jobs::complete(&db, &lease, lease.job.job_id.as_bytes(), None, None)
                                 .await
                                 .unwrap()
                         );
@@ -130,14 +130,26 @@ async fn an_expired_lease_is_taken_over_and_fenced_out() {
         assert_ne!(fresh.token, stale.token);
         // The stale worker can neither renew nor write.
         assert!(!jobs::heartbeat(db, &stale, LONG, 1, 2).await.unwrap());
-        assert!(!jobs::complete(db, &stale, b"stale", None).await.unwrap());
+        assert!(
+            !jobs::complete(db, &stale, b"stale", None, None)
+                .await
+                .unwrap()
+        );
         assert!(!jobs::fail(db, &stale, "stale", true).await.unwrap());
         assert!(jobs::heartbeat(db, &fresh, LONG, 1, 2).await.unwrap());
         let job = jobs::get(db, TENANT_A, "job-1").await.unwrap().unwrap();
         assert_eq!((job.progress_done, job.progress_total), (1, 2));
-        assert!(jobs::complete(db, &fresh, b"fresh", None).await.unwrap());
+        assert!(
+            jobs::complete(db, &fresh, b"fresh", None, None)
+                .await
+                .unwrap()
+        );
         // Exactly once: a second completion is refused, the result is the fresh one.
-        assert!(!jobs::complete(db, &fresh, b"again", None).await.unwrap());
+        assert!(
+            !jobs::complete(db, &fresh, b"again", None, None)
+                .await
+                .unwrap()
+        );
         assert_eq!(
             jobs::result(db, TENANT_A, "job-1").await.unwrap().unwrap(),
             b"fresh"

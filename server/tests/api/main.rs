@@ -8,6 +8,7 @@ mod compute;
 mod docs;
 mod flows;
 mod jobs;
+mod lane;
 mod limits;
 mod logs;
 mod negative;

@@ -28,11 +28,11 @@ async fn load(ctx: &Ctx, trusted: Vec<Vec<u8>>) -> Evidence {
     evidence
 }
 
-fn published(ctx: &Ctx) -> Vec<Vec<u8>> {
+pub(crate) fn published(ctx: &Ctx) -> Vec<Vec<u8>> {
     vec![ctx.state.audit_key().public_key().to_vec()]
 }
 
-async fn run(ctx: &Ctx, reexecute: usize) -> Report {
+pub(crate) async fn run(ctx: &Ctx, reexecute: usize) -> Report {
     let start = Instant::now();
     let evidence = load(ctx, published(ctx)).await;
     let loaded = start.elapsed();
@@ -49,7 +49,7 @@ async fn run(ctx: &Ctx, reexecute: usize) -> Report {
 }
 
 /// Runs verify and checks it fails with `expected` in its first failure, in `check`.
-async fn expect_failure(ctx: &Ctx, check: &str, expected: &str) {
+pub(crate) async fn expect_failure(ctx: &Ctx, check: &str, expected: &str) {
     let report = run(ctx, 0).await;
     assert!(
         !report.passed,
@@ -72,7 +72,7 @@ async fn expect_failure(ctx: &Ctx, check: &str, expected: &str) {
     assert_eq!(failing.first(), Some(&check), "{}", report.render());
 }
 
-async fn exec(db: &Db, sql: &str) {
+pub(crate) async fn exec(db: &Db, sql: &str) {
     sqlx::query(sql).execute(db.pool()).await.unwrap();
 }
 
@@ -87,7 +87,7 @@ async fn drop_append_only_triggers(db: &Db) {
     }
 }
 
-async fn blob(db: &Db, sql: &str) -> Vec<u8> {
+pub(crate) async fn blob(db: &Db, sql: &str) -> Vec<u8> {
     sqlx::query(sql)
         .fetch_one(db.pool())
         .await
@@ -105,7 +105,7 @@ async fn text(db: &Db, sql: &str) -> String {
         .unwrap()
 }
 
-async fn set_blob(db: &Db, sql: &str, value: &[u8]) {
+pub(crate) async fn set_blob(db: &Db, sql: &str, value: &[u8]) {
     sqlx::query(sql)
         .bind(value.to_vec())
         .execute(db.pool())
@@ -121,7 +121,7 @@ async fn set_text(db: &Db, sql: &str, value: &str) {
         .unwrap();
 }
 
-async fn create_job(ctx: &Ctx, kh: &str, body: serde_json::Value) -> String {
+pub(crate) async fn create_job(ctx: &Ctx, kh: &str, body: serde_json::Value) -> String {
     let r = ctx
         .request(
             Method::POST,
@@ -134,7 +134,7 @@ async fn create_job(ctx: &Ctx, kh: &str, body: serde_json::Value) -> String {
     r.json()["job_id"].as_str().unwrap().to_owned()
 }
 
-async fn wait_succeeded(ctx: &Ctx, kh: &str, ids: &[&str]) {
+pub(crate) async fn wait_succeeded(ctx: &Ctx, kh: &str, ids: &[&str]) {
     let start = Instant::now();
     for id in ids {
         loop {
@@ -437,226 +437,5 @@ async fn audit_verify_passes_clean_data_reexecutes_jobs_and_names_each_tampering
         let report = run(&ctx, 0).await;
         assert!(report.passed, "{}: {}", ctx.name, report.render());
         ctx.finish().await;
-    }
-}
-
-/// Records for the rollup test: `(id, cohort, day offset)`, made once.
-fn rollup_records() -> &'static [blindsight_crypto::RecordEnvelope] {
-    static RECORDS: std::sync::OnceLock<Vec<blindsight_crypto::RecordEnvelope>> =
-        std::sync::OnceLock::new();
-    RECORDS.get_or_init(|| {
-        use rayon::prelude::*;
-        // r-0 … r-3 north on day D, r-4 and r-5 north on D + 1, r-6 south on D, and r-7 north
-        // on D, stored after the job was created.
-        let layout = [
-            ("north", 0),
-            ("north", 0),
-            ("north", 0),
-            ("north", 0),
-            ("north", 1),
-            ("north", 1),
-            ("south", 0),
-            ("north", 0),
-        ];
-        layout
-            .par_iter()
-            .enumerate()
-            .map(|(i, (cohort, offset))| {
-                let mut meta = crate::common::metadata("tenant-r", &format!("r-{i}"), cohort);
-                meta.recorded_at = Some(((ROLLUP_DAY + offset) * 86_400 + 60 * i as i64) as u64);
-                crate::common::make_record(&keys().0, &meta, i as u32)
-            })
-            .collect()
-    })
-}
-
-const ROLLUP_DAY: i64 = 20_717;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn whole_day_aggregates_read_rollups_exactly_and_auditors_recompute_them() {
-    use blindsight_crypto::compute::{AggregateQuery, JobOutput};
-    use blindsight_proto::{JobSpec, RollupPart};
-
-    let query: AggregateQuery = serde_json::from_value(serde_json::json!({"aggregates": [
-        {"op": "count"},
-        {"op": "mean", "field": "mood_change"},
-        {"op": "histogram", "field": "phq9_total", "edges": [5, 10, 15, 20]},
-        {"op": "max", "field": "phq9_9"},
-        {"op": "sum_where", "field": "mood_after", "where_field": "phq9_total", "at_least": 10},
-    ]}))
-    .unwrap();
-    let day = |d: i64| (ROLLUP_DAY + d) * 86_400;
-    for ctx in backends(config).await {
-        let db = ctx.state.db().clone();
-        let r = ctx
-            .request(
-                Method::POST,
-                "/v1/tenants",
-                Some(ADMIN),
-                serde_json::to_vec(&serde_json::json!({
-                    "name": "Clinic", "tenant_id": "tenant-r", "min_cohort_size": 2
-                }))
-                .unwrap(),
-            )
-            .await;
-        r.expect_status(StatusCode::CREATED);
-        let tokens = &r.json()["tokens"];
-        let kh = tokens["keyholder"].as_str().unwrap().to_owned();
-        let ingest = tokens["ingest"].as_str().unwrap().to_owned();
-        ctx.register(&kh, &keys().0).await;
-        for r in &rollup_records()[..7] {
-            ctx.upload(&ingest, r)
-                .await
-                .expect_status(StatusCode::CREATED);
-        }
-        let spec_of = |id: String| {
-            let db = db.clone();
-            async move {
-                let job = store::jobs::get(&db, "tenant-r", &id)
-                    .await
-                    .unwrap()
-                    .unwrap();
-                serde_json::from_str::<JobSpec>(&job.spec).unwrap()
-            }
-        };
-        // Whole days, every aggregate on the lane: the job reads the rollup parts.
-        let whole = create_job(
-            &ctx,
-            &kh,
-            serde_json::json!({"kind": "aggregate", "key_id": KEY_ID, "query": query,
-                "select": {"cohort": "north", "since": day(0), "until": day(2)}}),
-        )
-        .await;
-        let spec = spec_of(whole.clone()).await;
-        assert!(spec.records.is_empty());
-        assert_eq!(
-            spec.rollup,
-            [
-                RollupPart {
-                    cohort: Some("north".into()),
-                    day: ROLLUP_DAY,
-                    part: 0,
-                    records: 4
-                },
-                RollupPart {
-                    cohort: Some("north".into()),
-                    day: ROLLUP_DAY + 1,
-                    part: 0,
-                    records: 2
-                },
-            ],
-            "{}",
-            ctx.name
-        );
-        // A selection that cuts a day lists its records.
-        let cut = create_job(
-            &ctx,
-            &kh,
-            serde_json::json!({"kind": "aggregate", "key_id": KEY_ID, "query": query,
-                "select": {"cohort": "north", "since": day(0) + 1, "until": day(2)}}),
-        )
-        .await;
-        let cut_spec = spec_of(cut.clone()).await;
-        assert!(cut_spec.rollup.is_empty());
-        assert_eq!(cut_spec.records, ["r-1", "r-2", "r-3", "r-4", "r-5"]);
-        // A record stored after the job was created joins the part; the job still reads the
-        // six it counted.
-        ctx.upload(&ingest, &rollup_records()[7])
-            .await
-            .expect_status(StatusCode::CREATED);
-
-        let (stop, stopped) = watch::channel(false);
-        let workers = tokio::spawn(worker::run(
-            ctx.state.clone(),
-            1,
-            WorkerConfig {
-                lease: Duration::from_secs(60),
-                poll: Duration::from_millis(100),
-            },
-            stopped,
-        ));
-        wait_succeeded(&ctx, &kh, &[&whole, &cut]).await;
-        stop.send(true).unwrap();
-        workers.await.unwrap();
-
-        let schema = schemas::session_v1();
-        let lane_secret = keys().0.secret.lane_secret().unwrap();
-        for (id, spec, records) in [(&whole, &spec, 0..6u32), (&cut, &cut_spec, 1..6)] {
-            let r = ctx.get(&format!("/v1/jobs/{id}/result"), Some(&kh)).await;
-            r.expect_status(StatusCode::OK);
-            let out = JobOutput::decode(&r.body, KEY_ID).unwrap();
-            let n = records.len();
-            let compiled = query.compile(&schema, n).unwrap();
-            let map = schema.slot_map().unwrap();
-            let plan = match spec.lane_shards().unwrap() {
-                Some(shards) => compiled.lane_plan_for_shards(&map, shards),
-                None => compiled.lane_plan(&map),
-            };
-            assert_eq!(out.manifest.lane.as_ref(), Some(&plan.manifest));
-            let lane = plan.manifest.decrypt(&lane_secret, &out.lane).unwrap();
-            let clear: Vec<_> = records
-                .map(|i| schema.order_values(&session_values(i)).unwrap())
-                .collect();
-            assert_eq!(
-                compiled.interpret_split(&plan, &[], &lane).unwrap(),
-                query.evaluate_clear(&schema, &clear).unwrap(),
-                "{}: {id}",
-                ctx.name
-            );
-            let r = ctx.get(&format!("/v1/jobs/{id}/receipt"), Some(&kh)).await;
-            let signed: SignedReceipt = serde_json::from_slice(&r.body).unwrap();
-            assert_eq!(signed.verify(&published(&ctx)).unwrap().inputs, n as u64);
-        }
-
-        // The auditor recomputes every part from the stored lists and re-executes both jobs
-        // (the rollup job over its parts' records, in its order) to their receipts' digests.
-        let report = run(&ctx, 2).await;
-        assert!(report.passed, "{}: {}", ctx.name, report.render());
-        let by_name = |n: &str| report.checks.iter().find(|c| c.name == n).unwrap().checked;
-        assert_eq!(by_name("rollups"), 3, "{}", report.render());
-        assert_eq!(by_name("reexecute"), 2, "{}", report.render());
-
-        // A part's count lowered, then its sum swapped for another part's: both named.
-        let south = "cohort = 'south'";
-        exec(
-            &db,
-            &format!("UPDATE lane_rollups SET records = 0 WHERE {south}"),
-        )
-        .await;
-        expect_failure(&ctx, "rollups", "says it holds 0 records").await;
-        exec(
-            &db,
-            &format!("UPDATE lane_rollups SET records = 1 WHERE {south}"),
-        )
-        .await;
-        let other = blob(
-            &db,
-            &format!(
-                "SELECT lane_sum FROM lane_rollups WHERE day = {} AND cohort = 'north'",
-                ROLLUP_DAY + 1
-            ),
-        )
-        .await;
-        let own = blob(
-            &db,
-            &format!("SELECT lane_sum FROM lane_rollups WHERE {south}"),
-        )
-        .await;
-        set_blob(
-            &db,
-            &format!("UPDATE lane_rollups SET lane_sum = $1 WHERE {south}"),
-            &other,
-        )
-        .await;
-        expect_failure(&ctx, "rollups", "is not the sum of its records' lane lists").await;
-        set_blob(
-            &db,
-            &format!("UPDATE lane_rollups SET lane_sum = $1 WHERE {south}"),
-            &own,
-        )
-        .await;
-        // A part deleted: its records are rolled up in no part.
-        exec(&db, &format!("DELETE FROM lane_rollups WHERE {south}")).await;
-        expect_failure(&ctx, "rollups", "are rolled up but its stored parts hold 0").await;
     }
 }

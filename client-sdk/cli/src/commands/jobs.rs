@@ -48,12 +48,19 @@ pub(crate) fn show_jobs(server: &ServerArgs, job_id: Option<&str>) -> anyhow::Re
     if let Some(e) = &j.error {
         println!("error     {e}");
     }
-    // The spec holds the request and the selected record ids, never data.
-    if let Ok(spec) = serde_json::from_str::<serde_json::Value>(&j.spec) {
-        if let Some(request) = spec.get("request") {
+    // The spec holds the request and the selected record ids (or rollup parts), never data.
+    if let Ok(spec) = blindsight_proto::ListedSpec::parse(&j.spec) {
+        if let Ok(request) = serde_json::to_string(&spec.request) {
             println!("request   {request}");
         }
-        if let Some(records) = spec.get("records").and_then(|r| r.as_array()) {
+        if !spec.rollup.is_empty() {
+            let records: u64 = spec.rollup.iter().map(|p| p.records).sum();
+            println!(
+                "records   {records} (from {} lane rollup part{})",
+                spec.rollup.len(),
+                if spec.rollup.len() == 1 { "" } else { "s" }
+            );
+        } else if let Some(records) = &spec.records {
             println!("records   {}", records.len());
         }
     }

@@ -63,6 +63,7 @@ pub(crate) fn northside(url: &str) -> TenantCreated {
             name: "Northside".into(),
             tenant_id: Some("northside".into()),
             min_cohort_size: Some(2),
+            privacy_budget: None,
         })
         .unwrap()
 }

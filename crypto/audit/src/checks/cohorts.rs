@@ -35,3 +35,63 @@ pub(crate) fn check_cohorts(evidence: &Evidence) -> Check {
     );
     t.finish(summary)
 }
+
+/// Every tenant's jobs with privacy spent no more than its budget: the ρ each `job.created`
+/// entry logs, added up, against the budget its `tenant.created` entry logs; and each such
+/// job's spec asks for the ρ its entry logs.
+pub(crate) fn check_privacy(evidence: &Evidence) -> Check {
+    let mut t = Tally::new("privacy");
+    for tenant in &evidence.tenants {
+        let entries = evidence
+            .chains
+            .iter()
+            .find(|c| c.tenant_id.as_deref() == Some(tenant.tenant_id.as_str()))
+            .map_or(&[][..], |c| c.entries.as_slice());
+        let body = |e: &blindsight_proto::Entry| {
+            serde_json::from_str::<serde_json::Value>(&e.body).unwrap_or_default()
+        };
+        let budget = entries
+            .iter()
+            .find(|e| e.kind == "tenant.created")
+            .and_then(|e| body(e).get("privacy_budget_rho_micro")?.as_u64());
+        let mut spent = 0u64;
+        for e in entries.iter().filter(|e| e.kind == "job.created") {
+            let b = body(e);
+            let Some(rho) = b
+                .get("privacy_rho_micro")
+                .and_then(serde_json::Value::as_u64)
+            else {
+                continue;
+            };
+            spent = spent.saturating_add(rho);
+            let job_id = b.get("job_id").and_then(|v| v.as_str()).unwrap_or_default();
+            let spec_rho = tenant
+                .jobs
+                .iter()
+                .find(|j| j.job_id == job_id)
+                .and_then(|j| serde_json::from_str::<JobSpec>(&j.spec).ok())
+                .and_then(|s| s.privacy_rho_micro());
+            t.count(match (spec_rho, budget) {
+                (_, None) => Err(format!(
+                    "tenant {:?}: job {job_id} spent privacy, but the tenant has no budget",
+                    tenant.tenant_id
+                )),
+                (Some(r), Some(b)) if r == rho && spent <= b => Ok(()),
+                (Some(r), Some(_)) if r == rho => Err(format!(
+                    "tenant {:?}: job {job_id} brings the privacy spent to ρ = {spent} millionths, \
+                     over the budget",
+                    tenant.tenant_id
+                )),
+                _ => Err(format!(
+                    "tenant {:?}: job {job_id}: the audit log's ρ is not its stored spec's",
+                    tenant.tenant_id
+                )),
+            });
+        }
+    }
+    let summary = format!(
+        "{} within their tenant's privacy budget",
+        plural(t.checked, "job with privacy", "jobs with privacy")
+    );
+    t.finish(summary)
+}

@@ -10,7 +10,7 @@ mod rollups;
 mod storage;
 
 pub(crate) use chain::check_chains;
-pub(crate) use cohorts::check_cohorts;
+pub(crate) use cohorts::{check_cohorts, check_privacy};
 pub(crate) use manifests::check_manifests;
 pub(crate) use proofs::check_proofs;
 pub(crate) use receipts::check_receipts;

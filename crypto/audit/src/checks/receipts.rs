@@ -54,6 +54,27 @@ fn check_receipt(
             blindsight_crypto::PARAMETER_SET_ID
         ));
     }
+    match (spec.privacy_rho_micro(), &receipt.privacy) {
+        (None, None) => {}
+        (Some(rho), Some(p)) if p.rho_micro == rho => {
+            if let Some(seed) = &job.noise_seed {
+                let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| {
+                    format!("the stored noise seed is {} bytes, not 32", seed.len())
+                })?;
+                if blindsight_crypto::dp::seed_commitment(&seed) != p.seed_commitment {
+                    return Err(
+                        "the stored noise seed is not the one the receipt commits to".into(),
+                    );
+                }
+            }
+        }
+        _ => {
+            return Err(
+                "the receipt's privacy (ρ and noise commitment) does not match the job's query"
+                    .into(),
+            );
+        }
+    }
     let inputs = job_inputs(tenant, &spec)?;
     let root = inputs_root_of_lists(
         inputs

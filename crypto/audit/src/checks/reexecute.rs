@@ -51,7 +51,17 @@ fn reexecute(
             proven_list: &r.proven_list,
         })
         .collect();
-    let work = spec.work(&inputs)?;
+    let mut work = spec.work(&inputs)?;
+    if spec.privacy_rho_micro().is_some() {
+        let seed = job.noise_seed.as_deref().ok_or(
+            "its noise seed is not served by this source (the API never serves it); \
+             re-execute it with --db",
+        )?;
+        work.noise_seed = Some(
+            seed.try_into()
+                .map_err(|_| format!("the stored noise seed is {} bytes, not 32", seed.len()))?,
+        );
+    }
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let output = run_job(key, &verifier, &schema, work, threads, progress)
         .map_err(|e| format!("re-execution failed: {e}"))?;
