@@ -148,6 +148,17 @@ fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     out
 }
 
+/// One record's leaf of the inputs tree ([`inputs_root`]): for a job that hashes its inputs as
+/// it reads them and keeps 32 bytes per record.
+pub fn input_leaf(record_id: &str, proven_list_digest: &str) -> [u8; 32] {
+    leaf_hash(record_id, proven_list_digest)
+}
+
+/// [`inputs_root`] of leaves made with [`input_leaf`].
+pub fn inputs_root_of_leaves(leaves: &[[u8; 32]]) -> String {
+    hex::encode(tree_hash(leaves))
+}
+
 fn leaf_hash(record_id: &str, proven_list_digest: &str) -> [u8; 32] {
     sha256(&[
         &[LEAF],

@@ -19,8 +19,10 @@ CREATE TABLE lane_rollups (
     PRIMARY KEY (tenant_id, key_id, schema_id, schema_version, cohort, day, part)
 );
 
--- The UTC day a record was rolled up under; NULL for records stored before rollups existed
--- (jobs over those read them one by one).
+-- The UTC day and part a record was rolled up under; NULL for records stored before rollups
+-- existed (jobs over those read them one by one).
 ALTER TABLE records ADD COLUMN rollup_day BIGINT;
 
-CREATE INDEX records_by_rollup ON records (tenant_id, key_id, schema_id, schema_version, cohort, rollup_day, seq);
+ALTER TABLE records ADD COLUMN rollup_part BIGINT;
+
+CREATE INDEX records_by_rollup ON records (tenant_id, key_id, schema_id, schema_version, cohort, rollup_day, rollup_part, seq);

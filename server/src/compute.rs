@@ -18,10 +18,11 @@ use blindsight_crypto::compute::{
 };
 use blindsight_crypto::dp::seed_commitment;
 use blindsight_crypto::receipt::{
-    RECEIPT_VERSION, Receipt, ReceiptPrivacy, fft_path, inputs_root, inputs_root_of_lists,
+    RECEIPT_VERSION, Receipt, ReceiptPrivacy, fft_path, input_leaf, inputs_root,
+    inputs_root_of_leaves, inputs_root_of_lists,
 };
 use blindsight_crypto::{ComputeKey, RecordSchema, Verifier, sha256_hex};
-use blindsight_proto::{Job, JobSpec, rollup_ranges};
+use blindsight_proto::{Job, JobSpec};
 
 use crate::db::Db;
 use crate::store::rollups::{self, PartRef};
@@ -276,10 +277,11 @@ pub fn execute_rollup(
     let shards = pack_rollup_shards(&parts)?;
     let seed = noise_seed(plan)?;
     let mut sum = LaneAggregator::new(&plan.manifest, slots)?;
-    let mut leaves: Vec<(String, String)> = Vec::new();
-    let ranges: Vec<_> = rollup_ranges(&spec.rollup).collect();
+    // 32 bytes per record for the receipt's inputs root, hashed as the ids are read.
+    let mut leaves: Vec<[u8; 32]> = Vec::new();
     for (s, range) in shards.into_iter().enumerate() {
-        for &(part, first, count) in &ranges[range] {
+        for part in &spec.rollup[range] {
+            let count = part.records;
             let at = PartRef {
                 tenant_id: &job.tenant_id,
                 key_id: &job.key_id,
@@ -298,13 +300,7 @@ pub fn execute_rollup(
             if held > count {
                 // Records that joined the part after the job was created.
                 let late = handle
-                    .block_on(rollups::part_records(
-                        db,
-                        &at,
-                        first + count,
-                        held - count,
-                        true,
-                    ))
+                    .block_on(rollups::part_records(db, &at, count, held - count, true))
                     .map_err(store_error)?;
                 if late.len() as u64 != held - count {
                     return Err(ComputeError::Store(format!(
@@ -325,15 +321,15 @@ pub fn execute_rollup(
                 }
             }
             let members = handle
-                .block_on(rollups::part_records(db, &at, first, count, false))
+                .block_on(rollups::part_records(db, &at, 0, count, false))
                 .map_err(store_error)?;
             if members.len() as u64 != count {
                 return Err(ComputeError::Missing(count as usize - members.len()));
             }
             leaves.extend(
                 members
-                    .into_iter()
-                    .map(|r| (r.record_id, r.proven_list_digest)),
+                    .iter()
+                    .map(|r| input_leaf(&r.record_id, &r.proven_list_digest)),
             );
             sum.add_sum(s, &part_sum)?;
             progress.fetch_add(2 * count as i64, Ordering::Relaxed);
@@ -346,7 +342,7 @@ pub fn execute_rollup(
         sum.finish_with_noise(seed.as_ref())?,
     )?
     .encode(&job.key_id)?;
-    let root = inputs_root(leaves.iter().map(|(id, d)| (id.as_str(), d.as_str())));
+    let root = inputs_root_of_leaves(&leaves);
     let receipt = receipt_with_root(
         job,
         spec,

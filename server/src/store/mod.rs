@@ -404,12 +404,13 @@ pub async fn insert_record(db: &AuditLog, row: &RecordRow<'_>) -> Result<i64, Wr
         day: rollups::day_of(recorded_at.unwrap_or(received_at)),
     };
     let mut tx = db.begin_write().await?;
-    if let Some(lane) = row.lane {
-        rollups::lock(&mut tx, db.backend(), &group, lane.slots()).await?;
-    }
+    let target = match row.lane {
+        Some(lane) => Some(rollups::lock(&mut tx, db.backend(), &group, lane.slots()).await?),
+        None => None,
+    };
     let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO records (tenant_id, record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, received_at, proven_list, proven_list_digest, sealed_transcript, rollup_day) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING seq",
+        "INSERT INTO records (tenant_id, record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, received_at, proven_list, proven_list_digest, sealed_transcript, rollup_day, rollup_part) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq",
     )
     .bind(&m.tenant)
     .bind(&m.record_id)
@@ -424,11 +425,12 @@ pub async fn insert_record(db: &AuditLog, row: &RecordRow<'_>) -> Result<i64, Wr
     .bind(row.proven_list_digest)
     .bind(row.sealed_transcript.map(<[u8]>::to_vec))
     .bind(row.lane.map(|_| group.day))
+    .bind(target.as_ref().map(|t| t.part))
     .fetch_one(&mut *tx)
     .await
     .map_err(WriteError::from_insert)?;
-    if let Some(lane) = row.lane {
-        rollups::add(&mut tx, &group, lane).await?;
+    if let (Some(lane), Some(target)) = (row.lane, target) {
+        rollups::add(&mut tx, &group, target, lane).await?;
     }
     audit::append(
         &mut tx,

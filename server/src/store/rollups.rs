@@ -5,7 +5,8 @@
 //! every record's list.
 //!
 //! A part's records are its cohort-and-day's records in ingest (`seq`) order: part `k` holds
-//! records `k × 16,384 ..`, and a part starts only when the one before is full. Writers take
+//! records `k × 16,384 ..`, and a part starts only when the one before is full. Each record
+//! also stores its part (`rollup_part`), so a part's records are found by index. Writers take
 //! the cohort-and-day's lock (part 0's row) before the record gets its `seq`, so on PostgreSQL
 //! too the order in which records join a rollup is their `seq` order; that is what lets a job
 //! (and an auditor) name a part's records by position alone.
@@ -47,14 +48,24 @@ fn sql_error(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(sqlx::Error::Protocol(format!("{what}: {e}")))
 }
 
-/// Takes the group's lock: part 0's row, created empty if new. Called before the record is
-/// inserted, so records join the group in `seq` order.
+/// Where the next record of a group goes: its last part, or the next one when that is full.
+#[derive(Debug)]
+pub(crate) struct Target {
+    /// The part's index.
+    pub(crate) part: i64,
+    /// Its sum so far (empty for a new part).
+    sum: LaneSum,
+}
+
+/// Takes the group's lock (part 0's row, created empty if new) and says which part the next
+/// record joins. Called before the record is inserted, so records join the group in `seq`
+/// order.
 pub(crate) async fn lock(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
     g: &Group<'_>,
     slots: usize,
-) -> Result<(), StoreError> {
+) -> Result<Target, StoreError> {
     let empty = LaneSum::new(slots).map_err(|e| sql_error("lane rollup", e))?;
     sqlx::query(
         "INSERT INTO lane_rollups (tenant_id, key_id, schema_id, schema_version, cohort, day, part, records, slots, lane_sum, updated_at) \
@@ -86,16 +97,6 @@ pub(crate) async fn lock(
         .execute(&mut **tx)
         .await?;
     }
-    Ok(())
-}
-
-/// Adds a record's lane list to its group's last part, or starts the next part when that one
-/// is full. The group must be locked ([`lock`]) in this transaction.
-pub(crate) async fn add(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    g: &Group<'_>,
-    list: &LaneBody,
-) -> Result<(), StoreError> {
     let last = sqlx::query(
         "SELECT part, records, lane_sum FROM lane_rollups WHERE tenant_id = $1 AND key_id = $2 \
            AND schema_id = $3 AND schema_version = $4 AND cohort = $5 AND day = $6 \
@@ -111,17 +112,28 @@ pub(crate) async fn add(
     .await?;
     let part: i64 = last.try_get("part")?;
     let records = u64::try_from(last.try_get::<i64, _>("records")?).unwrap_or(0);
-    let (part, sum) = if records < LANE_ROLLUP_PART_RECORDS {
+    if records < LANE_ROLLUP_PART_RECORDS {
         let stored: Vec<u8> = last.try_get("lane_sum")?;
-        let mut sum = LaneSum::from_bytes(&stored, list.slots(), records)
+        let sum = LaneSum::from_bytes(&stored, slots, records)
             .map_err(|e| sql_error("stored lane rollup", e))?;
-        sum.add(list).map_err(|e| sql_error("lane rollup", e))?;
-        (part, sum)
+        Ok(Target { part, sum })
     } else {
-        let mut sum = LaneSum::new(list.slots()).map_err(|e| sql_error("lane rollup", e))?;
-        sum.add(list).map_err(|e| sql_error("lane rollup", e))?;
-        (part + 1, sum)
-    };
+        Ok(Target {
+            part: part + 1,
+            sum: empty,
+        })
+    }
+}
+
+/// Adds a record's lane list to the part [`lock`] chose, in the same transaction.
+pub(crate) async fn add(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    g: &Group<'_>,
+    target: Target,
+    list: &LaneBody,
+) -> Result<(), StoreError> {
+    let Target { part, mut sum } = target;
+    sum.add(list).map_err(|e| sql_error("lane rollup", e))?;
     sqlx::query(
         "INSERT INTO lane_rollups (tenant_id, key_id, schema_id, schema_version, cohort, day, part, records, slots, lane_sum, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
@@ -258,8 +270,8 @@ pub struct PartRecord {
     pub proven_list: Option<Vec<u8>>,
 }
 
-/// Records `first .. first + count` (ingest order) of a part's cohort and day, with their
-/// lists when `lists`.
+/// Records `first .. first + count` (ingest order, counted from the part's first record) of a
+/// part, with their lists when `lists`.
 pub async fn part_records(
     db: &Db,
     p: &PartRef<'_>,
@@ -279,7 +291,7 @@ pub async fn part_records(
     };
     let rows = sqlx::query(&format!(
         "SELECT {columns} FROM records WHERE tenant_id = $1 AND key_id = $2 AND schema_id = $3 \
-           AND schema_version = $4 AND {cohort} AND rollup_day = $6 \
+           AND schema_version = $4 AND {cohort} AND rollup_day = $6 AND rollup_part = $9 \
          ORDER BY seq LIMIT $7 OFFSET $8"
     ))
     .bind(p.tenant_id)
@@ -290,6 +302,7 @@ pub async fn part_records(
     .bind(p.part.day)
     .bind(i64::try_from(count).unwrap_or(i64::MAX))
     .bind(i64::try_from(first).unwrap_or(i64::MAX))
+    .bind(i64::from(p.part.part))
     .fetch_all(db.pool())
     .await?;
     rows.iter()
