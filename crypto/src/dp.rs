@@ -155,10 +155,21 @@ pub fn seed_commitment(seed: &[u8; 32]) -> String {
     crate::sha256_hex(&[DP_SEED_DOMAIN, seed.as_slice()].concat())
 }
 
+/// The largest variance [`draw`] samples: far beyond any noise a lane term can carry (a
+/// term's noise bound must stay below 2^17), and small enough that the sampler's integer
+/// arithmetic cannot overflow.
+pub const MAX_SIGMA2: u64 = 1 << 32;
+
 /// Draws noise for each term in order from the seed's ChaCha20 stream.
-pub fn draw(seed: &[u8; 32], terms: &[TermNoise]) -> Vec<i64> {
+pub fn draw(seed: &[u8; 32], terms: &[TermNoise]) -> Result<Vec<i64>> {
+    if let Some(t) = terms.iter().find(|t| t.sigma2 > MAX_SIGMA2) {
+        return Err(Error::InvalidQuery(format!(
+            "noise of variance {} is beyond what a lane result can carry",
+            t.sigma2
+        )));
+    }
     let mut rng = ChaCha20Rng::from_seed(*seed);
-    terms
+    Ok(terms
         .iter()
         .map(|t| {
             loop {
@@ -168,7 +179,7 @@ pub fn draw(seed: &[u8; 32], terms: &[TermNoise]) -> Vec<i64> {
                 }
             }
         })
-        .collect()
+        .collect())
 }
 
 /// A uniform integer in `[0, n)` (`n > 0`), by rejection.
@@ -325,9 +336,15 @@ mod tests {
             };
             20_000
         ];
-        let a = draw(&seed, &terms);
-        assert_eq!(a, draw(&seed, &terms), "the same seed gives the same noise");
-        assert_ne!(a, draw(&[8u8; 32], &terms));
+        let a = draw(&seed, &terms).unwrap();
+        assert_eq!(
+            a,
+            draw(&seed, &terms).unwrap(),
+            "the same seed gives the same noise"
+        );
+        assert_ne!(a, draw(&[8u8; 32], &terms).unwrap());
+        assert!(draw(&seed, &[TermNoise::for_term(1, 1, 1); 2]).is_ok());
+        assert!(draw(&seed, &[TermNoise::for_term(1_000, 100, 1)]).is_err());
         let n = a.len() as f64;
         let mean = a.iter().map(|&z| z as f64).sum::<f64>() / n;
         let var = a.iter().map(|&z| (z as f64 - mean).powi(2)).sum::<f64>() / n;
@@ -342,7 +359,8 @@ mod tests {
                 sigma2: 1,
                 bound: 12,
             }; 5_000],
-        );
+        )
+        .unwrap();
         let zeros = small.iter().filter(|&&z| z == 0).count() as f64 / 5_000.0;
         // P(0) for the discrete Gaussian with σ² = 1 is about 0.399.
         assert!((zeros - 0.399).abs() < 0.03, "P(0) ≈ {zeros}");

@@ -316,7 +316,7 @@ impl<'a> LaneAggregator<'a> {
         match (&noise, seed) {
             (None, None) => {}
             (Some(noise), Some(seed)) => {
-                for (ct, z) in terms.iter_mut().zip(crate::dp::draw(seed, &noise.terms)) {
+                for (ct, z) in terms.iter_mut().zip(crate::dp::draw(seed, &noise.terms)?) {
                     ct.add_plaintext(z);
                 }
             }

@@ -524,7 +524,7 @@ fn private_queries_add_bounded_noise_to_every_term_and_decode_clamped() {
         agg.push(l).unwrap();
     }
     let exact_cts = agg.finish().unwrap();
-    let draws = blindsight_crypto::dp::draw(&seed, &noise.terms);
+    let draws = blindsight_crypto::dp::draw(&seed, &noise.terms).unwrap();
     for (i, term) in plan.manifest.terms.iter().enumerate() {
         let lane_term = LaneTerm {
             records: plan.manifest.shards[term.shard],

@@ -422,6 +422,12 @@ pub(crate) const ELSEWHERE: &[(&str, &str, &str)] = &[
         "benches/tests/bins.rs runs `lane --quick` (the default run differs only in cohort sizes)",
     ),
     (
+        "docs/BENCHMARKS.md",
+        "cargo run --release -p blindsight-benches --bin lane -- --records…",
+        "benches/tests/bins.rs runs `lane --quick` (these runs differ only in cohort sizes; a \
+         million records take about 20 GB of disk and 11 minutes to store)",
+    ),
+    (
         "fuzz/README.md",
         "cargo install cargo-fuzz",
         "not run: cargo-fuzz needs a nightly toolchain; crypto/tests/it/decoders.rs runs every \
