@@ -223,23 +223,40 @@ pub fn execute_lane(
         // Two units per record, as `run_job` counts.
         progress.fetch_add(2 * rows.len() as i64, Ordering::Relaxed);
     }
-    let output = aggregate_output(
-        compiled,
-        plan,
-        Vec::new(),
-        sum.finish_with_noise(seed.as_ref())?,
-    )?
-    .encode(&job.key_id)?;
     let root = inputs_root(
         spec.records
             .iter()
             .map(String::as_str)
             .zip(digests.iter().map(String::as_str)),
     );
+    finish_lane(
+        job,
+        spec,
+        (compiled, plan),
+        sum,
+        seed,
+        (spec.records.len() as u64, root),
+        server_key_fingerprint,
+    )
+}
+
+/// A lane job's last step, streamed or over rollups: forms the terms (with the plan's noise),
+/// encodes the output and states its receipt.
+fn finish_lane(
+    job: &Job,
+    spec: &JobSpec,
+    (compiled, plan): (&CompiledQuery, &LanePlan),
+    sum: LaneAggregator<'_>,
+    seed: Option<[u8; 32]>,
+    inputs: (u64, String),
+    server_key_fingerprint: &str,
+) -> Result<LaneDone, ComputeError> {
+    let terms = sum.finish_with_noise(seed.as_ref())?;
+    let output = aggregate_output(compiled, plan, Vec::new(), terms)?.encode(&job.key_id)?;
     let receipt = receipt_with_root(
         job,
         spec,
-        (spec.records.len() as u64, root),
+        inputs,
         server_key_fingerprint,
         &output,
         privacy(plan, seed.as_ref()),
@@ -335,26 +352,14 @@ pub fn execute_rollup(
             progress.fetch_add(2 * count as i64, Ordering::Relaxed);
         }
     }
-    let output = aggregate_output(
-        compiled,
-        plan,
-        Vec::new(),
-        sum.finish_with_noise(seed.as_ref())?,
-    )?
-    .encode(&job.key_id)?;
     let root = inputs_root_of_leaves(&leaves);
-    let receipt = receipt_with_root(
+    finish_lane(
         job,
         spec,
+        (compiled, plan),
+        sum,
+        seed,
         (leaves.len() as u64, root),
         server_key_fingerprint,
-        &output,
-        privacy(plan, seed.as_ref()),
-        crate::db::now(),
-    );
-    Ok(LaneDone {
-        output,
-        receipt,
-        noise_seed: seed,
-    })
+    )
 }
