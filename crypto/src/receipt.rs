@@ -65,6 +65,9 @@ pub struct Receipt {
     /// seed its noise was drawn from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privacy: Option<ReceiptPrivacy>,
+    /// For a job cut into tasks: how, and what each task produced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<ReceiptTasks>,
     /// The server build that ran the job, e.g. `blindsight-server/0.1.0`.
     pub build: String,
     /// When the output was stored (seconds since the epoch).
@@ -79,6 +82,35 @@ pub struct ReceiptPrivacy {
     pub rho_micro: u64,
     /// `crate::dp::seed_commitment` of the noise seed.
     pub seed_commitment: String,
+}
+
+/// How a job cut into tasks was computed (`crate::compute::task_ranges`): the records per
+/// task, and a Merkle root over the digests of the tasks' partial results in task order
+/// ([`tasks_root`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptTasks {
+    /// Records per task (the last may hold fewer).
+    pub task_records: u64,
+    /// How many tasks.
+    pub tasks: u64,
+    /// [`tasks_root`] of their partial results.
+    pub outputs_root: String,
+}
+
+/// The Merkle root (as [`inputs_root_of_leaves`]) over the SHA-256 digests of a job's tasks'
+/// partial results, in task order.
+pub fn tasks_root(partials: &[&[u8]]) -> String {
+    let leaves: Vec<[u8; 32]> = partials
+        .iter()
+        .map(|p| {
+            let d = ring::digest::digest(&ring::digest::SHA256, p);
+            let mut leaf = [0u8; 32];
+            leaf.copy_from_slice(d.as_ref());
+            leaf
+        })
+        .collect();
+    inputs_root_of_leaves(&leaves)
 }
 
 /// A receipt as stored and served: the signed text, the signing key's id and the signature.
@@ -268,6 +300,7 @@ mod tests {
             inputs_root: inputs_root([("a", "aa"), ("b", "bb")]),
             output_digest: "33".repeat(32),
             privacy: None,
+            tasks: None,
             build: "blindsight-server/0.0.0".into(),
             at: 1_800_000_000,
         }

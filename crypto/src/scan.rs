@@ -693,8 +693,9 @@ mod tests {
                 outputs: specs.clone(),
                 clear: Default::default(),
                 lane: None,
+                lists: Vec::new(),
             },
-            list: Some(compress_outputs(&specs, vec![radix]).unwrap()),
+            lists: vec![compress_outputs(&specs, vec![radix]).unwrap()],
             lane: Vec::new(),
         }
         .encode(KEY_ID)

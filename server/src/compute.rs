@@ -13,18 +13,19 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use blindsight_crypto::compute::{
-    CompiledQuery, JobInput, LaneAggregator, LanePlan, aggregate_output, pack_rollup_shards,
-    run_job, stored_lane_body, stored_lane_list,
+    CompiledQuery, JobInput, LaneAggregator, LanePlan, MergeWork, aggregate_output, merge_tasks,
+    pack_rollup_shards, run_job, run_task, stored_lane_body, stored_lane_list,
 };
 use blindsight_crypto::dp::seed_commitment;
 use blindsight_crypto::receipt::{
-    RECEIPT_VERSION, Receipt, ReceiptPrivacy, fft_path, input_leaf, inputs_root,
-    inputs_root_of_leaves, inputs_root_of_lists,
+    RECEIPT_VERSION, Receipt, ReceiptPrivacy, ReceiptTasks, fft_path, input_leaf, inputs_root,
+    inputs_root_of_leaves, inputs_root_of_lists, tasks_root,
 };
 use blindsight_crypto::{ComputeKey, RecordSchema, Verifier, sha256_hex};
 use blindsight_proto::{Job, JobSpec};
 
 use crate::db::Db;
+use crate::store::jobs::Partials;
 use crate::store::rollups::{self, PartRef};
 use crate::store::{self, PAGE_RECORDS, StoredRecord};
 
@@ -93,6 +94,7 @@ fn receipt_with_root(
         inputs_root,
         output_digest: sha256_hex(output),
         privacy,
+        tasks: None,
         build: build_id(),
         at,
     }
@@ -160,15 +162,108 @@ pub fn execute(
     threads: usize,
     progress: &AtomicI64,
 ) -> Result<Vec<u8>, ComputeError> {
-    let inputs: Vec<JobInput<'_>> = records
+    let inputs = inputs(records);
+    let work = spec.work(&inputs).map_err(ComputeError::Spec)?;
+    Ok(run_job(key, verifier, schema, work, threads, progress)?)
+}
+
+fn inputs<'a>(records: &'a [StoredRecord]) -> Vec<JobInput<'a>> {
+    records
         .iter()
         .map(|r| JobInput {
             metadata: &r.metadata,
             proven_list: &r.proven_list,
         })
-        .collect();
+        .collect()
+}
+
+/// Runs one part of a job cut into tasks (`spec.task_records`): `records` are the part's,
+/// from position `first` of the job's selection. Returns its partial result
+/// (`blindsight_crypto::compute::run_task`) and one input leaf per record, over the bytes it
+/// computed on, for the receipt's inputs root. Blocking and CPU-bound, like [`execute`].
+#[allow(clippy::too_many_arguments)]
+pub fn execute_part(
+    key: &ComputeKey,
+    verifier: &Verifier,
+    schema: &RecordSchema,
+    spec: &JobSpec,
+    records: &[StoredRecord],
+    first: u64,
+    threads: usize,
+    progress: &AtomicI64,
+) -> Result<(Vec<u8>, Vec<[u8; 32]>), ComputeError> {
+    let inputs = inputs(records);
     let work = spec.work(&inputs).map_err(ComputeError::Spec)?;
-    Ok(run_job(key, verifier, schema, work, threads, progress)?)
+    let partial = run_task(
+        key,
+        verifier,
+        schema,
+        work,
+        first,
+        spec.record_count(),
+        threads,
+        progress,
+    )?;
+    let leaves = records
+        .iter()
+        .map(|r| input_leaf(&r.metadata.record_id, &sha256_hex(&r.proven_list)))
+        .collect();
+    Ok((partial, leaves))
+}
+
+/// Merges the partial results of every part of a job cut into tasks into its output, and
+/// states its receipt: the inputs root over every record as the parts read them, and the
+/// tasks' outputs root. Blocking and CPU-bound (the merge of an aggregate's sums and
+/// extrema runs FHE operations).
+pub fn execute_merge(
+    key: &ComputeKey,
+    schema: &RecordSchema,
+    job: &Job,
+    spec: &JobSpec,
+    parts: &Partials,
+    server_key_fingerprint: &str,
+    threads: usize,
+) -> Result<LaneDone, ComputeError> {
+    let task_records = spec
+        .task_records
+        .ok_or_else(|| ComputeError::Spec("a merge for a job that is not cut into tasks".into()))?;
+    if parts.input_leaves.len() != spec.records.len() {
+        return Err(ComputeError::Spec(format!(
+            "the parts read {} records, the job selected {}",
+            parts.input_leaves.len(),
+            spec.records.len()
+        )));
+    }
+    let work = MergeWork {
+        key_id: spec.request.key_id(),
+        function: spec.function().map_err(ComputeError::Spec)?,
+        record_ids: &spec.records,
+        shards: spec.lane_shards().map_err(ComputeError::Spec)?,
+        noise_seed: None,
+        task_records,
+    };
+    let output = merge_tasks(key, schema, work, &parts.partials, threads)?;
+    let root = inputs_root_of_leaves(&parts.input_leaves);
+    let mut receipt = receipt_with_root(
+        job,
+        spec,
+        (parts.input_leaves.len() as u64, root),
+        server_key_fingerprint,
+        &output,
+        None,
+        crate::db::now(),
+    );
+    let partials: Vec<&[u8]> = parts.partials.iter().map(Vec::as_slice).collect();
+    receipt.tasks = Some(ReceiptTasks {
+        task_records,
+        tasks: partials.len() as u64,
+        outputs_root: tasks_root(&partials),
+    });
+    Ok(LaneDone {
+        output,
+        receipt,
+        noise_seed: None,
+    })
 }
 
 /// Runs an aggregate job the lane answers entirely (see

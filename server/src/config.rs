@@ -91,13 +91,22 @@ pub struct ServerConfig {
     /// Without one the state makes an in-memory key, whose signatures cannot be checked once
     /// the process ends: fine for tests and worker-only processes, which sign nothing.
     pub audit_key: Option<SigningKey>,
+    /// Records per task when a job's FHE work is cut into tasks that workers compute
+    /// independently (0: every job runs in one piece). Fixed into each job at creation.
+    pub task_records: u64,
 }
+
+/// The default records per task: a task of 64 records is ~8,000 PBS (about two minutes on
+/// one core), so leasing, loading and the merge stay a small fraction of it (see
+/// docs/BENCHMARKS.md, "Scale-out"), while a 1,000-record job still has 16 tasks to spread.
+pub const DEFAULT_TASK_RECORDS: u64 = 64;
 
 impl ServerConfig {
     /// The defaults, with a minimum cohort of 10.
     pub fn new() -> Self {
         Self {
             default_min_cohort: 10,
+            task_records: DEFAULT_TASK_RECORDS,
             ..Self::default()
         }
     }

@@ -229,12 +229,24 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
 /// network all the same.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String)))]
 async fn metrics(State(state): State<AppState>) -> Response {
+    // The queue's depth is read at scrape time; a database that does not answer leaves it out
+    // (the readiness probe reports that).
+    let queue: Vec<crate::metrics::TenantQueue> = crate::store::jobs::queue_depth(state.db())
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(tenant, waiting, running)| crate::metrics::TenantQueue {
+            tenant,
+            waiting,
+            running,
+        })
+        .collect();
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics().render(state.gauges()),
+        state.metrics().render(state.gauges(), &queue),
     )
         .into_response()
 }

@@ -97,6 +97,7 @@ pub async fn create(
                 model,
                 records: Vec::new(),
                 rollup: parts,
+                task_records: None,
             },
             count,
         )
@@ -124,11 +125,22 @@ pub async fn create(
         ));
     }
     let count = records.len() as u64;
+    // FHE work is cut into tasks that any worker may take; an aggregate the lane answers
+    // entirely is streamed in one piece (it does no FHE work).
+    let lane_only = match &request {
+        JobRequest::Aggregate { query, .. } => {
+            blindsight_crypto::compute::lane_only(query, &schema, count as usize, None)?.is_some()
+        }
+        JobRequest::RiskScore { .. } => false,
+    };
+    let per_task = state.config().task_records;
+    let task_records = (!lane_only && per_task > 0 && count > per_task).then_some(per_task);
     let spec = JobSpec {
         request: request.clone(),
         model,
         records,
         rollup: Vec::new(),
+        task_records,
     };
     queue(state, tenant, &schema, &request, spec, count).await
 }

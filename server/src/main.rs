@@ -62,6 +62,10 @@ struct ServeArgs {
     /// processes instead).
     #[arg(long, env = "BLINDSIGHT_WORKERS", default_value_t = 1)]
     workers: usize,
+    /// Records per task: a job's FHE work is cut into tasks of this many records, which any
+    /// worker process sharing the database may take (0: every job in one piece).
+    #[arg(long, env = "BLINDSIGHT_TASK_RECORDS", default_value_t = blindsight_server::config::DEFAULT_TASK_RECORDS)]
+    task_records: u64,
     #[command(flatten)]
     lease: LeaseArgs,
     #[command(flatten)]
@@ -85,13 +89,20 @@ struct LeaseArgs {
     /// another after this long.
     #[arg(long, env = "BLINDSIGHT_JOB_LEASE", default_value_t = 60)]
     job_lease: u64,
+    /// Threads each worker computes a task on (default: every core). With several worker
+    /// processes on one machine, give each its share, e.g. `--threads 4` for four processes
+    /// on 16 cores.
+    #[arg(long, env = "BLINDSIGHT_THREADS")]
+    threads: Option<usize>,
 }
 
 impl LeaseArgs {
     fn config(&self) -> WorkerConfig {
+        let defaults = WorkerConfig::default();
         WorkerConfig {
             lease: std::time::Duration::from_secs(self.job_lease.max(3)),
-            ..WorkerConfig::default()
+            threads: self.threads.unwrap_or(defaults.threads).max(1),
+            ..defaults
         }
     }
 }
@@ -100,7 +111,7 @@ impl LeaseArgs {
 struct WorkerArgs {
     #[command(flatten)]
     storage: Storage,
-    /// Workers in this process (each runs one job at a time, using every core).
+    /// Workers in this process (each runs one task at a time, on `--threads` threads).
     #[arg(long, env = "BLINDSIGHT_WORKERS", default_value_t = 1)]
     workers: usize,
     /// Memory bound of the decoded-key cache, in MiB.
@@ -178,6 +189,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         "--rate-per-token must be positive"
     );
     config.default_min_cohort = args.min_cohort;
+    config.task_records = args.task_records;
     config.limits.max_in_flight = args.max_in_flight.max(1);
     config.limits.request_timeout = std::time::Duration::from_secs(args.request_timeout.max(1));
     if let Some(n) = args.fhe_workers {

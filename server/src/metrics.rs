@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Histogram bucket upper bounds, in seconds.
@@ -70,6 +71,19 @@ pub struct Gauges {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
     proof_verification: Mutex<BTreeMap<&'static str, Histogram>>,
+    tasks: Mutex<BTreeMap<&'static str, Histogram>>,
+    takeovers: AtomicU64,
+}
+
+/// A tenant's tasks in the job queue: waiting (queued, or under an expired lease) and running.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantQueue {
+    /// The tenant.
+    pub tenant: String,
+    /// Tasks waiting for a worker.
+    pub waiting: i64,
+    /// Tasks a worker holds.
+    pub running: i64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -100,8 +114,23 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// The text exposition.
-    pub fn render(&self, gauges: Gauges) -> String {
+    /// Counts one task this process's workers ran to its end (succeeded, failed or given
+    /// back), by kind (`whole`, `part`, `merge`).
+    pub fn observe_task(&self, kind: &'static str, took: Duration) {
+        lock(&self.tasks)
+            .entry(kind)
+            .or_default()
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts a task this process's workers took over from a worker whose lease expired.
+    pub fn lease_taken_over(&self) {
+        self.takeovers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The text exposition, with the job queue's depth per tenant (read from the database at
+    /// scrape time: the whole queue, every process's).
+    pub fn render(&self, gauges: Gauges, queue: &[TenantQueue]) -> String {
         let mut out = String::new();
         out.push_str("# HELP blindsight_http_requests_total Requests by route template, method and status.\n");
         out.push_str("# TYPE blindsight_http_requests_total counter\n");
@@ -136,6 +165,31 @@ impl Metrics {
                 "blindsight_proof_verification_seconds",
                 &format!("outcome=\"{outcome}\""),
             );
+        }
+        out.push_str("# HELP blindsight_task_duration_seconds Job tasks this process ran, by kind (whole, part, merge), from lease to outcome.\n");
+        out.push_str("# TYPE blindsight_task_duration_seconds histogram\n");
+        for (kind, h) in lock(&self.tasks).iter() {
+            h.render(
+                &mut out,
+                "blindsight_task_duration_seconds",
+                &format!("kind=\"{kind}\""),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP blindsight_lease_takeovers_total Tasks this process took over from a worker whose lease expired.\n# TYPE blindsight_lease_takeovers_total counter\nblindsight_lease_takeovers_total {}",
+            self.takeovers.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP blindsight_job_tasks Job tasks in the queue by tenant and state (waiting, running), all processes.\n");
+        out.push_str("# TYPE blindsight_job_tasks gauge\n");
+        for q in queue {
+            for (state, n) in [("waiting", q.waiting), ("running", q.running)] {
+                let _ = writeln!(
+                    out,
+                    "blindsight_job_tasks{{tenant=\"{}\",state=\"{state}\"}} {n}",
+                    label(&q.tenant)
+                );
+            }
         }
         let gauges = [
             (
@@ -184,11 +238,20 @@ mod tests {
         m.observe_request("/v1/records", "POST", 201, Duration::from_millis(30));
         m.observe_request("/v1/records", "POST", 201, Duration::from_millis(300));
         m.observe_proof("valid", Duration::from_millis(60));
-        let text = m.render(Gauges {
-            fhe_queued: 3,
-            cached_keys: 1,
-            ..Gauges::default()
-        });
+        m.observe_task("part", Duration::from_secs(3));
+        m.lease_taken_over();
+        let text = m.render(
+            Gauges {
+                fhe_queued: 3,
+                cached_keys: 1,
+                ..Gauges::default()
+            },
+            &[TenantQueue {
+                tenant: "clinic-a".into(),
+                waiting: 4,
+                running: 2,
+            }],
+        );
         assert!(text.contains(
             "blindsight_http_requests_total{route=\"/v1/records\",method=\"POST\",status=\"201\"} 2"
         ));
@@ -198,5 +261,8 @@ mod tests {
         assert!(text.contains("blindsight_proof_verification_seconds_count{outcome=\"valid\"} 1"));
         assert!(text.contains("blindsight_fhe_queue_depth 3"));
         assert!(text.contains("blindsight_cached_keys 1"));
+        assert!(text.contains("blindsight_task_duration_seconds_count{kind=\"part\"} 1"));
+        assert!(text.contains("blindsight_lease_takeovers_total 1"));
+        assert!(text.contains("blindsight_job_tasks{tenant=\"clinic-a\",state=\"waiting\"} 4"));
     }
 }

@@ -11,14 +11,14 @@ use blindsight_crypto::receipt::Receipt;
 use tokio::sync::watch;
 
 use blindsight_crypto::compute::{CompiledQuery, JobFunction, LanePlan, lane_only};
-use blindsight_crypto::{ComputeKey, KeyManifest, Verifier};
+use blindsight_crypto::{ComputeKey, KeyManifest, RecordSchema, Verifier};
 use blindsight_proto::{Job, JobSpec};
 
 use crate::compute::{self, ComputeError};
 use crate::registry;
 use crate::state::AppState;
 use crate::store;
-use crate::store::jobs::{self, Lease};
+use crate::store::jobs::{self, Lease, TaskKind};
 
 /// How workers lease and poll.
 #[derive(Clone, Debug)]
@@ -27,6 +27,8 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// How long an idle worker waits before looking for work again.
     pub poll: Duration,
+    /// Threads each worker computes on (its own rayon pool per task).
+    pub threads: usize,
 }
 
 impl Default for WorkerConfig {
@@ -34,6 +36,7 @@ impl Default for WorkerConfig {
         Self {
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(500),
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -57,7 +60,10 @@ async fn worker(id: usize, state: AppState, config: WorkerConfig, mut stop: watc
     while !*stop.borrow() {
         match jobs::claim(state.audit_log(), config.lease).await {
             Ok(Some(lease)) => {
-                tracing::info!(worker = id, job = %lease.job.job_id, kind = %lease.job.kind, attempt = lease.job.attempts, "job leased");
+                if lease.took_over {
+                    state.metrics().lease_taken_over();
+                }
+                tracing::info!(worker = id, job = %lease.job.job_id, kind = %lease.job.kind, task = lease.task.index, task_kind = lease.task.kind.name(), attempt = lease.task.attempts, took_over = lease.took_over, "task leased");
                 process(&state, &config, lease, &mut stop).await;
             }
             Ok(None) => {
@@ -109,49 +115,63 @@ async fn process(
     stop: &mut watch::Receiver<bool>,
 ) {
     let job_id = lease.job.job_id.clone();
-    let outcome = run_job(state, config, &lease, stop).await;
+    let task = lease.task.index;
+    let started = std::time::Instant::now();
+    let outcome = run_task(state, config, &lease, stop).await;
     let db = state.audit_log();
     let written = match outcome {
-        Ok(Some(Done {
-            output,
-            receipt,
-            noise_seed,
-        })) => {
+        Ok(Some(Outcome::Job(done))) => {
+            let Done {
+                output,
+                receipt,
+                noise_seed,
+            } = *done;
             let signed = state.audit_key().sign_receipt(&receipt);
             jobs::complete(db, &lease, &output, Some(&signed), noise_seed.as_ref()).await
         }
+        Ok(Some(Outcome::Part { partial, leaves })) => {
+            jobs::complete_part(db, &lease, &partial, &leaves).await
+        }
         Ok(None) => {
-            tracing::info!(job = %job_id, "shutting down: job given back to the queue");
+            tracing::info!(job = %job_id, task, "shutting down: task given back to the queue");
             jobs::release(db, &lease).await
         }
         Err(f) => {
-            tracing::warn!(job = %job_id, error = %f.message, retryable = f.retryable, "job attempt failed");
+            tracing::warn!(job = %job_id, task, error = %f.message, retryable = f.retryable, "task attempt failed");
             jobs::fail(db, &lease, &f.message, f.retryable).await
         }
     };
+    state
+        .metrics()
+        .observe_task(lease.task.kind.name(), started.elapsed());
     match written {
-        Ok(true) => tracing::info!(job = %job_id, "job finished"),
+        Ok(true) => {
+            tracing::info!(job = %job_id, task, kind = lease.task.kind.name(), seconds = started.elapsed().as_secs_f64(), "task finished")
+        }
         Ok(false) => {
-            tracing::warn!(job = %job_id, "lease lost before the result was written; another worker owns the job")
+            tracing::warn!(job = %job_id, task, "lease lost before the outcome was written; another worker owns the task")
         }
         Err(e) => {
-            tracing::error!(job = %job_id, error = %e, "couldn't record the job's outcome; its lease will expire and it will be retried")
+            tracing::error!(job = %job_id, task, error = %e, "couldn't record the task's outcome; its lease will expire and it will be retried")
         }
     }
 }
 
-/// What a leased job runs: a lane-only aggregate (streamed; its plan, and the server-key
-/// fingerprint its receipt names), or the FHE path over loaded records.
+/// What a leased whole job runs: a lane-only aggregate (streamed; its plan, and the
+/// server-key fingerprint its receipt names), or the FHE path over loaded records.
 enum Work {
     Lane {
         plan: Box<(CompiledQuery, LanePlan)>,
         fingerprint: String,
     },
-    Fhe {
-        key: Arc<ComputeKey>,
-        verifier: Arc<Verifier>,
-        records: Vec<store::StoredRecord>,
-    },
+    Fhe(Fhe),
+}
+
+/// What the FHE path loads: the tenant's key, its verifier, and records.
+struct Fhe {
+    key: Arc<ComputeKey>,
+    verifier: Arc<Verifier>,
+    records: Vec<store::StoredRecord>,
 }
 
 /// A job's output and what its receipt states.
@@ -161,15 +181,26 @@ struct Done {
     noise_seed: Option<[u8; 32]>,
 }
 
-/// Runs one leased job, renewing its lease from the moment it was taken, through loading the
+/// What a task produced.
+enum Outcome {
+    /// The job's output (a whole job, or a merge).
+    Job(Box<Done>),
+    /// A part's partial result and input leaves.
+    Part {
+        partial: Vec<u8>,
+        leaves: Vec<[u8; 32]>,
+    },
+}
+
+/// Runs one leased task, renewing its lease from the moment it was taken, through loading the
 /// key and the records as well as the computation (loading a key set the cache has not seen
 /// can take a while on a busy machine). `Ok(None)`: stopped for shutdown.
-async fn run_job(
+async fn run_task(
     state: &AppState,
     config: &WorkerConfig,
     lease: &Lease,
     stop: &mut watch::Receiver<bool>,
-) -> Result<Option<Done>, Failure> {
+) -> Result<Option<Outcome>, Failure> {
     let job = &lease.job;
     let spec: JobSpec = serde_json::from_str(&job.spec).map_err(|e| {
         Failure::permanent(format!("the job spec is not one this server reads: {e}"))
@@ -180,7 +211,7 @@ async fn run_job(
     let beat = (config.lease / 3).min(Duration::from_secs(2));
     let mut beats = tokio::time::interval(beat);
     beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let work = prepare_and_compute(state, job, spec, Arc::clone(&progress));
+    let work = compute_task(state, config, lease, spec, Arc::clone(&progress));
     tokio::pin!(work);
     loop {
         tokio::select! {
@@ -189,9 +220,9 @@ async fn run_job(
             // written) before any work.
             _ = beats.tick() => {
                 let done = progress.load(Ordering::Relaxed);
-                match jobs::heartbeat(state.db(), lease, config.lease, done, total).await {
+                match jobs::heartbeat(state.audit_log(), lease, config.lease, done, total).await {
                     Ok(true) => {}
-                    Ok(false) => return Err(Failure::transient("the lease was lost (the job was taken over)")),
+                    Ok(false) => return Err(Failure::transient("the lease was lost (the task was taken over, or its job ended)")),
                     Err(e) => tracing::warn!(job = %job.job_id, error = %e, "heartbeat failed; retrying"),
                 }
             }
@@ -206,13 +237,15 @@ async fn run_job(
     }
 }
 
-/// Loads what the job needs and runs it on a blocking thread.
-async fn prepare_and_compute(
+/// Loads what the task needs and runs it on a blocking thread.
+async fn compute_task(
     state: &AppState,
-    job: &Job,
+    config: &WorkerConfig,
+    lease: &Lease,
     spec: JobSpec,
     progress: Arc<AtomicI64>,
-) -> Result<Done, Failure> {
+) -> Result<Outcome, Failure> {
+    let job = &lease.job;
     let select = spec.request.select();
     let schema = registry::schema(
         state,
@@ -228,6 +261,138 @@ async fn prepare_and_compute(
             select.schema_id, select.schema_version
         ))
     })?;
+    let threads = config.threads.max(1);
+    let task = lease.task.clone();
+    let work: Box<dyn FnOnce() -> Result<Outcome, ComputeError> + Send> = match task.kind {
+        TaskKind::Whole => return compute_whole(state, job, spec, schema, threads, progress).await,
+        TaskKind::Part => {
+            let (first, end) = (task.first as usize, (task.first + task.records) as usize);
+            let ids = spec.records.get(first..end).ok_or_else(|| {
+                Failure::permanent(format!(
+                    "task {} reads records {first} to {end} of a job of {}",
+                    task.index,
+                    spec.records.len()
+                ))
+            })?;
+            let fhe = load_fhe(state, job, ids).await?;
+            Box::new(move || {
+                let (partial, leaves) = compute::execute_part(
+                    &fhe.key,
+                    &fhe.verifier,
+                    &schema,
+                    &spec,
+                    &fhe.records,
+                    task.first,
+                    threads,
+                    &progress,
+                )?;
+                Ok(Outcome::Part { partial, leaves })
+            })
+        }
+        TaskKind::Merge => {
+            let key = registry::server_key(state, &job.tenant_id, &job.key_id)
+                .await
+                .map_err(|e| Failure::transient(format!("couldn't load the server key: {e}")))?
+                .ok_or_else(|| unregistered(job))?;
+            let fingerprint = server_key_fingerprint(state, job).await?;
+            let parts = jobs::partials(state.db(), &job.job_id)
+                .await
+                .map_err(|e| Failure::transient(format!("couldn't read the tasks' results: {e}")))?
+                .ok_or_else(|| {
+                    Failure::permanent("a part's result is missing: the job cannot be merged")
+                })?;
+            let job = job.clone();
+            Box::new(move || {
+                let done = compute::execute_merge(
+                    &key,
+                    &schema,
+                    &job,
+                    &spec,
+                    &parts,
+                    &fingerprint,
+                    threads,
+                )?;
+                Ok(Outcome::Job(Box::new(Done {
+                    output: done.output,
+                    receipt: done.receipt,
+                    noise_seed: done.noise_seed,
+                })))
+            })
+        }
+    };
+    finish(tokio::task::spawn_blocking(work).await)
+}
+
+/// A blocking computation's outcome, as a retryable or permanent failure.
+fn finish<T>(
+    joined: Result<Result<T, ComputeError>, tokio::task::JoinError>,
+) -> Result<T, Failure> {
+    match joined {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(ComputeError::Refused(e))) => Err(Failure::permanent(e.to_string())),
+        Ok(Err(e @ (ComputeError::Spec(_) | ComputeError::Missing(_)))) => {
+            Err(Failure::permanent(e.to_string()))
+        }
+        Ok(Err(e @ ComputeError::Store(_))) => Err(Failure::transient(e.to_string())),
+        Err(e) => Err(Failure::transient(format!(
+            "the computation stopped unexpectedly: {e}"
+        ))),
+    }
+}
+
+fn unregistered(job: &Job) -> Failure {
+    Failure::permanent(format!("key set {} is not registered", job.key_id))
+}
+
+/// The server-key fingerprint the key set's manifest states (what receipts name).
+async fn server_key_fingerprint(state: &AppState, job: &Job) -> Result<String, Failure> {
+    let manifest = store::keyset_manifest(state.db(), &job.tenant_id, &job.key_id)
+        .await
+        .map_err(|e| Failure::transient(format!("couldn't load the key set: {e}")))?
+        .ok_or_else(|| unregistered(job))?;
+    let manifest = KeyManifest::decode(&manifest)
+        .map_err(|e| Failure::permanent(format!("the key set's manifest does not decode: {e}")))?;
+    Ok(manifest.fingerprints.server_key)
+}
+
+/// Loads the tenant's server key and verifier, and the records `ids` (all of them, or the
+/// task fails for good).
+async fn load_fhe(state: &AppState, job: &Job, ids: &[String]) -> Result<Fhe, Failure> {
+    let key = registry::server_key(state, &job.tenant_id, &job.key_id)
+        .await
+        .map_err(|e| Failure::transient(format!("couldn't load the server key: {e}")))?
+        .ok_or_else(|| unregistered(job))?;
+    let verifier = registry::verifier(state, &job.tenant_id, &job.key_id)
+        .await
+        .map_err(|e| Failure::transient(format!("couldn't load the verifier: {e}")))?
+        .ok_or_else(|| unregistered(job))?;
+    let records = store::records_by_id(state.db(), &job.tenant_id, ids)
+        .await
+        .map_err(|e| Failure::transient(format!("couldn't load the records: {e}")))?;
+    if records.len() != ids.len() {
+        return Err(Failure::permanent(format!(
+            "{} of the task's {} records are no longer stored",
+            ids.len() - records.len(),
+            ids.len()
+        )));
+    }
+    Ok(Fhe {
+        key,
+        verifier,
+        records,
+    })
+}
+
+/// Runs a whole job: a lane-only aggregate streamed (or over rollups), or the FHE path over
+/// its loaded records.
+async fn compute_whole(
+    state: &AppState,
+    job: &Job,
+    spec: JobSpec,
+    schema: RecordSchema,
+    threads: usize,
+    progress: Arc<AtomicI64>,
+) -> Result<Outcome, Failure> {
     // An aggregate the lane answers entirely is streamed from the database (memory flat in the
     // cohort size) and needs neither the server key nor the verifier: only the manifest's
     // server-key fingerprint, for the receipt. Everything else loads its records, the key and
@@ -245,108 +410,64 @@ async fn prepare_and_compute(
             "the job reads rollup parts but the lane does not answer all of its aggregates",
         ));
     }
-    let unregistered = || Failure::permanent(format!("key set {} is not registered", job.key_id));
     let work = match lane_only {
-        Some(plan) => {
-            let manifest = store::keyset_manifest(state.db(), &job.tenant_id, &job.key_id)
-                .await
-                .map_err(|e| Failure::transient(format!("couldn't load the key set: {e}")))?
-                .ok_or_else(unregistered)?;
-            let manifest = KeyManifest::decode(&manifest).map_err(|e| {
-                Failure::permanent(format!("the key set's manifest does not decode: {e}"))
-            })?;
-            Work::Lane {
-                plan: Box::new(plan),
-                fingerprint: manifest.fingerprints.server_key,
-            }
-        }
-        None => {
-            let key = registry::server_key(state, &job.tenant_id, &job.key_id)
-                .await
-                .map_err(|e| Failure::transient(format!("couldn't load the server key: {e}")))?
-                .ok_or_else(unregistered)?;
-            let verifier = registry::verifier(state, &job.tenant_id, &job.key_id)
-                .await
-                .map_err(|e| Failure::transient(format!("couldn't load the verifier: {e}")))?
-                .ok_or_else(unregistered)?;
-            let records = store::records_by_id(state.db(), &job.tenant_id, &spec.records)
-                .await
-                .map_err(|e| Failure::transient(format!("couldn't load the records: {e}")))?;
-            if records.len() != spec.records.len() {
-                return Err(Failure::permanent(format!(
-                    "{} of the job's {} records are no longer stored",
-                    spec.records.len() - records.len(),
-                    spec.records.len()
-                )));
-            }
-            Work::Fhe {
-                key,
-                verifier,
-                records,
-            }
-        }
+        Some(plan) => Work::Lane {
+            plan: Box::new(plan),
+            fingerprint: server_key_fingerprint(state, job).await?,
+        },
+        None => Work::Fhe(load_fhe(state, job, &spec.records).await?),
     };
-    let work = {
-        let job = job.clone();
-        let db = state.db().clone();
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || match work {
-            Work::Lane { plan, fingerprint } => {
-                let run = if spec.rollup.is_empty() {
-                    compute::execute_lane
-                } else {
-                    compute::execute_rollup
-                };
-                let done = run(
-                    &handle,
-                    &db,
-                    &job,
-                    &spec,
-                    &schema,
-                    &plan,
-                    &fingerprint,
-                    &progress,
-                )?;
-                Ok(Done {
-                    output: done.output,
-                    receipt: done.receipt,
-                    noise_seed: done.noise_seed,
-                })
-            }
-            Work::Fhe {
-                key,
-                verifier,
-                records,
-            } => {
-                let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-                let output = compute::execute(
-                    &key, &verifier, &schema, &spec, &records, threads, &progress,
-                )?;
-                let receipt = compute::receipt(
-                    &job,
-                    &spec,
-                    &records,
-                    &verifier.manifest().fingerprints.server_key,
-                    &output,
-                    crate::db::now(),
-                );
-                Ok::<_, ComputeError>(Done {
-                    output,
-                    receipt,
-                    noise_seed: None,
-                })
-            }
-        })
-    };
-    match work.await {
-        Ok(Ok(done)) => Ok(done),
-        Ok(Err(ComputeError::Refused(e))) => Err(Failure::permanent(e.to_string())),
-        Ok(Err(e @ (ComputeError::Spec(_) | ComputeError::Missing(_)))) => {
-            Err(Failure::permanent(e.to_string()))
+    let job = job.clone();
+    let db = state.db().clone();
+    let handle = tokio::runtime::Handle::current();
+    let done = tokio::task::spawn_blocking(move || match work {
+        Work::Lane { plan, fingerprint } => {
+            let run = if spec.rollup.is_empty() {
+                compute::execute_lane
+            } else {
+                compute::execute_rollup
+            };
+            let done = run(
+                &handle,
+                &db,
+                &job,
+                &spec,
+                &schema,
+                &plan,
+                &fingerprint,
+                &progress,
+            )?;
+            Ok(Done {
+                output: done.output,
+                receipt: done.receipt,
+                noise_seed: done.noise_seed,
+            })
         }
-        Ok(Err(e @ ComputeError::Store(_))) => Err(Failure::transient(e.to_string())),
-        Err(e) => Err(Failure::transient(format!(
-            "the computation stopped unexpectedly: {e}"
-        ))),
-    }
+        Work::Fhe(fhe) => {
+            let output = compute::execute(
+                &fhe.key,
+                &fhe.verifier,
+                &schema,
+                &spec,
+                &fhe.records,
+                threads,
+                &progress,
+            )?;
+            let receipt = compute::receipt(
+                &job,
+                &spec,
+                &fhe.records,
+                &fhe.verifier.manifest().fingerprints.server_key,
+                &output,
+                crate::db::now(),
+            );
+            Ok::<_, ComputeError>(Done {
+                output,
+                receipt,
+                noise_seed: None,
+            })
+        }
+    })
+    .await;
+    finish(done).map(|d| Outcome::Job(Box::new(d)))
 }

@@ -413,7 +413,7 @@ fn verify_alone(app: &AppBundle, record: &RecordEnvelope) -> anyhow::Result<Dura
 
 /// Valid proofs verified so far and the seconds they took, from the server's metrics.
 fn proof_stats(state: &AppState) -> (u64, f64) {
-    let text = state.metrics().render(Gauges::default());
+    let text = state.metrics().render(Gauges::default(), &[]);
     let value = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))

@@ -289,6 +289,7 @@ fn run_size(
         worker: WorkerConfig {
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(5),
+            ..WorkerConfig::default()
         },
     }))?;
     let state = server.state().clone();

@@ -570,6 +570,7 @@ mod tests {
             created_at: 0,
             started_at: None,
             finished_at: None,
+            tasks: None,
         };
         let frozen = r#"{"request":{"kind":"aggregate","key_id":"k1","query":{"aggregates":[{"op":"count"}]},
             "select":{"schema_id":"session","schema_version":1,"cohort":"a"}},"records":["r1","r2"],"new_field":1}"#;

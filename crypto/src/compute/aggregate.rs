@@ -16,7 +16,7 @@
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tfhe::integer::RadixCiphertext;
+use tfhe::integer::{IntegerCiphertext, RadixCiphertext};
 use tfhe::prelude::*;
 use tfhe::shortint::Ciphertext;
 use tfhe::{FheBool, FheUint32};
@@ -503,6 +503,24 @@ impl CompiledQuery {
                 records.len()
             )));
         }
+        self.evaluate_partial(key, records)
+    }
+
+    /// [`Self::evaluate`] over one task's share of the cohort (at least one record, at most
+    /// the cohort): every result already has its output type's width (sized for the whole
+    /// cohort), so [`Self::merge_partials`] combines the tasks' results into the cohort's.
+    pub fn evaluate_partial(
+        &self,
+        key: &tfhe::ServerKey,
+        records: &[Vec<EncryptedValue>],
+    ) -> Result<Vec<RadixCiphertext>> {
+        if records.is_empty() || records.len() > self.records {
+            return Err(Error::ShapeMismatch(format!(
+                "a share of 1 to {} records was expected, {} were given",
+                self.records,
+                records.len()
+            )));
+        }
         let ev = Eval::new(key.as_ref());
         let needs_masked: Vec<(usize, usize)> = self
             .plans
@@ -614,6 +632,66 @@ impl CompiledQuery {
             .into_iter()
             .zip(&outputs)
             .map(|(r, spec)| ev.fit(&r, spec.ty.blocks() as usize))
+            .collect())
+    }
+
+    /// Combines the results of tasks that each evaluated a share of the cohort
+    /// ([`Self::evaluate_partial`], in task order) into the cohort's: sums and counts add (one
+    /// multi-operand sum per output), `min`/`max` take one more comparison per task. Results
+    /// are in [`Self::outputs`] order, each of its output type's width.
+    pub fn merge_partials(
+        &self,
+        key: &tfhe::ServerKey,
+        partials: Vec<Vec<RadixCiphertext>>,
+    ) -> Result<Vec<RadixCiphertext>> {
+        let outputs = self.outputs();
+        if partials.is_empty() {
+            return Err(Error::ShapeMismatch("no task results to merge".into()));
+        }
+        for (t, p) in partials.iter().enumerate() {
+            let widths: Vec<usize> = p.iter().map(|r| r.blocks().len()).collect();
+            let expected: Vec<usize> = outputs.iter().map(|o| o.ty.blocks() as usize).collect();
+            if widths != expected {
+                return Err(Error::ShapeMismatch(format!(
+                    "task {t}'s results have widths {widths:?} where the query's outputs have {expected:?}"
+                )));
+            }
+        }
+        // Per output: `Some(max)` for an extremum, `None` for a sum or count.
+        let mut extremum = Vec::with_capacity(outputs.len());
+        for plan in &self.plans {
+            match plan {
+                Plan::Count => {}
+                Plan::Sum { .. } => extremum.push(None),
+                Plan::Extremum { max, .. } => extremum.push(Some(*max)),
+                Plan::AtLeast { flags, .. } => extremum.extend(flags.iter().map(|_| None)),
+                Plan::SumWhere { .. } => extremum.extend([None, None]),
+            }
+        }
+        let ev = Eval::new(key.as_ref());
+        let mut columns: Vec<Vec<RadixCiphertext>> = vec![Vec::new(); outputs.len()];
+        for partial in partials {
+            for (column, value) in columns.iter_mut().zip(partial) {
+                column.push(value);
+            }
+        }
+        Ok(columns
+            .into_par_iter()
+            .zip(extremum)
+            .zip(outputs)
+            .map(|((values, extremum), spec)| {
+                let blocks = spec.ty.blocks() as usize;
+                match extremum {
+                    Some(max) => ev.fit(&ev.extremum(values, max), blocks),
+                    None => {
+                        let mut c = Columns::default();
+                        for v in &values {
+                            c.push_radix(v, 0);
+                        }
+                        ev.sum(c, blocks)
+                    }
+                }
+            })
             .collect())
     }
 

@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use rayon::prelude::*;
 
+use tfhe::integer::RadixCiphertext;
+
 use super::lane::relabel;
 use super::{
-    AggregateQuery, JobOutput, LaneAggregator, RiskModel, aggregate_output, pool_with_key,
-    risk_output, score_record,
+    AggregateQuery, CompiledModel, CompiledQuery, JobOutput, LaneAggregator, LanePlan, RiskModel,
+    ScoredRecord, aggregate_output, risk_output, score_record,
 };
 use crate::lane::LaneBody;
 use crate::{
@@ -51,29 +53,14 @@ pub struct JobWork<'a> {
     /// (`crate::dp`): the worker draws it, its receipt commits to it, auditors re-execute with
     /// it.
     pub noise_seed: Option<[u8; 32]>,
+    /// Records per task, for a job cut into tasks ([`super::tasks`]): with more records than
+    /// this, the job is computed task by task and merged, as workers compute it.
+    pub task_records: Option<u64>,
 }
 
-/// Runs a job: verifies and expands every record, computes the function, and returns the
-/// encoded output envelope. Blocking and CPU-bound: call it from a
-/// worker thread; it runs on a rayon pool of its own (`threads` threads, each holding `key`).
-/// `progress` counts records read twice over (`2 × records` in all): a risk job counts each
-/// record expanded, then scored; an aggregate job counts each record summed by the lane, then
-/// each expanded for the FHE part (or all at once when the lane answered everything).
-pub fn run_job(
-    key: &ComputeKey,
-    verifier: &Verifier,
-    schema: &RecordSchema,
-    work: JobWork<'_>,
-    threads: usize,
-    progress: &AtomicI64,
-) -> Result<Vec<u8>> {
-    let pool = pool_with_key(key.server_key(), threads)?;
-    let key_id = work.key_id;
-    pool.install(|| evaluate(key, verifier, schema, work, progress))?
-        .encode(key_id)
-}
-
-fn evaluate(
+/// Computes a job in one piece (not cut into tasks): verifies and expands every record,
+/// computes the function. On the caller's pool.
+pub(super) fn evaluate(
     key: &ComputeKey,
     verifier: &Verifier,
     schema: &RecordSchema,
@@ -91,14 +78,7 @@ fn evaluate(
         JobFunction::RiskScore(model) => {
             let model = model.compile(schema)?;
             let expanded = expand(key, verifier, schema, records, progress)?;
-            let scored = expanded
-                .par_iter()
-                .map(|values| {
-                    let s = score_record(key.server_key(), &model, values);
-                    progress.fetch_add(1, Ordering::Relaxed);
-                    s
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let scored = score_all(key, &model, &expanded, progress)?;
             let ids: Vec<String> = records
                 .iter()
                 .map(|r| r.metadata.record_id.clone())
@@ -106,54 +86,128 @@ fn evaluate(
             risk_output(&model, &ids, scored)
         }
         JobFunction::Aggregate(query) => {
-            let map = schema.slot_map()?;
-            let compiled = query.compile(schema, records.len())?;
-            let plan = match shards {
-                Some(shards) => {
-                    super::check_shards(records.len() as u64, &shards)?;
-                    compiled.lane_plan_for_shards(&map, shards)
-                }
-                None => compiled.lane_plan(&map),
+            let total = records.len() as u64;
+            let plan = AggregatePlan::new(query, schema, total, shards)?;
+            let (results, lane) = plan.share(key, verifier, schema, records, 0, progress)?;
+            let lane = match lane {
+                Some(sum) => sum.finish_with_noise(noise_seed.as_ref())?,
+                None => Vec::new(),
             };
-            compiled.check_privacy(query, &plan)?;
-            let (fhe_query, indices) = compiled.fhe_part(query, &plan);
-            let lane = if plan.manifest.outputs.is_empty() {
-                Vec::new()
-            } else {
-                let mut sum = LaneAggregator::new(&plan.manifest, map.slots())?;
-                for r in records {
-                    sum.push(&stored_lane_list(r, schema)?)?;
-                }
-                sum.finish_with_noise(noise_seed.as_ref())?
-            };
-            // The lane read each record once; the FHE part (if any) reads them again.
-            progress.fetch_add(records.len() as i64, Ordering::Relaxed);
-            let results = if fhe_query.aggregates.is_empty() {
-                progress.fetch_add(records.len() as i64, Ordering::Relaxed);
-                Vec::new()
-            } else {
-                let expanded = expand(key, verifier, schema, records, progress)?;
-                let sub = fhe_query.compile(schema, records.len())?;
-                let expected = compiled.fhe_outputs(&plan);
-                let labels = sub
-                    .outputs()
-                    .iter()
-                    .map(|o| relabel(&o.label, &indices))
-                    .collect::<Result<Vec<_>>>()?;
-                if labels != expected.iter().map(|o| o.label.clone()).collect::<Vec<_>>() {
-                    return Err(Error::ShapeMismatch(
-                        "the FHE part's results do not line up with the query's".into(),
-                    ));
-                }
-                sub.evaluate(key.server_key(), &expanded)?
-            };
-            aggregate_output(&compiled, &plan, results, lane)
+            aggregate_output(&plan.compiled, &plan.lane, results, lane)
         }
     }
 }
 
+/// An aggregate job's plan over its whole cohort: the compiled query, the lane's plan, and the
+/// FHE part's own compiled query (`None` when the lane answers every aggregate).
+pub(super) struct AggregatePlan {
+    pub(super) compiled: CompiledQuery,
+    pub(super) lane: LanePlan,
+    pub(super) fhe: Option<CompiledQuery>,
+    pub(super) slots: usize,
+}
+
+impl AggregatePlan {
+    /// Plans `query` over `total` records (lane shards as given, or equal), checking its privacy
+    /// and that the FHE part's results line up with the query's.
+    pub(super) fn new(
+        query: &AggregateQuery,
+        schema: &RecordSchema,
+        total: u64,
+        shards: Option<Vec<u64>>,
+    ) -> Result<Self> {
+        let map = schema.slot_map()?;
+        let compiled = query.compile(schema, total as usize)?;
+        let lane = match shards {
+            Some(shards) => {
+                super::check_shards(total, &shards)?;
+                compiled.lane_plan_for_shards(&map, shards)
+            }
+            None => compiled.lane_plan(&map),
+        };
+        compiled.check_privacy(query, &lane)?;
+        let (fhe_query, indices) = compiled.fhe_part(query, &lane);
+        let fhe = if fhe_query.aggregates.is_empty() {
+            None
+        } else {
+            let sub = fhe_query.compile(schema, total as usize)?;
+            let expected = compiled.fhe_outputs(&lane);
+            let labels = sub
+                .outputs()
+                .iter()
+                .map(|o| relabel(&o.label, &indices))
+                .collect::<Result<Vec<_>>>()?;
+            if labels != expected.iter().map(|o| o.label.clone()).collect::<Vec<_>>() {
+                return Err(Error::ShapeMismatch(
+                    "the FHE part's results do not line up with the query's".into(),
+                ));
+            }
+            Some(sub)
+        };
+        Ok(Self {
+            compiled,
+            lane,
+            fhe,
+            slots: map.slots(),
+        })
+    }
+
+    /// Computes over `records`, the job's records from position `first` on (all of them, or
+    /// one task's share): the FHE part's results, each of its output type's width, and the
+    /// lane's running sums (`None` when the lane computes nothing).
+    pub(super) fn share(
+        &self,
+        key: &ComputeKey,
+        verifier: &Verifier,
+        schema: &RecordSchema,
+        records: &[JobInput<'_>],
+        first: u64,
+        progress: &AtomicI64,
+    ) -> Result<(Vec<RadixCiphertext>, Option<LaneAggregator<'_>>)> {
+        let lane = if self.lane.manifest.outputs.is_empty() {
+            None
+        } else {
+            let mut sum = LaneAggregator::new(&self.lane.manifest, self.slots)?;
+            for (i, r) in records.iter().enumerate() {
+                sum.add(first + i as u64, &stored_lane_list(r, schema)?)?;
+            }
+            Some(sum)
+        };
+        // The lane read each record once; the FHE part (if any) reads them again.
+        progress.fetch_add(records.len() as i64, Ordering::Relaxed);
+        let results = match &self.fhe {
+            None => {
+                progress.fetch_add(records.len() as i64, Ordering::Relaxed);
+                Vec::new()
+            }
+            Some(sub) => {
+                let expanded = expand(key, verifier, schema, records, progress)?;
+                sub.evaluate_partial(key.server_key(), &expanded)?
+            }
+        };
+        Ok((results, lane))
+    }
+}
+
+/// Scores every expanded record (in parallel, on the job's pool), counting each in `progress`.
+pub(super) fn score_all(
+    key: &ComputeKey,
+    model: &CompiledModel,
+    expanded: &[Vec<EncryptedValue>],
+    progress: &AtomicI64,
+) -> Result<Vec<ScoredRecord>> {
+    expanded
+        .par_iter()
+        .map(|values| {
+            let s = score_record(key.server_key(), model, values);
+            progress.fetch_add(1, Ordering::Relaxed);
+            s
+        })
+        .collect()
+}
+
 /// Verifies and expands every record for the FHE path (in parallel, on the job's pool).
-fn expand(
+pub(super) fn expand(
     key: &ComputeKey,
     verifier: &Verifier,
     schema: &RecordSchema,

@@ -308,6 +308,12 @@ impl<'a> LaneAggregator<'a> {
         Ok(())
     }
 
+    /// The running sum of each shard as it stands: a task's share of a job, which the merge
+    /// adds back in with [`Self::add_sum`] (adds wrap, so the sums are those one pass gives).
+    pub fn into_sums(self) -> Vec<LaneSum> {
+        self.sums
+    }
+
     /// Forms every term once all records are in, adding the plan's privacy noise drawn from
     /// `seed` (required exactly when the plan has noise).
     pub fn finish_with_noise(self, seed: Option<&[u8; 32]>) -> Result<Vec<LaneCiphertext>> {

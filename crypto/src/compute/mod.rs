@@ -22,13 +22,14 @@ mod output;
 mod privacy;
 mod risk;
 mod shards;
+mod tasks;
 
 pub use crate::dp::LaneNoise;
 pub use aggregate::{
     Aggregate, AggregateQuery, AggregateValue, CompiledQuery, MAX_AGGREGATES, MAX_EDGES,
 };
 pub use features::{Derived, FeatureRef, MOOD_CHANGE_OFFSET, blocks_for, result_type_for};
-pub use job::{JobFunction, JobInput, JobWork, run_job, stored_lane_body, stored_lane_list};
+pub use job::{JobFunction, JobInput, JobWork, stored_lane_body, stored_lane_list};
 pub use lane::{
     ComputedBy, LaneAggregator, LaneManifest, LaneOutputSpec, LanePlan, LaneTermSpec,
     MAX_LANE_TERMS, lane_only,
@@ -37,13 +38,20 @@ pub use model::{
     CRISIS_MODEL_ID, CompiledModel, CompiledRule, MAX_RULES, MAX_SCORE, MAX_WEIGHT, RiskModel,
     Rule, Thresholds, Tier, crisis_v1,
 };
-pub use output::{JobOutput, MAX_OUTPUTS, OutputManifest, OutputSpec, compress_outputs};
+pub use output::{
+    JobOutput, MAX_OUTPUT_LISTS, MAX_OUTPUTS, OutputManifest, OutputSpec, compress_outputs,
+};
 pub use risk::{ScoredRecord, score_record, score_record_reference, score_records};
 pub use shards::{check_shards, equal_shards, pack_rollup_shards};
+pub use tasks::{
+    MAX_PARTIAL_BYTES, MAX_TASK_RECORDS, MergeWork, is_tasked, merge_tasks, run_task, task_ranges,
+};
 
 use tfhe::integer::RadixCiphertext;
 
-use crate::Result;
+use std::sync::atomic::AtomicI64;
+
+use crate::{ComputeKey, RecordSchema, Result, Verifier};
 
 /// A rayon pool of `threads` threads, each holding `key` as its thread-local tfhe server key
 /// from the moment it starts: run a job's work inside [`rayon::ThreadPool::install`] and every
@@ -89,8 +97,9 @@ pub fn risk_output(
             outputs: specs,
             clear: [("records".to_owned(), record_ids.len() as u64)].into(),
             lane: None,
+            lists: Vec::new(),
         },
-        list: Some(list),
+        lists: vec![list],
         lane: Vec::new(),
     })
 }
@@ -115,8 +124,35 @@ pub fn aggregate_output(
             outputs: specs,
             clear: [("records".to_owned(), query.records() as u64)].into(),
             lane: (!plan.manifest.outputs.is_empty()).then(|| plan.manifest.clone()),
+            lists: Vec::new(),
         },
-        list,
+        lists: list.into_iter().collect(),
         lane,
     })
+}
+
+/// Runs a job: verifies and expands every record, computes the function, and returns the
+/// encoded output envelope; a job cut into tasks ([`JobWork::task_records`]) is computed task
+/// by task and merged, exactly as workers compute it. Blocking and CPU-bound: call it from a
+/// worker thread; it runs on a rayon pool of its own (`threads` threads, each holding `key`).
+/// `progress` counts records read twice over (`2 × records` in all): a risk job counts each
+/// record expanded, then scored; an aggregate job counts each record summed by the lane, then
+/// each expanded for the FHE part (or all at once when the lane answered everything).
+pub fn run_job(
+    key: &ComputeKey,
+    verifier: &Verifier,
+    schema: &RecordSchema,
+    work: JobWork<'_>,
+    threads: usize,
+    progress: &AtomicI64,
+) -> Result<Vec<u8>> {
+    let pool = pool_with_key(key.server_key(), threads)?;
+    let key_id = work.key_id;
+    if is_tasked(work.records.len() as u64, work.task_records) {
+        return pool
+            .install(|| tasks::in_tasks(key, verifier, schema, work, progress))?
+            .encode(key_id);
+    }
+    pool.install(|| job::evaluate(key, verifier, schema, work, progress))?
+        .encode(key_id)
 }

@@ -64,7 +64,14 @@ pub struct OutputManifest {
     /// The lane's layout, when the lane computed some results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lane: Option<LaneManifest>,
+    /// How many results each compressed list holds, in order, when a job cut into tasks
+    /// carries one list per task; empty for one list (or none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lists: Vec<u64>,
 }
+
+/// The most lists one output may carry (one per task).
+pub const MAX_OUTPUT_LISTS: usize = 10_000;
 
 /// Compresses integer-level results into one list, in order, each as its output type.
 pub fn compress_outputs(
@@ -119,8 +126,9 @@ pub fn compress_outputs(
 pub struct JobOutput {
     /// The layout.
     pub manifest: OutputManifest,
-    /// The FHE results (`None` when the lane computed every result).
-    pub list: Option<CompressedCiphertextList>,
+    /// The FHE results: one list, or one per task when `manifest.lists` says so (none when
+    /// the lane computed every result).
+    pub lists: Vec<CompressedCiphertextList>,
     /// The lane ciphertexts, in the lane manifest's term order.
     pub lane: Vec<LaneCiphertext>,
 }
@@ -132,6 +140,40 @@ impl std::fmt::Debug for JobOutput {
             .field("outputs", &self.manifest.outputs.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Decodes an output's lists (one per task, as [`encode_parts`] framed them), each checked
+/// against its share of `types` (`sizes` from the manifest, which must add up to them).
+fn decode_lists(
+    bytes: &[u8],
+    sizes: &[u64],
+    types: &[FieldType],
+) -> Result<Vec<CompressedCiphertextList>> {
+    let malformed = |reason: String| Error::Malformed {
+        what: "output manifest",
+        reason,
+    };
+    if sizes.len() > MAX_OUTPUT_LISTS {
+        return Err(malformed(format!("more than {MAX_OUTPUT_LISTS} lists")));
+    }
+    let total = sizes.iter().try_fold(0u64, |a, &s| a.checked_add(s));
+    if total != Some(types.len() as u64) || sizes.contains(&0) {
+        return Err(malformed(format!(
+            "lists of {sizes:?} results where the manifest names {}",
+            types.len()
+        )));
+    }
+    let parts = decode_parts("result lists", bytes, sizes.len())?;
+    let mut first = 0usize;
+    parts
+        .into_iter()
+        .zip(sizes)
+        .map(|(part, &size)| {
+            let share = &types[first..first + size as usize];
+            first += size as usize;
+            decode_result_list(part, share)
+        })
+        .collect()
 }
 
 /// Result types a manifest may name: booleans travel as 2-bit values.
@@ -159,11 +201,19 @@ impl JobOutput {
         )
     }
 
-    /// The encoded FHE list (empty when there is none) and the concatenated lane ciphertexts.
+    /// The encoded FHE list (empty when there is none; the lists as parts when there are
+    /// several) and the concatenated lane ciphertexts.
     fn payload_parts(&self) -> Result<[Vec<u8>; 2]> {
-        let list = match &self.list {
-            Some(list) => encode_result_list(list)?,
-            None => Vec::new(),
+        let list = match self.lists.as_slice() {
+            [] => Vec::new(),
+            [list] if self.manifest.lists.is_empty() => encode_result_list(list)?,
+            lists => {
+                let encoded = lists
+                    .iter()
+                    .map(encode_result_list)
+                    .collect::<Result<Vec<_>>>()?;
+                encode_parts(&encoded.iter().map(Vec::as_slice).collect::<Vec<_>>())
+            }
         };
         let lane = self.lane.iter().flat_map(LaneCiphertext::encode).collect();
         Ok([list, lane])
@@ -186,10 +236,14 @@ impl JobOutput {
             });
         }
         let types: Vec<FieldType> = manifest.outputs.iter().map(|o| stored_type(o.ty)).collect();
-        let list = if parts[1].is_empty() && types.is_empty() {
-            None
+        let lists = if manifest.lists.is_empty() {
+            if parts[1].is_empty() && types.is_empty() {
+                Vec::new()
+            } else {
+                vec![decode_result_list(parts[1], &types)?]
+            }
         } else {
-            Some(decode_result_list(parts[1], &types)?)
+            decode_lists(parts[1], &manifest.lists, &types)?
         };
         let terms = manifest.lane.as_ref().map_or(0, |l| l.terms.len());
         if terms > MAX_LANE_TERMS {
@@ -214,7 +268,7 @@ impl JobOutput {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             manifest,
-            list,
+            lists,
             lane,
         })
     }
@@ -232,9 +286,9 @@ impl JobOutput {
     /// the server key, so one is derived here from the client key (a one-off cost of about a
     /// second per call); the copy of the secret key used for it is wiped afterwards.
     pub fn decrypt(&self, client_key: &tfhe::ClientKey) -> Result<Vec<u64>> {
-        let Some(list) = &self.list else {
+        if self.lists.is_empty() {
             return Ok(Vec::new());
-        };
+        }
         crate::keys::with_client_key_parts!(client_key, |integer, _compact, compression| {
             (|| {
                 let private = compression.as_ref().ok_or_else(|| {
@@ -244,18 +298,25 @@ impl JobOutput {
                     )
                 })?;
                 let (_, decompression) = integer.new_compression_decompression_keys(private);
-                let (list, _, _) = list.clone().into_raw_parts();
-                (0..self.manifest.outputs.len())
-                    .map(|i| {
+                let sizes = if self.manifest.lists.is_empty() {
+                    vec![self.manifest.outputs.len() as u64]
+                } else {
+                    self.manifest.lists.clone()
+                };
+                let mut values = Vec::with_capacity(self.manifest.outputs.len());
+                for (list, size) in self.lists.iter().zip(sizes) {
+                    let (list, _, _) = list.clone().into_raw_parts();
+                    for i in 0..size as usize {
                         let radix: RadixCiphertext = list
                             .get(i, &decompression)
                             .map_err(|e| Error::Fhe(e.to_string()))?
                             .ok_or_else(|| {
-                                Error::ShapeMismatch(format!("result {i} is missing"))
+                                Error::ShapeMismatch(format!("result {} is missing", values.len()))
                             })?;
-                        Ok(integer.decrypt_radix::<u64>(&radix))
-                    })
-                    .collect::<Result<Vec<u64>>>()
+                        values.push(integer.decrypt_radix::<u64>(&radix));
+                    }
+                }
+                Ok(values)
             })()
         })
     }

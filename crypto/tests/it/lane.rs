@@ -163,7 +163,7 @@ fn radix_blocks_derived_from_a_lane_list_decrypt_to_the_fields() {
     assert!(compute.derive(&list, &[4, 4]).is_err());
 }
 
-fn session_values(clear: &[Value]) -> RecordValues {
+pub(crate) fn session_values(clear: &[Value]) -> RecordValues {
     session_v1()
         .fields
         .iter()
@@ -172,7 +172,7 @@ fn session_values(clear: &[Value]) -> RecordValues {
         .collect()
 }
 
-fn session_meta(i: usize) -> RecordMetadata {
+pub(crate) fn session_meta(i: usize) -> RecordMetadata {
     RecordMetadata {
         schema_id: "session".into(),
         ..meta(&format!("lane-{i}"))
@@ -231,6 +231,7 @@ fn aggregate_jobs_use_the_lane_where_declared_and_match_the_clear_reference() {
         records: &inputs,
         shards: None,
         noise_seed: None,
+        task_records: None,
     };
     let progress = AtomicI64::new(0);
     let verifier = Verifier::new(app.clone());

@@ -11,3 +11,4 @@ mod keystore;
 mod lane;
 mod records;
 mod seal;
+mod tasks;

@@ -170,6 +170,10 @@ pub struct JobSpec {
     /// selected record was rolled up at ingest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollup: Vec<RollupPart>,
+    /// Records per task when the job is cut into tasks that workers compute independently
+    /// and one merge combines (`None`: one piece). Part of what the output depends on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_records: Option<u64>,
 }
 
 /// One part of a lane rollup, as a job reads it: the running sum the server keeps of the lane
@@ -269,6 +273,7 @@ impl JobSpec {
             records: inputs,
             shards: self.lane_shards()?,
             noise_seed: None,
+            task_records: self.task_records,
         })
     }
 
@@ -431,6 +436,22 @@ pub struct Job {
     pub started_at: Option<i64>,
     /// Completion time.
     pub finished_at: Option<i64>,
+    /// How far its tasks are, for a job cut into tasks that several workers compute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<JobTasks>,
+}
+
+/// The tasks of a job cut into tasks: parts of its records that workers compute
+/// independently, then one merge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobTasks {
+    /// Part tasks in all.
+    pub total: i64,
+    /// Parts whose partial result is stored.
+    pub succeeded: i64,
+    /// Parts a worker holds now.
+    pub running: i64,
 }
 
 /// The reply to `GET /v1/jobs`.

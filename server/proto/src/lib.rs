@@ -30,8 +30,8 @@ pub mod tenants;
 pub use audit::{AuditKey, AuditPage, AuditQuery};
 pub use chain::{AuditError, Entry, SignedHead, contains_head, verify_chain};
 pub use jobs::{
-    Job, JobCreated, JobList, JobReceipt, JobRequest, JobSpec, JobStatus, ListedSpec, ModelRef,
-    RollupPart, Selection, rollup_ranges, rollup_shards,
+    Job, JobCreated, JobList, JobReceipt, JobRequest, JobSpec, JobStatus, JobTasks, ListedSpec,
+    ModelRef, RollupPart, Selection, rollup_ranges, rollup_shards,
 };
 pub use keysets::{KeysetRegistered, MANIFEST_FINGERPRINT_HEADER};
 pub use models::{ModelInfo, ModelList, ModelRegistered};

@@ -30,6 +30,11 @@ fn job() -> Job {
         created_at: 1,
         started_at: Some(2),
         finished_at: None,
+        tasks: Some(JobTasks {
+            total: 4,
+            succeeded: 1,
+            running: 2,
+        }),
     }
 }
 
@@ -162,6 +167,7 @@ fn every_body_round_trips() {
         model: None,
         records: vec!["r-1".into()],
         rollup: Vec::new(),
+        task_records: Some(64),
     });
     round_trip(JobSpec {
         request,
@@ -181,6 +187,7 @@ fn every_body_round_trips() {
                 records: 3,
             },
         ],
+        task_records: None,
     });
     round_trip(JobCreated {
         job_id: "job-1".into(),

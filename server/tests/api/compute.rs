@@ -217,6 +217,7 @@ async fn jobs_compute_on_ciphertext_and_decrypt_to_the_clear_reference() {
             WorkerConfig {
                 lease: Duration::from_secs(30),
                 poll: Duration::from_millis(100),
+                ..WorkerConfig::default()
             },
             stopped,
         ));

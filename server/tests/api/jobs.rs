@@ -14,7 +14,7 @@ use crate::common::{Ctx, KEY_ID, TENANT_A, TENANT_B, backends, config};
 const LONG: Duration = Duration::from_secs(60);
 
 /// A tenant with a key-set row (the queue only needs the row to exist).
-async fn tenant_with_keyset(ctx: &Ctx, tenant: &str) {
+pub(crate) async fn tenant_with_keyset(ctx: &Ctx, tenant: &str) {
     ctx.create_tenant(tenant).await;
     let row = KeysetRow {
         tenant_id: tenant,

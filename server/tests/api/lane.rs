@@ -150,6 +150,7 @@ async fn whole_day_aggregates_read_rollups_exactly_and_auditors_recompute_them()
             WorkerConfig {
                 lease: Duration::from_secs(60),
                 poll: Duration::from_millis(100),
+                ..WorkerConfig::default()
             },
             stopped,
         ));
@@ -365,6 +366,7 @@ async fn private_aggregates_spend_the_budget_add_noise_and_reexecute_with_their_
             WorkerConfig {
                 lease: Duration::from_secs(60),
                 poll: Duration::from_millis(100),
+                ..WorkerConfig::default()
             },
             stopped,
         ));

@@ -13,4 +13,5 @@ mod limits;
 mod logs;
 mod negative;
 mod storage;
+mod tasks;
 mod verify;

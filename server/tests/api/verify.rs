@@ -197,6 +197,7 @@ async fn audit_verify_passes_clean_data_reexecutes_jobs_and_names_each_tampering
             WorkerConfig {
                 lease: Duration::from_secs(60),
                 poll: Duration::from_millis(100),
+                ..WorkerConfig::default()
             },
             stopped,
         ));

@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 
+use blindsight_crypto::compute::{is_tasked, task_ranges};
 use blindsight_crypto::receipt::{Receipt, SignedReceipt, inputs_root_of_lists};
 use blindsight_crypto::sha256_hex;
 use blindsight_proto::JobSpec;
@@ -73,6 +74,18 @@ fn check_receipt(
                 "the receipt's privacy (ρ and noise commitment) does not match the job's query"
                     .into(),
             );
+        }
+    }
+    let cut = spec
+        .task_records
+        .filter(|&n| is_tasked(spec.record_count(), Some(n)));
+    match (cut, &receipt.tasks) {
+        (None, None) => {}
+        (Some(n), Some(t))
+            if t.task_records == n
+                && t.tasks == task_ranges(spec.record_count(), n).len() as u64 => {}
+        _ => {
+            return Err("the receipt's tasks do not match how the job's spec cuts it".into());
         }
     }
     let inputs = job_inputs(tenant, &spec)?;
