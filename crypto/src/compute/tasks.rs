@@ -63,6 +63,9 @@ struct PartialHeader {
     /// Records in each lane shard's running sum (empty when the lane computes nothing).
     #[serde(default)]
     lane_records: Vec<u64>,
+    /// The FFT code path the task ran on (`crate::receipt::fft_path`): a job's output is
+    /// reproducible only when every task and the merge ran on one path.
+    fft: String,
 }
 
 fn function_name(function: &JobFunction<'_>) -> &'static str {
@@ -114,6 +117,7 @@ pub(super) fn task(
         first,
         records: records.len() as u64,
         lane_records: Vec::new(),
+        fft: crate::receipt::fft_path().to_owned(),
     };
     let (fhe, lane) = match work.function {
         JobFunction::RiskScore(model) => {
@@ -315,6 +319,18 @@ fn open_partial<'a>(
             &format!(
                 "it holds {} records from {} for {:?}, the job expects {} from {} for {:?}",
                 header.records, header.first, header.function, expected.2, expected.1, expected.0
+            ),
+        ));
+    }
+    let here = crate::receipt::fft_path();
+    if header.fft != here {
+        return Err(malformed(
+            t,
+            &format!(
+                "it ran on FFT path {}, the merge runs on {here}: a job's tasks must all run on \
+                 one path for its output to be reproducible (run the workers of one database on \
+                 one class of CPU)",
+                header.fft
             ),
         ));
     }

@@ -225,6 +225,13 @@ impl Ctx {
         })
     }
 
+    /// The URL of this context's PostgreSQL test database (`None` on SQLite).
+    pub(crate) fn database_url(&self) -> Option<String> {
+        let (url, db_name) = self.pg_admin.as_ref()?;
+        let (base, _) = url.rsplit_once('/')?;
+        Some(format!("{base}/{db_name}"))
+    }
+
     /// Drops the PostgreSQL test database.
     pub(crate) async fn finish(self) {
         self.state.db().close().await;

@@ -363,6 +363,13 @@ pub(crate) const POSTGRES_OPERATIONS: &[Step] = &[
 /// Documented commands this file does not run, and what runs them instead.
 pub(crate) const ELSEWHERE: &[(&str, &str, &str)] = &[
     (
+        OPS,
+        "blindsight-server worker --database-url \"$DATABASE_URL\" --audit-key-file …",
+        "server/tests/api/tasks.rs starts three `blindsight-server worker --threads 1` processes \
+         on one PostgreSQL database with a shared audit key file, kills one mid-task, and checks \
+         the job completes once",
+    ),
+    (
         README,
         "cargo run --release -- demo",
         "client-sdk/tests/cli.rs runs `blindsight demo` (3 records; the library's demo in \
