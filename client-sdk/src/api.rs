@@ -18,7 +18,7 @@ use blindsight_crypto::compute::RiskModel;
 use blindsight_crypto::receipt::SignedReceipt;
 use blindsight_crypto::{AppBundle, RecordEnvelope, RecordSchema};
 pub use blindsight_proto::{
-    AuditKey, Entry, Job, JobCreated, JobRequest, JobStatus, KeysetRegistered,
+    AuditKey, Entry, Job, JobCreated, JobRequest, JobStatus, JobTasks, KeysetRegistered,
     MANIFEST_FINGERPRINT_HEADER, ModelInfo, ModelRef, ModelRegistered, NewTenant, Problem,
     RecordListQuery, RecordStored, RecordSummary, SchemaInfo, SchemaRegistered, Selection,
     SignedHead, TenantCreated, TenantTokens,
@@ -308,10 +308,21 @@ impl Client {
         let job = self.wait_for_job(
             job_id,
             |job| {
+                // One bar for the whole job; a job cut into tasks says how far they are.
+                let status = match job.tasks {
+                    Some(t) if !job.status.is_finished() => format!(
+                        "{}: {} of {} tasks done, {} running",
+                        job.status.name(),
+                        t.succeeded,
+                        t.total,
+                        t.running
+                    ),
+                    _ => job.status.name().to_owned(),
+                };
                 progress.update(
                     job.progress_done.max(0) as u64,
                     job.progress_total.max(0) as u64,
-                    job.status.name(),
+                    &status,
                 );
             },
             timeout,
@@ -331,7 +342,7 @@ impl Client {
         timeout: Duration,
     ) -> Result<Job, ApiError> {
         let start = Instant::now();
-        let mut last: Option<(JobStatus, i64, i64, i64)> = None;
+        let mut last: Option<(JobStatus, i64, i64, i64, Option<JobTasks>)> = None;
         loop {
             let job = self.job(job_id)?;
             let seen = (
@@ -339,6 +350,7 @@ impl Client {
                 job.progress_done,
                 job.progress_total,
                 job.attempts,
+                job.tasks,
             );
             if last != Some(seen) {
                 last = Some(seen);

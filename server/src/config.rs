@@ -58,6 +58,8 @@ pub struct Limits {
     pub fhe_workers: usize,
     /// Memory bound of the cache of decoded key material (verifiers, server keys), in bytes.
     pub key_cache_bytes: u64,
+    /// Job event streams (SSE or WebSocket) open at once; beyond it, 503 `overloaded`.
+    pub max_event_streams: usize,
 }
 
 impl Default for Limits {
@@ -71,6 +73,7 @@ impl Default for Limits {
             max_in_flight: 256,
             fhe_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             key_cache_bytes: 4 << 30,
+            max_event_streams: 1024,
         }
     }
 }

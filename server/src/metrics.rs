@@ -64,6 +64,8 @@ pub struct Gauges {
     pub cached_key_bytes: u64,
     /// Requests in flight.
     pub in_flight: usize,
+    /// Job event streams (SSE or WebSocket) open.
+    pub event_streams: usize,
 }
 
 /// The server's counters and histograms.
@@ -216,6 +218,11 @@ impl Metrics {
                 "blindsight_http_in_flight",
                 "Requests being handled.",
                 gauges.in_flight as f64,
+            ),
+            (
+                "blindsight_event_streams",
+                "Job event streams (SSE or WebSocket) open.",
+                gauges.event_streams as f64,
             ),
         ];
         for (name, help, value) in gauges {

@@ -45,6 +45,7 @@ struct Inner {
     key_cache: WeightedCache<KeyCacheKey, KeyMaterial>,
     ready: AtomicBool,
     in_flight: AtomicUsize,
+    event_streams: AtomicUsize,
 }
 
 /// Shared state of the HTTP application.
@@ -84,6 +85,7 @@ impl AppState {
             metrics: Metrics::default(),
             ready: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            event_streams: AtomicUsize::new(0),
             config,
         }))
     }
@@ -96,6 +98,11 @@ impl AppState {
     /// Whether the server is ready (migrated, not shutting down).
     pub fn is_ready(&self) -> bool {
         self.0.ready.load(Ordering::SeqCst)
+    }
+
+    /// Job event streams (SSE or WebSocket) open now (the `event_streams` gauge and cap).
+    pub fn event_streams(&self) -> &AtomicUsize {
+        &self.0.event_streams
     }
 
     /// Requests being served now (load shedding and the `in_flight` gauge).
@@ -152,6 +159,7 @@ impl AppState {
             cached_keys,
             cached_key_bytes,
             in_flight: self.0.in_flight.load(Ordering::SeqCst),
+            event_streams: self.0.event_streams.load(Ordering::SeqCst),
         }
     }
 }

@@ -57,6 +57,9 @@ problems! {
     InvalidId = (400, "invalid-id"),
     /// The body could not be read (the connection broke mid-upload).
     BodyUnreadable = (400, "body-unreadable"),
+    /// A request to upgrade to a WebSocket that is not a valid one (its `Sec-WebSocket-*`
+    /// headers or method).
+    InvalidUpgrade = (400, "invalid-upgrade"),
     /// A missing or unknown token.
     Unauthorized = (401, "unauthorized"),
     /// A valid token whose role may not use the route.

@@ -4,10 +4,13 @@
 //! them, `/result` returns the encrypted output once it is written.
 
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -193,26 +196,16 @@ pub async fn receipt(
 /// How often the event stream looks at the job.
 const EVENT_POLL: Duration = Duration::from_millis(500);
 
-/// Server-sent events for a job: `progress` with the job (JSON) whenever it changes, then
-/// `done` with the final job, and the stream ends.
-#[utoipa::path(
-    get,
-    path = "/v1/jobs/{job_id}/events",
-    tag = "jobs",
-    params(("job_id" = String, Path, description = "The job id")),
-    security(("token" = ["keyholder", "auditor"])),
-    responses(
-        (status = 200, description = "`text/event-stream`: `progress` events, then `done`", body = String, content_type = "text/event-stream"),
-        (status = 404, description = "No such job for this tenant", body = blindsight_proto::ProblemDocument),
-    )
-)]
-pub async fn events(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(job_id): Path<String>,
-) -> Result<Response, ApiError> {
-    caller.require(&[Role::Keyholder, Role::Auditor])?;
-    let first = load(&state, &caller, &job_id).await?;
+/// A job's events, as both transports carry them: `progress` with the job (JSON) whenever it
+/// changes, then `done` with the final job, and the sequence ends (also on a database error,
+/// or when the server stops: the client falls back to polling). Holds an open-stream slot
+/// while it lives.
+fn job_events(
+    state: AppState,
+    tenant: String,
+    job_id: String,
+    first: Job,
+) -> impl futures_util::Stream<Item = (&'static str, String)> {
     struct Cursor {
         state: AppState,
         tenant: String,
@@ -220,16 +213,18 @@ pub async fn events(
         last: Option<String>,
         pending: Option<Job>,
         finished: bool,
+        _slot: StreamSlot,
     }
     let cursor = Cursor {
+        _slot: StreamSlot::open(&state),
         state,
-        tenant: caller.tenant_id,
+        tenant,
         job_id,
         last: None,
         pending: Some(first),
         finished: false,
     };
-    let stream = futures_util::stream::unfold(cursor, |mut c| async move {
+    futures_util::stream::unfold(cursor, |mut c| async move {
         if c.finished {
             return None;
         }
@@ -238,29 +233,125 @@ pub async fn events(
                 Some(j) => j,
                 None => {
                     tokio::time::sleep(EVENT_POLL).await;
+                    // A server shutting down ends its streams (the client polls or reconnects
+                    // elsewhere) rather than wait for their jobs.
+                    if !c.state.is_ready() {
+                        return None;
+                    }
                     match jobs::get(c.state.db(), &c.tenant, &c.job_id).await {
                         Ok(Some(j)) => j,
-                        // The job cannot disappear; a database error ends the stream and the
-                        // client falls back to polling.
                         _ => return None,
                     }
                 }
             };
             let json = serde_json::to_string(&job).unwrap_or_default();
-            let terminal = matches!(job.status, JobStatus::Succeeded | JobStatus::Failed);
-            if terminal {
+            if job.status.is_finished() {
                 c.finished = true;
-                let event = Event::default().event("done").data(json);
-                return Some((Ok::<Event, Infallible>(event), c));
+                return Some((("done", json), c));
             }
             if c.last.as_deref() != Some(json.as_str()) {
                 c.last = Some(json.clone());
-                let event = Event::default().event("progress").data(json);
-                return Some((Ok(event), c));
+                return Some((("progress", json), c));
             }
         }
+    })
+}
+
+/// One open event stream (SSE or WebSocket), counted while it lives: the
+/// `blindsight_event_streams` gauge, and the cap on open streams.
+struct StreamSlot(AppState);
+
+impl StreamSlot {
+    fn open(state: &AppState) -> Self {
+        state.event_streams().fetch_add(1, Ordering::SeqCst);
+        Self(state.clone())
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.event_streams().fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A job's events: server-sent events, or the same events over a WebSocket when the request
+/// asks to upgrade (`Upgrade: websocket`). SSE: `event: progress` / `event: done` with the job
+/// as `data`. WebSocket: one text message per event, `{"event": "progress" | "done", "job":
+/// {…}}`, then a normal close; the server reads nothing from the client but its close. Either
+/// way the stream ends after `done`, and a client that goes away ends it on the server too.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{job_id}/events",
+    tag = "jobs",
+    params(("job_id" = String, Path, description = "The job id")),
+    security(("token" = ["keyholder", "auditor"])),
+    responses(
+        (status = 200, description = "`text/event-stream`: `progress` events, then `done`", body = String, content_type = "text/event-stream"),
+        (status = 101, description = "Switching to a WebSocket (request with `Upgrade: websocket`): one text message per event, `{\"event\": \"progress\" | \"done\", \"job\": {…}}`"),
+        (status = 404, description = "No such job for this tenant", body = blindsight_proto::ProblemDocument),
+        (status = 503, description = "Too many event streams are open", body = blindsight_proto::ProblemDocument),
+    )
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Keyholder, Role::Auditor])?;
+    let first = load(&state, &caller, &job_id).await?;
+    if state.event_streams().load(Ordering::SeqCst) >= state.config().limits.max_event_streams {
+        return Err(ApiError::new(
+            Problem::Overloaded,
+            "too many job event streams are open; poll GET /v1/jobs/{job_id} instead, or retry",
+        ));
+    }
+    let wants_websocket = headers
+        .get(axum::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let events = job_events(state, caller.tenant_id, job_id, first);
+    if wants_websocket {
+        let upgrade = upgrade.map_err(|e| {
+            ApiError::new(
+                Problem::InvalidUpgrade,
+                format!("the WebSocket upgrade was refused: {e}; send a GET with `Connection: Upgrade`, `Upgrade: websocket`, `Sec-WebSocket-Version: 13` and a `Sec-WebSocket-Key`, or no upgrade for server-sent events"),
+            )
+        })?;
+        return Ok(upgrade.on_upgrade(move |socket| websocket_events(socket, events)));
+    }
+    let stream = futures_util::StreamExt::map(events, |(kind, json)| {
+        Ok::<Event, Infallible>(Event::default().event(kind).data(json))
     });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// Sends a job's events over an upgraded WebSocket, and stops as soon as the client closes
+/// or goes away (the event stream, and its slot, are dropped with it).
+async fn websocket_events(
+    mut socket: WebSocket,
+    events: impl futures_util::Stream<Item = (&'static str, String)>,
+) {
+    use futures_util::StreamExt;
+    let mut events = std::pin::pin!(events);
+    loop {
+        tokio::select! {
+            next = events.next() => {
+                let Some((kind, json)) = next else { break };
+                let text = format!("{{\"event\":\"{kind}\",\"job\":{json}}}");
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // Pings are answered by the protocol layer; anything else is ignored.
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
 }

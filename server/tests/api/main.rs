@@ -6,6 +6,7 @@ mod basics;
 mod common;
 mod compute;
 mod docs;
+mod events;
 mod flows;
 mod jobs;
 mod lane;

@@ -38,6 +38,12 @@ pub(crate) fn show_jobs(server: &ServerArgs, job_id: Option<&str>) -> anyhow::Re
         j.status, j.attempts, j.max_attempts
     );
     println!("progress  {}/{}", j.progress_done, j.progress_total);
+    if let Some(t) = j.tasks {
+        println!(
+            "tasks     {} of {} done, {} running (and a merge)",
+            t.succeeded, t.total, t.running
+        );
+    }
     println!("created   {} UTC", format_time(j.created_at));
     if let Some(t) = j.started_at {
         println!("started   {} UTC", format_time(t));
