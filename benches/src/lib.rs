@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod server;
+
 use blindsight_crypto::{FieldSpec, RecordMetadata, RecordSchema, RecordValues, Value};
 
 /// The 40-field u8 record the crypto benchmarks encrypt, prove, verify and expand.
@@ -238,5 +240,52 @@ impl RunInfo {
 pub fn format_load(load: Option<[f64; 3]>) -> String {
     load.map_or("unknown".into(), |[a, b, c]| {
         format!("{a:.2} / {b:.2} / {c:.2}")
+    })
+}
+
+/// Writes a bench's report as JSON to `path` when one was given (`--json PATH`).
+pub fn write_json<T: serde::Serialize>(
+    path: Option<&std::path::Path>,
+    report: &T,
+) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        let json = serde_json::to_vec_pretty(report)?;
+        std::fs::write(path, json)
+            .map_err(|e| anyhow::anyhow!("couldn't write {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Record `i` of a bench as an app sends it: [`session_values`] encrypted and proven under
+/// `app` as record `rec-<i>` (six digits) of `tenant` in `cohort`, recorded a minute after
+/// the one before, with `transcript` sealed beside it.
+pub fn session_envelope(
+    app: &blindsight_crypto::AppBundle,
+    tenant: &str,
+    i: u32,
+    cohort: &str,
+    transcript: &str,
+) -> anyhow::Result<blindsight_crypto::RecordEnvelope> {
+    let schema = blindsight_crypto::schemas::session_v1();
+    let meta = RecordMetadata {
+        tenant: tenant.into(),
+        key_id: app.key_id().into(),
+        schema_id: schema.id.clone(),
+        schema_version: schema.version,
+        record_id: format!("rec-{i:06}"),
+        cohort: Some(cohort.into()),
+        lexicon_version: Some("lex-1".into()),
+        recorded_at: Some(1_790_000_000 + u64::from(i) * 60),
+    };
+    let list = blindsight_crypto::encrypt_record(app, &schema, &meta, &session_values(i))?;
+    Ok(blindsight_crypto::RecordEnvelope {
+        sealed_transcript: blindsight_crypto::seal(
+            app.transcript_key(),
+            &meta.transcript_aad(),
+            transcript.as_bytes(),
+        )?,
+        proven_list: list.encode()?,
+        metadata: meta,
     })
 }

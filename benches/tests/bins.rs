@@ -2,7 +2,9 @@
 //! CI) does on every run, so the commands `docs/BENCHMARKS.md` documents keep working: `ingest
 //! --quick` (a real server on a loopback port, SQLite, and PostgreSQL too when
 //! `BLINDSIGHT_TEST_POSTGRES_URL` is set), `rss` with one tenant, and `lane --quick` (an
-//! aggregate job over 200 stored records, checked exact by the bench itself). Their tables are printed
+//! aggregate job over 200 stored records, checked exact by the bench itself), and `scale
+//! --quick` (one risk job computed by 1, 2 and 4 worker processes on PostgreSQL, when
+//! `BLINDSIGHT_TEST_POSTGRES_URL` is set). Their tables are printed
 //! (numbers are reported, never asserted); the tests check only that every run was measured.
 
 use std::path::PathBuf;
@@ -14,6 +16,7 @@ fn report(bin: &str, args: &[&str], envs: &[(&str, String)]) -> serde_json::Valu
     let mut cmd = Command::new(match bin {
         "ingest" => env!("CARGO_BIN_EXE_ingest"),
         "lane" => env!("CARGO_BIN_EXE_lane"),
+        "scale" => env!("CARGO_BIN_EXE_scale"),
         _ => env!("CARGO_BIN_EXE_rss"),
     });
     cmd.args(args).arg("--json").arg(&json);
@@ -82,4 +85,35 @@ fn lane_quick_runs_an_exact_aggregate_job_over_stored_records() {
     assert_eq!(rows[0]["records"], 200);
     assert_eq!(rows[0]["exact"], true, "{}", rows[0]);
     assert!(rows[0]["job_wall_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn scale_quick_runs_one_job_on_one_two_and_four_worker_processes() {
+    let Some(postgres) = std::env::var("BLINDSIGHT_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("BLINDSIGHT_TEST_POSTGRES_URL is unset: scale needs PostgreSQL, not run");
+        return;
+    };
+    let report = report(
+        "scale",
+        &["--quick"],
+        &[("BLINDSIGHT_BENCH_POSTGRES_URL", postgres)],
+    );
+    assert!(report["fhe_one_thread_s"].as_f64().unwrap() > 0.0);
+    let rows = report["rows"].as_array().unwrap();
+    let workers: Vec<u64> = rows
+        .iter()
+        .map(|r| r["workers"].as_u64().unwrap())
+        .collect();
+    assert_eq!(workers, [1, 2, 4]);
+    for r in rows {
+        assert_eq!(r["tasks"], 6, "{r}");
+        assert_eq!(
+            r["mismatches"], 0,
+            "every score decrypts to the clear one: {r}"
+        );
+        assert!(r["records_per_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
 }

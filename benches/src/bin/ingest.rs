@@ -19,26 +19,23 @@
 //! bench measures the server, not the limit. Numbers are reported, never asserted.
 #![forbid(unsafe_code)]
 
-use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use blindsight_benches::{RunInfo, percentile, session_values};
+use blindsight_benches::server::{Backend, Server};
+use blindsight_benches::{RunInfo, percentile, session_envelope};
 use blindsight_client::api::{Client, Uploaded};
 use blindsight_crypto::schemas::session_v1;
-use blindsight_crypto::{AppBundle, KeySet, RecordEnvelope, RecordMetadata, Verifier, seal};
-use blindsight_server::audit::SigningKey;
+use blindsight_crypto::{AppBundle, KeySet, RecordEnvelope, Verifier};
 use blindsight_server::http::AppState;
 use blindsight_server::metrics::Gauges;
-use blindsight_server::worker::WorkerConfig;
-use blindsight_server::{AdminToken, Db, Launch, ServerConfig};
+use blindsight_server::{AdminToken, ServerConfig};
 use rayon::prelude::*;
 use serde::Serialize;
 use tokio::runtime::Runtime;
-use tokio::sync::watch;
 
 const ADMIN: &str = "admin-token-for-the-ingest-bench-0123456789";
 const TENANT: &str = "bench-ingest";
@@ -183,35 +180,15 @@ fn main() -> anyhow::Result<()> {
         args.records
     );
     let start = Instant::now();
-    let schema = session_v1();
     let records: Vec<RecordEnvelope> = (0..args.records as u32)
         .into_par_iter()
-        .map(|i| -> anyhow::Result<RecordEnvelope> {
-            let meta = RecordMetadata {
-                tenant: TENANT.into(),
-                key_id: KEY_ID.into(),
-                schema_id: schema.id.clone(),
-                schema_version: schema.version,
-                record_id: format!("rec-{i:06}"),
-                cohort: Some(if i % 2 == 0 { "north" } else { "south" }.into()),
-                lexicon_version: Some("lex-1".into()),
-                recorded_at: Some(1_790_000_000 + u64::from(i) * 60),
-            };
-            let list =
-                blindsight_crypto::encrypt_record(&app_bundle, &schema, &meta, &session_values(i))?;
+        .map(|i| {
             let transcript = format!(
                 "session {i}: a short synthetic transcript of the kind the demo seals. {}",
                 "The client talked about sleep, work and the week ahead. ".repeat(8)
             );
-            Ok(RecordEnvelope {
-                sealed_transcript: seal(
-                    app_bundle.transcript_key(),
-                    &meta.transcript_aad(),
-                    transcript.as_bytes(),
-                )?,
-                proven_list: list.encode()?,
-                metadata: meta,
-            })
+            let cohort = if i % 2 == 0 { "north" } else { "south" };
+            session_envelope(&app_bundle, TENANT, i, cohort, &transcript)
         })
         .collect::<anyhow::Result<_>>()?;
     let prebuild = start.elapsed();
@@ -246,7 +223,7 @@ fn main() -> anyhow::Result<()> {
                 "ingest: {} with {c} uploader(s): fresh database, tenant, key set…",
                 backend.name()
             );
-            let server = runtime.block_on(Server::start(backend, config.clone()))?;
+            let server = runtime.block_on(Server::start(backend, config.clone(), None))?;
             let outcome = run_once(&runtime, &server, &bundle, &records, c, total_bytes);
             runtime.block_on(server.stop());
             let mut row = outcome?;
@@ -274,11 +251,7 @@ fn main() -> anyhow::Result<()> {
         rows,
     };
     print_table(&report);
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("couldn't write {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-    }
+    blindsight_benches::write_json(args.json.as_deref(), &report)?;
     Ok(())
 }
 
@@ -424,124 +397,6 @@ fn proof_stats(state: &AppState) -> (u64, f64) {
         value("blindsight_proof_verification_seconds_count{outcome=\"valid\"}") as u64,
         value("blindsight_proof_verification_seconds_sum{outcome=\"valid\"}"),
     )
-}
-
-enum Backend {
-    Sqlite,
-    /// A URL the bench may create scratch databases from.
-    Postgres(String),
-}
-
-impl Backend {
-    fn name(&self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        }
-    }
-}
-
-/// A running server on a fresh database; [`Server::stop`] shuts it down and drops the
-/// database (the temporary directory, or the scratch PostgreSQL database).
-struct Server {
-    url: String,
-    state: AppState,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    _dir: Option<tempfile::TempDir>,
-    scratch: Option<(String, String)>,
-}
-
-impl Server {
-    async fn start(backend: &Backend, config: ServerConfig) -> anyhow::Result<Self> {
-        let (database_url, dir, scratch) = match backend {
-            Backend::Sqlite => (None, Some(tempfile::tempdir()?), None),
-            Backend::Postgres(url) => {
-                let name = format!(
-                    "bs_bench_{}",
-                    hex::encode(blindsight_crypto::random_bytes::<6>()?)
-                );
-                let admin = Db::connect(Some(url), Path::new("."))
-                    .await
-                    .with_context(|| format!("couldn't connect to {POSTGRES_ENV}"))?;
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(admin.pool())
-                    .await
-                    .context("couldn't create a scratch database")?;
-                admin.close().await;
-                let (base, _) = url
-                    .rsplit_once('/')
-                    .with_context(|| format!("{POSTGRES_ENV} has no database path"))?;
-                (
-                    Some(format!("{base}/{name}")),
-                    None,
-                    Some((url.clone(), name)),
-                )
-            }
-        };
-        // Assembled as `serve` assembles it, without job workers (only ingest is measured).
-        let launch = Launch {
-            database_url,
-            data_dir: dir
-                .as_ref()
-                .map_or_else(|| ".".into(), |d| d.path().to_owned()),
-            audit_key: SigningKey::ephemeral().map_err(|e| anyhow::anyhow!("{e}"))?,
-            config,
-            workers: 0,
-            worker: WorkerConfig::default(),
-        };
-        let server = match blindsight_server::Server::open(launch).await {
-            Ok(server) => server,
-            Err(e) => {
-                if let Some(scratch) = &scratch {
-                    drop_scratch(scratch).await;
-                }
-                return Err(e.into());
-            }
-        };
-        let state = server.state().clone();
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let addr = listener.local_addr()?;
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            };
-            let _ = server.serve(Some(listener), shutdown).await;
-        });
-        Ok(Self {
-            url: format!("http://{addr}"),
-            state,
-            stop,
-            task,
-            _dir: dir,
-            scratch,
-        })
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        // Serving ends by closing the database.
-        let _ = self.task.await;
-        if let Some(scratch) = &self.scratch {
-            drop_scratch(scratch).await;
-        }
-    }
-}
-
-async fn drop_scratch((url, name): &(String, String)) {
-    match Db::connect(Some(url), Path::new(".")).await {
-        Ok(admin) => {
-            if let Err(e) = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(admin.pool())
-                .await
-            {
-                eprintln!("ingest: couldn't drop the scratch database {name}: {e}");
-            }
-            admin.close().await;
-        }
-        Err(e) => eprintln!("ingest: couldn't drop the scratch database {name}: {e}"),
-    }
 }
 
 fn print_table(r: &Report) {

@@ -259,9 +259,7 @@ fn main() -> anyhow::Result<()> {
         report.list_bytes,
         report.run.header()
     );
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
-    }
+    blindsight_benches::write_json(args.json.as_deref(), &report)?;
     if report.rows.iter().any(|r| !r.exact) {
         bail!("a lane result did not match the clear computation");
     }

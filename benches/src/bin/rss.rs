@@ -233,11 +233,7 @@ fn main() -> anyhow::Result<()> {
         })
     })?;
     print_table(&report);
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("couldn't write {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-    }
+    blindsight_benches::write_json(args.json.as_deref(), &report)?;
     Ok(())
 }
 

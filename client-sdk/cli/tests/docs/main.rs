@@ -363,6 +363,17 @@ pub(crate) const POSTGRES_OPERATIONS: &[Step] = &[
 /// Documented commands this file does not run, and what runs them instead.
 pub(crate) const ELSEWHERE: &[(&str, &str, &str)] = &[
     (
+        "docs/BENCHMARKS.md",
+        "BLINDSIGHT_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run --release -p blindsight-benches --bin scale",
+        "benches/tests/bins.rs runs `scale --quick` on the test PostgreSQL cluster (the default \
+         run differs only in its record count and task size; about 5 minutes, by hand)",
+    ),
+    (
+        "docs/BENCHMARKS.md",
+        "BLINDSIGHT_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run --release -p blindsight-benches --bin scale -- --records 128 …",
+        "benches/tests/bins.rs runs `scale --quick`; this run (about 9 minutes) is by hand",
+    ),
+    (
         OPS,
         "blindsight-server worker --database-url \"$DATABASE_URL\" --audit-key-file …",
         "server/tests/api/tasks.rs starts three `blindsight-server worker --threads 1` processes \
