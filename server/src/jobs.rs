@@ -133,7 +133,11 @@ pub async fn create(
         }
         JobRequest::RiskScore { .. } => false,
     };
-    let per_task = state.config().task_records;
+    // Never more tasks than an output may carry lists (one per task).
+    let per_task = match state.config().task_records {
+        0 => 0,
+        n => n.max(count.div_ceil(blindsight_crypto::compute::MAX_OUTPUT_LISTS as u64)),
+    };
     let task_records = (!lane_only && per_task > 0 && count > per_task).then_some(per_task);
     let spec = JobSpec {
         request: request.clone(),

@@ -446,8 +446,10 @@ pub async fn claim(db: &AuditLog, lease_for: Duration) -> Result<Option<Lease>, 
             .map_err(|e| sqlx::Error::Protocol(format!("no randomness for a lease token: {e}")))?,
     );
     fail_exhausted(db, now_ms()).await?;
-    // Another worker may take the candidate between the read and the lease: try the next.
-    for _ in 0..8 {
+    // Another worker may take the candidate between the read and the lease: try again, a
+    // place further down the order each time, so that workers racing for one job's tasks
+    // spread over them instead of all queueing for the first.
+    for skip in 0..8i64 {
         let at = now_ms();
         let expires = at + i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 2);
         let candidate: Option<(String, i64, String)> = sqlx::query_as(
@@ -456,13 +458,14 @@ pub async fn claim(db: &AuditLog, lease_for: Duration) -> Result<Option<Lease>, 
              ORDER BY (SELECT COUNT(*) FROM job_tasks r \
                        WHERE r.tenant_id = t.tenant_id AND r.status = 'running' AND r.lease_expires >= $1), \
                       t.created_at, t.job_id, t.task \
-             LIMIT 1",
+             LIMIT 1 OFFSET $2",
         )
         .bind(at)
+        .bind(skip)
         .fetch_optional(db.pool())
         .await?;
         let Some((job_id, index, was)) = candidate else {
-            return Ok(None);
+            break;
         };
         let mut tx = db.begin_write().await?;
         lock_job(&mut tx, db.backend(), &job_id).await?;
