@@ -385,7 +385,8 @@ async fn fail_exhausted(db: &AuditLog, at_ms: i64) -> Result<(), StoreError> {
         lock_job(&mut tx, db.backend(), &job_id).await?;
         let row = sqlx::query(
             "UPDATE job_tasks SET status = 'failed', lease_token = NULL, lease_expires = NULL, finished_at = $4, \
-                    error = COALESCE(error, 'the worker stopped') || ' (gave up after ' || CAST(attempts AS TEXT) || ' attempts)' \
+                    error = $5 || ' (gave up after ' || CAST(attempts AS TEXT) || ' attempts' \
+                            || COALESCE('; the attempt before: ' || error, '') || ')' \
              WHERE job_id = $1 AND task = $2 AND status = 'running' AND lease_expires < $3 AND attempts >= max_attempts \
              RETURNING tenant_id, kind, first_record, records, attempts, error",
         )
@@ -393,6 +394,7 @@ async fn fail_exhausted(db: &AuditLog, at_ms: i64) -> Result<(), StoreError> {
         .bind(index)
         .bind(at_ms)
         .bind(at_ms / 1000)
+        .bind(LEASE_EXPIRED)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
@@ -436,6 +438,9 @@ fn task_from_row(r: &sqlx::any::AnyRow, index: i64, parts: i64) -> Result<Task, 
     })
 }
 
+/// Why an attempt whose lease ran out failed, as its task's error and audit entry say.
+const LEASE_EXPIRED: &str = "the worker's lease expired (it stopped, stalled or lost the database)";
+
 /// Leases the next claimable task (queued, or running under an expired lease with attempts
 /// left), fairly: from the tenant with the fewest tasks running, the oldest job's first.
 /// `None` when there is nothing to do. Tasks whose last lease expired with no attempts left
@@ -452,8 +457,8 @@ pub async fn claim(db: &AuditLog, lease_for: Duration) -> Result<Option<Lease>, 
     for skip in 0..8i64 {
         let at = now_ms();
         let expires = at + i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX / 2);
-        let candidate: Option<(String, i64, String)> = sqlx::query_as(
-            "SELECT t.job_id, t.task, t.status FROM job_tasks t \
+        let candidate: Option<(String, i64)> = sqlx::query_as(
+            "SELECT t.job_id, t.task FROM job_tasks t \
              WHERE (t.status = 'queued' OR (t.status = 'running' AND t.lease_expires < $1)) AND t.attempts < t.max_attempts \
              ORDER BY (SELECT COUNT(*) FROM job_tasks r \
                        WHERE r.tenant_id = t.tenant_id AND r.status = 'running' AND r.lease_expires >= $1), \
@@ -464,14 +469,26 @@ pub async fn claim(db: &AuditLog, lease_for: Duration) -> Result<Option<Lease>, 
         .bind(skip)
         .fetch_optional(db.pool())
         .await?;
-        let Some((job_id, index, was)) = candidate else {
+        let Some((job_id, index)) = candidate else {
             break;
         };
         let mut tx = db.begin_write().await?;
         lock_job(&mut tx, db.backend(), &job_id).await?;
+        // Read under the job's lock: whether this lease takes over from a worker whose lease
+        // expired (audited below).
+        let was: Option<String> =
+            sqlx::query_scalar("SELECT status FROM job_tasks WHERE job_id = $1 AND task = $2")
+                .bind(&job_id)
+                .bind(index)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let took_over = was.as_deref() == Some("running");
+        // A new attempt starts its progress from zero; a lease that expired is the reason the
+        // attempt before failed.
         let row = sqlx::query(
             "UPDATE job_tasks SET status = 'running', attempts = attempts + 1, lease_token = $3, lease_expires = $4, \
-                    started_at = COALESCE(started_at, $5) \
+                    started_at = COALESCE(started_at, $5), progress_done = 0, \
+                    error = CASE WHEN status = 'running' THEN $7 ELSE error END \
              WHERE job_id = $1 AND task = $2 AND attempts < max_attempts \
                AND (status = 'queued' OR (status = 'running' AND lease_expires < $6)) \
              RETURNING kind, first_record, records, attempts",
@@ -482,6 +499,7 @@ pub async fn claim(db: &AuditLog, lease_for: Duration) -> Result<Option<Lease>, 
         .bind(expires)
         .bind(at / 1000)
         .bind(at)
+        .bind(LEASE_EXPIRED)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
@@ -512,17 +530,42 @@ pub async fn claim(db: &AuditLog, lease_for: Duration) -> Result<Option<Lease>, 
             tx.commit().await?;
             continue;
         }
+        match task.kind {
+            TaskKind::Whole => {
+                sqlx::query("UPDATE jobs SET progress_done = 0 WHERE job_id = $1")
+                    .bind(&job_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            TaskKind::Part => job_progress(&mut tx, &job_id).await?,
+            TaskKind::Merge => {}
+        }
         let job = sqlx::query(&format!("{JOB_SELECT} WHERE job_id = $1"))
             .bind(&job_id)
             .fetch_one(&mut *tx)
             .await?;
         let job = job_from_row(&job)?;
+        if took_over {
+            let cause = task.cause(LEASE_EXPIRED);
+            audit::append(
+                &mut tx,
+                db,
+                Some(&job.tenant_id),
+                &Event::JobFailed {
+                    job_id: &job_id,
+                    error: &cause,
+                    attempt: task.attempts - 1,
+                    retry: true,
+                },
+            )
+            .await?;
+        }
         tx.commit().await?;
         return Ok(Some(Lease {
             job,
             task,
             token,
-            took_over: was == "running",
+            took_over,
         }));
     }
     Ok(None)

@@ -171,6 +171,14 @@ async fn tasks_are_leased_fairly_merged_once_and_fail_their_job_once() {
                 .count(),
             1
         );
+        // The merge that was taken over is audited as a failed attempt, naming the expiry.
+        let kinds = audit_kinds(&ctx, TENANT_A, "job-a").await;
+        assert_eq!(
+            kinds,
+            ["job.created", "job.attempt_failed", "job.succeeded"],
+            "{}",
+            ctx.name
+        );
         // Partial results are dropped once the job's result is written.
         assert!(
             jobs::partials(ctx.state.db(), "job-a")
@@ -215,21 +223,39 @@ async fn tasks_are_leased_fairly_merged_once_and_fail_their_job_once() {
             .unwrap();
         assert_eq!(c.status, JobStatus::Failed, "{}: {c:?}", ctx.name);
         let error = c.error.unwrap_or_default();
-        assert!(
-            error.starts_with("task 1 of 3 (records 1 to 2): out of memory"),
-            "{error}"
+        assert_eq!(
+            error,
+            "task 1 of 3 (records 1 to 2): the worker's lease expired (it stopped, stalled or \
+             lost the database) (gave up after 2 attempts; the attempt before: out of memory)"
         );
-        assert!(error.contains("gave up after 2 attempts"), "{error}");
         let kinds = audit_kinds(&ctx, TENANT_A, "job-c").await;
         assert_eq!(
             kinds.iter().filter(|k| *k == "job.failed").count(),
             1,
             "{kinds:?}"
         );
+        // Every failed attempt is audited: the one that ran out of memory, and each whose
+        // lease expired and was taken over (the other parts, leased for 30 ms above).
+        let trail =
+            blindsight_server::store::audit::entries(ctx.state.db(), Some(TENANT_A), 0, 10_000)
+                .await
+                .unwrap();
+        let attempts: Vec<&str> = trail
+            .iter()
+            .filter(|e| e.kind == "job.attempt_failed" && e.body.contains("job-c"))
+            .map(|e| e.body.as_str())
+            .collect();
         assert_eq!(
-            kinds.iter().filter(|k| *k == "job.attempt_failed").count(),
+            attempts
+                .iter()
+                .filter(|b| b.contains("out of memory"))
+                .count(),
             1,
-            "{kinds:?}"
+            "{attempts:?}"
+        );
+        assert!(
+            attempts.iter().skip(1).all(|b| b.contains("lease expired")),
+            "{attempts:?}"
         );
         // The part that was running when its job failed lost its lease.
         assert!(!jobs::heartbeat(db, &other, LONG, 1, 0).await.unwrap());
@@ -239,6 +265,28 @@ async fn tasks_are_leased_fairly_merged_once_and_fail_their_job_once() {
                 .unwrap()
         );
         assert!(jobs::claim(db, LONG).await.unwrap().is_none());
+
+        // A task taken over starts its progress again: the job does not show the dead
+        // attempt's.
+        tasked_job(&ctx, TENANT_B, "job-e", 1, 2).await;
+        let dying = jobs::claim(db, Duration::from_millis(30))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            jobs::heartbeat(db, &dying, Duration::from_millis(30), 1, 2)
+                .await
+                .unwrap()
+        );
+        let e = jobs::get(ctx.state.db(), TENANT_B, "job-e")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.progress_done, 1);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let again = jobs::claim(db, LONG).await.unwrap().unwrap();
+        assert!(again.took_over);
+        assert_eq!(again.job.progress_done, 0, "{}", ctx.name);
         ctx.finish().await;
     }
 }
