@@ -126,6 +126,8 @@ const MAX_TRACKED: usize = 100_000;
 #[derive(Debug)]
 struct Failures {
     count: u32,
+    /// Credential checks in progress.
+    pending: u32,
     window_start: Instant,
     locked_until: Option<Instant>,
 }
@@ -134,6 +136,31 @@ struct Failures {
 struct Bucket {
     tokens: f64,
     last: Instant,
+}
+
+/// A credential check in progress from one address ([`Guard::begin`]).
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    guard: &'a Guard,
+    addr: IpAddr,
+    ended: bool,
+}
+
+impl Attempt<'_> {
+    /// The credential was wrong: counts the failure; `Some(lockout)` when it locks the
+    /// address out.
+    pub fn failed(mut self) -> Option<Duration> {
+        self.ended = true;
+        self.guard.end(self.addr, true)
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.guard.end(self.addr, false);
+        }
+    }
 }
 
 /// Rate limiting per token and lockout per address, in memory (per process).
@@ -168,25 +195,67 @@ impl Guard {
             if until > now {
                 return Err(until - now);
             }
-            failures.remove(&addr);
+            f.locked_until = None;
+            f.count = 0;
+            f.window_start = now;
         }
         Ok(())
     }
 
-    /// Counts a failed authentication from `addr`; returns `Some(lockout)` when this one locks
-    /// the address out.
-    pub fn record_failure(&self, addr: IpAddr) -> Option<Duration> {
-        let now = Instant::now();
-        let mut failures = lock(&self.failures);
+    /// Starts checking a credential presented from `addr`: `Err(retry_after)` while the
+    /// address is locked out. At most `max_failures` minus the failures already counted in the
+    /// window may be checked at once from one address; more wait their turn (a check is one
+    /// lookup), so that concurrent guesses cannot run past the lockout threshold. End the
+    /// attempt with [`Attempt::failed`]; dropping it (success) frees its place.
+    pub async fn begin(&self, addr: IpAddr) -> Result<Attempt<'_>, Duration> {
+        loop {
+            {
+                let now = Instant::now();
+                let mut failures = lock(&self.failures);
+                if let Some(f) = failures.get_mut(&addr)
+                    && let Some(until) = f.locked_until
+                {
+                    if until > now {
+                        return Err(until - now);
+                    }
+                    f.locked_until = None;
+                    f.count = 0;
+                    f.window_start = now;
+                }
+                let f = self.entry(&mut failures, addr, now);
+                if f.count + f.pending < self.config.max_failures.max(1) {
+                    f.pending += 1;
+                    return Ok(Attempt {
+                        guard: self,
+                        addr,
+                        ended: false,
+                    });
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// `addr`'s entry, made room for when the table is full (entries whose window has passed
+    /// are dropped; if that frees nothing, the oldest without a check in progress), its
+    /// window restarted when it has passed.
+    fn entry<'m>(
+        &self,
+        failures: &'m mut HashMap<IpAddr, Failures>,
+        addr: IpAddr,
+        now: Instant,
+    ) -> &'m mut Failures {
         if failures.len() >= MAX_TRACKED && !failures.contains_key(&addr) {
-            // Drop entries whose window has passed; if that frees nothing, forget the oldest.
             let window = self.config.failure_window;
             failures.retain(|_, f| {
-                f.locked_until.is_some_and(|u| u > now) || now - f.window_start < window
+                f.pending > 0
+                    || f.locked_until.is_some_and(|u| u > now)
+                    || now - f.window_start < window
             });
             if failures.len() >= MAX_TRACKED
                 && let Some(oldest) = failures
                     .iter()
+                    .filter(|(_, f)| f.pending == 0)
                     .min_by_key(|(_, f)| f.window_start)
                     .map(|(a, _)| *a)
             {
@@ -195,19 +264,43 @@ impl Guard {
         }
         let f = failures.entry(addr).or_insert(Failures {
             count: 0,
+            pending: 0,
             window_start: now,
             locked_until: None,
         });
-        if now - f.window_start > self.config.failure_window {
+        if f.locked_until.is_none() && now - f.window_start > self.config.failure_window {
             f.count = 0;
             f.window_start = now;
         }
+        f
+    }
+
+    /// Ends an attempt; a failure is counted, and `Some(lockout)` returned when it is the one
+    /// that locks the address out (exactly once per lockout).
+    fn end(&self, addr: IpAddr, failed: bool) -> Option<Duration> {
+        let now = Instant::now();
+        let mut failures = lock(&self.failures);
+        let f = failures.get_mut(&addr)?;
+        f.pending = f.pending.saturating_sub(1);
+        if !failed {
+            return None;
+        }
         f.count += 1;
-        if f.count >= self.config.max_failures {
+        if f.locked_until.is_none() && f.count >= self.config.max_failures {
             f.locked_until = Some(now + self.config.lockout);
             return Some(self.config.lockout);
         }
         None
+    }
+
+    /// Counts a failed authentication from `addr` outside an attempt; `Some(lockout)` when
+    /// this one locks the address out.
+    pub fn record_failure(&self, addr: IpAddr) -> Option<Duration> {
+        {
+            let mut failures = lock(&self.failures);
+            self.entry(&mut failures, addr, Instant::now()).pending += 1;
+        }
+        self.end(addr, true)
     }
 
     /// Takes one request from the token's bucket; `Err(retry_after)` when it is empty.
@@ -271,6 +364,42 @@ mod tests {
         assert!(guard.record_failure(addr).is_some());
         let retry = guard.check_address(addr).unwrap_err();
         assert!(retry > Duration::from_secs(800));
+        assert!(guard.check_address(other).is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_checks_stop_at_the_threshold_and_lock_out_once() {
+        let guard = std::sync::Arc::new(Guard::new(GuardConfig {
+            max_failures: 10,
+            ..GuardConfig::default()
+        }));
+        let addr: IpAddr = "192.0.2.9".parse().unwrap();
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let guard = std::sync::Arc::clone(&guard);
+                tokio::spawn(async move {
+                    let Ok(attempt) = guard.begin(addr).await else {
+                        return (false, false);
+                    };
+                    // The credential lookup takes a moment.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    (true, attempt.failed().is_some())
+                })
+            })
+            .collect();
+        let (mut checked, mut lockouts) = (0, 0);
+        for t in tasks {
+            let (c, l) = t.await.unwrap();
+            checked += usize::from(c);
+            lockouts += usize::from(l);
+        }
+        assert_eq!((checked, lockouts), (10, 1));
+        assert!(guard.check_address(addr).is_err());
+        // A good credential frees its place without counting.
+        let other: IpAddr = "192.0.2.10".parse().unwrap();
+        for _ in 0..50 {
+            drop(guard.begin(other).await.unwrap());
+        }
         assert!(guard.check_address(other).is_ok());
     }
 

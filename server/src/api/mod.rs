@@ -19,7 +19,7 @@ use http_body_util::LengthLimitError;
 use serde::de::DeserializeOwned;
 
 use crate::audit::Event;
-use crate::auth::{Role, TokenHash};
+use crate::auth::{Attempt, Role, TokenHash};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store;
@@ -65,8 +65,13 @@ fn unauthorized(presented: bool) -> ApiError {
 /// may cause) in the server-wide audit chain, in a transaction of its own: the route template,
 /// method and reason only, never the token or the address. The refusal stands even if the
 /// entry cannot be written (that is logged as an error).
-async fn note_failure(state: &AppState, parts: &Parts, ip: IpAddr, presented: bool) {
-    let lockout = state.guard().record_failure(ip);
+async fn note_failure(
+    state: &AppState,
+    parts: &Parts,
+    (ip, attempt): (IpAddr, Attempt<'_>),
+    presented: bool,
+) {
+    let lockout = attempt.failed();
     if let Some(lockout) = lockout {
         tracing::warn!(%ip, lockout_s = lockout.as_secs(), "address locked out after repeated failed authentications");
     }
@@ -125,16 +130,17 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let ip = client_ip(parts);
-        state.guard().check_address(ip).map_err(locked_out)?;
+        let attempt = state.guard().begin(ip).await.map_err(locked_out)?;
         let Some(token) = bearer(parts) else {
-            note_failure(state, parts, ip, false).await;
+            note_failure(state, parts, (ip, attempt), false).await;
             return Err(unauthorized(false));
         };
         let hash = TokenHash::of(token);
         let Some((tenant_id, role)) = store::authenticate(state.db(), &hash).await? else {
-            note_failure(state, parts, ip, true).await;
+            note_failure(state, parts, (ip, attempt), true).await;
             return Err(unauthorized(true));
         };
+        drop(attempt);
         state.guard().take(hash).map_err(|retry| {
             ApiError::new(
                 Problem::RateLimited,
@@ -155,7 +161,7 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let ip = client_ip(parts);
-        state.guard().check_address(ip).map_err(locked_out)?;
+        let attempt = state.guard().begin(ip).await.map_err(locked_out)?;
         let Some(admin) = &state.config().admin_token else {
             return Err(ApiError::new(
                 Problem::AdminDisabled,
@@ -166,7 +172,7 @@ impl FromRequestParts<AppState> for Admin {
             Some(token) if admin.matches(token) => Ok(Admin),
             presented => {
                 let presented = presented.is_some();
-                note_failure(state, parts, ip, presented).await;
+                note_failure(state, parts, (ip, attempt), presented).await;
                 Err(unauthorized(presented))
             }
         }

@@ -677,6 +677,51 @@ async fn refused_requests_leave_no_entry_but_failed_authentications_do() {
     }
 }
 
+/// 200 bad tokens at once from one address: exactly the lockout threshold of them is checked
+/// (and audited as failed), one lockout is recorded, and every other is refused as locked out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_bad_tokens_are_counted_atomically() {
+    for ctx in backends(config).await {
+        let ctx = Arc::new(ctx);
+        let requests: Vec<_> = (0..200)
+            .map(|i| {
+                let ctx = Arc::clone(&ctx);
+                tokio::spawn(async move {
+                    let token = format!("bst_guess-{i}");
+                    let path = if i % 2 == 0 {
+                        "/v1/records"
+                    } else {
+                        "/v1/jobs"
+                    };
+                    ctx.get(path, Some(&token)).await.slug()
+                })
+            })
+            .collect();
+        let mut slugs = Vec::new();
+        for r in requests {
+            slugs.push(r.await.unwrap());
+        }
+        let count = |s: &str| slugs.iter().filter(|x| *x == s).count();
+        assert_eq!(count("unauthorized"), 10, "{}: {slugs:?}", ctx.name);
+        assert_eq!(count("locked-out"), 190, "{}", ctx.name);
+        let server = store::audit::entries(ctx.state.db(), None, 0, 1000)
+            .await
+            .unwrap();
+        let kinds = kinds(&server);
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "auth.failed").count(),
+            10,
+            "{kinds:?}"
+        );
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "auth.locked_out").count(),
+            1,
+            "{kinds:?}"
+        );
+        Arc::into_inner(ctx).unwrap().finish().await;
+    }
+}
+
 #[test]
 fn the_signing_key_file_is_owner_only_atomic_and_reused() {
     let dir = tempfile::tempdir().unwrap();
