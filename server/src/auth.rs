@@ -132,6 +132,21 @@ struct Failures {
     locked_until: Option<Instant>,
 }
 
+impl Failures {
+    /// `Err(retry_after)` while locked out; a lockout that has passed starts a new window.
+    fn unlocked(&mut self, now: Instant) -> Result<(), Duration> {
+        if let Some(until) = self.locked_until {
+            if until > now {
+                return Err(until - now);
+            }
+            self.locked_until = None;
+            self.count = 0;
+            self.window_start = now;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
@@ -189,17 +204,10 @@ impl Guard {
     pub fn check_address(&self, addr: IpAddr) -> Result<(), Duration> {
         let now = Instant::now();
         let mut failures = lock(&self.failures);
-        if let Some(f) = failures.get_mut(&addr)
-            && let Some(until) = f.locked_until
-        {
-            if until > now {
-                return Err(until - now);
-            }
-            f.locked_until = None;
-            f.count = 0;
-            f.window_start = now;
+        match failures.get_mut(&addr) {
+            Some(f) => f.unlocked(now),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Starts checking a credential presented from `addr`: `Err(retry_after)` while the
@@ -212,15 +220,8 @@ impl Guard {
             {
                 let now = Instant::now();
                 let mut failures = lock(&self.failures);
-                if let Some(f) = failures.get_mut(&addr)
-                    && let Some(until) = f.locked_until
-                {
-                    if until > now {
-                        return Err(until - now);
-                    }
-                    f.locked_until = None;
-                    f.count = 0;
-                    f.window_start = now;
+                if let Some(f) = failures.get_mut(&addr) {
+                    f.unlocked(now)?;
                 }
                 let f = self.entry(&mut failures, addr, now);
                 if f.count + f.pending < self.config.max_failures.max(1) {

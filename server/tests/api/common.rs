@@ -103,6 +103,9 @@ pub(crate) fn records_a() -> &'static [RecordEnvelope] {
     static RECORDS: OnceLock<Vec<RecordEnvelope>> = OnceLock::new();
     RECORDS.get_or_init(|| {
         use rayon::prelude::*;
+        // The key set first, outside rayon: a rayon thread blocked on its initialisation while
+        // another test generates it (on rayon too) would deadlock the pool.
+        let keys = &keys().0;
         (0..36u32)
             .into_par_iter()
             .map(|i| {
@@ -111,11 +114,7 @@ pub(crate) fn records_a() -> &'static [RecordEnvelope] {
                 } else {
                     "south"
                 };
-                make_record(
-                    &keys().0,
-                    &metadata(TENANT_A, &format!("rec-{i}"), cohort),
-                    i,
-                )
+                make_record(keys, &metadata(TENANT_A, &format!("rec-{i}"), cohort), i)
             })
             .collect()
     })

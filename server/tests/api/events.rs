@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use blindsight_server::store::jobs::{self, NewJob};
-use blindsight_server::store::{self, KeysetRow};
 use futures_util::StreamExt;
 use std::sync::atomic::Ordering;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -115,21 +114,8 @@ async fn wait_streams(ctx: &Ctx, open: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sse_and_websocket_deliver_the_same_events_and_disconnects_free_their_slots() {
     for ctx in backends(config).await {
-        let tenant = ctx.create_tenant(TENANT_A).await;
+        let tenant = crate::jobs::tenant_with_keyset(&ctx, TENANT_A).await;
         let kh = tenant.tokens.keyholder.expose().to_owned();
-        let row = KeysetRow {
-            tenant_id: TENANT_A,
-            key_id: KEY_ID,
-            parameter_set: blindsight_crypto::PARAMETER_SET_ID,
-            manifest_fingerprint: "00",
-            bundle_digest: "00",
-            manifest: b"{}",
-            app_bundle: b"",
-            server_key: b"",
-        };
-        store::insert_keyset(ctx.state.audit_log(), &row)
-            .await
-            .unwrap();
         for id in ["job-1", "job-2"] {
             jobs::create(
                 ctx.state.audit_log(),

@@ -14,8 +14,8 @@ use crate::common::{Ctx, KEY_ID, TENANT_A, TENANT_B, backends, config};
 const LONG: Duration = Duration::from_secs(60);
 
 /// A tenant with a key-set row (the queue only needs the row to exist).
-pub(crate) async fn tenant_with_keyset(ctx: &Ctx, tenant: &str) {
-    ctx.create_tenant(tenant).await;
+pub(crate) async fn tenant_with_keyset(ctx: &Ctx, tenant: &str) -> blindsight_proto::TenantCreated {
+    let created = ctx.create_tenant(tenant).await;
     let row = KeysetRow {
         tenant_id: tenant,
         key_id: KEY_ID,
@@ -29,6 +29,7 @@ pub(crate) async fn tenant_with_keyset(ctx: &Ctx, tenant: &str) {
     store::insert_keyset(ctx.state.audit_log(), &row)
         .await
         .unwrap();
+    created
 }
 
 async fn new_job(ctx: &Ctx, id: &str, max_attempts: u32) {

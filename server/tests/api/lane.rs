@@ -36,13 +36,15 @@ fn rollup_records() -> &'static [blindsight_crypto::RecordEnvelope] {
             ("south", 0),
             ("north", 0),
         ];
+        // The key set first, outside rayon (see `common::records_a`).
+        let keys = &keys().0;
         layout
             .par_iter()
             .enumerate()
             .map(|(i, (cohort, offset))| {
                 let mut meta = crate::common::metadata("tenant-r", &format!("r-{i}"), cohort);
                 meta.recorded_at = Some(((ROLLUP_DAY + offset) * 86_400 + 60 * i as i64) as u64);
-                crate::common::make_record(&keys().0, &meta, i as u32)
+                crate::common::make_record(keys, &meta, i as u32)
             })
             .collect()
     })

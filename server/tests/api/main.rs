@@ -13,6 +13,7 @@ mod lane;
 mod limits;
 mod logs;
 mod negative;
+mod processes;
 mod storage;
 mod tasks;
 mod verify;
