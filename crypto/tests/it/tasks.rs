@@ -79,6 +79,44 @@ fn as_workers(work: &JobWork<'_>, per_task: u64) -> (Vec<Vec<u8>>, Vec<u8>) {
     (partials, output)
 }
 
+/// A job over `inputs` in tasks of 2, computed by `run_job` (as an auditor re-executes it)
+/// and by separate workers (`as_workers`): the two give the same bytes, and every record is
+/// counted twice in the progress. Returns the output and the workers' partial results.
+fn in_tasks_both_ways(
+    inputs: &[JobInput<'_>],
+    function: JobFunction<'_>,
+) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let k = keys();
+    let app = k.public.app_bundle();
+    let work = JobWork {
+        key_id: app.key_id(),
+        function,
+        records: inputs,
+        shards: None,
+        noise_seed: None,
+        task_records: Some(2),
+    };
+    let verifier = Verifier::new(app.clone());
+    let progress = AtomicI64::new(0);
+    let tasked = run_job(
+        &k.compute,
+        &verifier,
+        &session_v1(),
+        work.clone(),
+        2,
+        &progress,
+    )
+    .unwrap();
+    assert_eq!(progress.load(Ordering::Relaxed), 2 * inputs.len() as i64);
+    // Workers computing the tasks apart give the bytes re-execution gives.
+    let (partials, merged) = as_workers(&work, 2);
+    assert!(
+        merged == tasked,
+        "the workers' merge differs from run_job's"
+    );
+    (tasked, partials)
+}
+
 #[test]
 fn risk_jobs_in_tasks_score_like_one_piece() {
     let k = keys();
@@ -87,25 +125,8 @@ fn risk_jobs_in_tasks_score_like_one_piece() {
     let lists = proven(3);
     let inputs = inputs(&lists);
     let model = crisis_v1();
-    let work = JobWork {
-        key_id: app.key_id(),
-        function: JobFunction::RiskScore(&model),
-        records: &inputs,
-        shards: None,
-        noise_seed: None,
-        task_records: Some(2),
-    };
-    let verifier = Verifier::new(app.clone());
-    let progress = AtomicI64::new(0);
-    let tasked = run_job(&k.compute, &verifier, &schema, work.clone(), 2, &progress).unwrap();
-    assert_eq!(progress.load(Ordering::Relaxed), 6);
-    // Workers computing the tasks apart give the bytes re-execution gives.
-    let (partials, merged) = as_workers(&work, 2);
+    let (tasked, partials) = in_tasks_both_ways(&inputs, JobFunction::RiskScore(&model));
     assert_eq!(partials.len(), 2);
-    assert!(
-        merged == tasked,
-        "the workers' merge differs from run_job's"
-    );
 
     let out = JobOutput::decode(&tasked, app.key_id()).unwrap();
     assert_eq!(out.manifest.lists, [4, 2]);
@@ -173,24 +194,8 @@ fn aggregates_in_tasks_merge_sums_extrema_and_lane_sums() {
         ]}"#,
     )
     .unwrap();
-    let work = JobWork {
-        key_id: app.key_id(),
-        function: JobFunction::Aggregate(&query),
-        records: &inputs,
-        shards: None,
-        noise_seed: None,
-        task_records: Some(2),
-    };
-    let verifier = Verifier::new(app.clone());
-    let progress = AtomicI64::new(0);
-    let tasked = run_job(&k.compute, &verifier, &schema, work.clone(), 2, &progress).unwrap();
-    assert_eq!(progress.load(Ordering::Relaxed), 10);
-    let (partials, merged) = as_workers(&work, 2);
+    let (tasked, partials) = in_tasks_both_ways(&inputs, JobFunction::Aggregate(&query));
     assert_eq!(partials.len(), 3);
-    assert!(
-        merged == tasked,
-        "the workers' merge differs from run_job's"
-    );
 
     let out = JobOutput::decode(&tasked, app.key_id()).unwrap();
     let clear = crate::compute::records(5);
