@@ -75,16 +75,7 @@ pub(super) fn evaluate(
         ..
     } = work;
     match function {
-        JobFunction::RiskScore(model) => {
-            let model = model.compile(schema)?;
-            let expanded = expand(key, verifier, schema, records, progress)?;
-            let scored = score_all(key, &model, &expanded, progress)?;
-            let ids: Vec<String> = records
-                .iter()
-                .map(|r| r.metadata.record_id.clone())
-                .collect();
-            risk_output(&model, &ids, scored)
-        }
+        JobFunction::RiskScore(model) => score_job(key, verifier, schema, model, records, progress),
         JobFunction::Aggregate(query) => {
             let total = records.len() as u64;
             let plan = AggregatePlan::new(query, schema, total, shards)?;
@@ -189,8 +180,28 @@ impl AggregatePlan {
     }
 }
 
+/// A risk job over `records` (all of a job's, or one task's): verified, expanded, scored and
+/// laid out as one compressed list.
+pub(super) fn score_job(
+    key: &ComputeKey,
+    verifier: &Verifier,
+    schema: &RecordSchema,
+    model: &RiskModel,
+    records: &[JobInput<'_>],
+    progress: &AtomicI64,
+) -> Result<JobOutput> {
+    let model = model.compile(schema)?;
+    let expanded = expand(key, verifier, schema, records, progress)?;
+    let scored = score_all(key, &model, &expanded, progress)?;
+    let ids: Vec<String> = records
+        .iter()
+        .map(|r| r.metadata.record_id.clone())
+        .collect();
+    risk_output(&model, &ids, scored)
+}
+
 /// Scores every expanded record (in parallel, on the job's pool), counting each in `progress`.
-pub(super) fn score_all(
+fn score_all(
     key: &ComputeKey,
     model: &CompiledModel,
     expanded: &[Vec<EncryptedValue>],

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tfhe::integer::RadixCiphertext;
 use tfhe::integer::parameters::RadixCiphertextConformanceParams;
 
-use super::job::{AggregatePlan, expand, score_all};
+use super::job::{AggregatePlan, score_job};
 use super::output::{JobOutput, OutputManifest, OutputSpec};
 use super::{JobFunction, JobWork, LaneAggregator, aggregate_output, pool_with_key};
 use crate::envelope::{decode_parts, encode_parts};
@@ -121,14 +121,7 @@ pub(super) fn task(
     };
     let (fhe, lane) = match work.function {
         JobFunction::RiskScore(model) => {
-            let model = model.compile(schema)?;
-            let expanded = expand(key, verifier, schema, records, progress)?;
-            let scored = score_all(key, &model, &expanded, progress)?;
-            let ids: Vec<String> = records
-                .iter()
-                .map(|r| r.metadata.record_id.clone())
-                .collect();
-            let output = super::risk_output(&model, &ids, scored)?;
+            let output = score_job(key, verifier, schema, model, records, progress)?;
             let [list] = output.lists.as_slice() else {
                 return Err(Error::ShapeMismatch(
                     "a risk task's output is one list".into(),
