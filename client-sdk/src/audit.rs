@@ -115,6 +115,7 @@ pub fn fetch_evidence(
     Ok(Evidence {
         source: client.base_url().to_owned(),
         trusted_keys: Vec::new(),
+        kept_heads: Vec::new(),
         chains: vec![ChainEvidence {
             tenant_id: Some(tenant.clone()),
             entries,

@@ -112,7 +112,12 @@ impl From<blindsight_crypto::Error> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            crate::store::StoreError::Halted(d) => {
+                ApiError::new(Problem::AuditHalted, d.to_string())
+            }
+            e => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

@@ -208,7 +208,7 @@ async fn healthz() -> &'static str {
     tag = "operations",
     responses(
         (status = 200, description = "Ready", body = String),
-        (status = 503, description = "Starting, shutting down, or the database is unreachable", body = blindsight_proto::ProblemDocument),
+        (status = 503, description = "Starting, shutting down, the database unreachable, or an audit chain halted (it no longer extends the last head this server signed)", body = blindsight_proto::ProblemDocument),
     )
 )]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
@@ -221,6 +221,22 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
     }
     if !state.db().is_reachable().await {
         return Err(not_ready("the database is unreachable"));
+    }
+    let mut audit = state.audit_key().witness().problems();
+    if !audit.is_empty() {
+        // An operator may have resolved it since: look again.
+        let _ = crate::store::audit::check_kept_heads(state.audit_log()).await;
+        audit = state.audit_key().witness().problems();
+    }
+    if let Some(first) = audit.first() {
+        return Err(ApiError::new(
+            Problem::AuditHalted,
+            if audit.len() > 1 {
+                format!("{first} (and {} more)", audit.len() - 1)
+            } else {
+                first.clone()
+            },
+        ));
     }
     Ok("ready")
 }

@@ -76,9 +76,20 @@ impl Server {
         } = launch;
         let db = crate::open_and_migrate(database_url.as_deref(), &data_dir).await?;
         let log = AuditLog::new(db.clone(), audit_key.clone());
-        let new_signing_key = store::audit::record_signing_key(&log)
+        // A chain that no longer extends the head this key kept is halted (logged, reported by
+        // `/readyz`) but does not keep the server from starting.
+        store::audit::check_kept_heads(&log)
             .await
-            .map_err(|e| LaunchError::Audit(format!("recording the signing key: {e}")))?;
+            .map_err(|e| LaunchError::Audit(format!("checking the kept heads: {e}")))?;
+        let new_signing_key = match store::audit::record_signing_key(&log).await {
+            Ok(new) => new,
+            Err(store::StoreError::Halted(_)) => false,
+            Err(e) => {
+                return Err(LaunchError::Audit(format!(
+                    "recording the signing key: {e}"
+                )));
+            }
+        };
         config.audit_key = Some(audit_key);
         Ok(Self {
             state: AppState::new(db.clone(), config),

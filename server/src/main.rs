@@ -139,6 +139,35 @@ enum Command {
     /// Administrative commands.
     #[command(subcommand)]
     Admin(Admin),
+    /// The audit log's freshness: the heads kept beside the signing key.
+    #[command(subcommand)]
+    Audit(AuditAdmin),
+}
+
+#[derive(Subcommand)]
+enum AuditAdmin {
+    /// Check every chain against the head the signing key kept for it; exits non-zero when
+    /// one no longer extends it (entries removed, rewritten, or an older backup restored).
+    Check(AuditAdminArgs),
+    /// Accept the database's chains as they are now: for each chain that no longer extends
+    /// its kept head, record an `audit.head_rewound` entry (the kept head, what was found, the
+    /// reason) in that chain, sign it and keep it. Serving processes pick it up on their own.
+    Resolve {
+        #[command(flatten)]
+        args: AuditAdminArgs,
+        /// Why the chains are accepted (e.g. "restored the 02:00 backup after disk loss");
+        /// recorded in each entry, at most 500 characters.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Args)]
+struct AuditAdminArgs {
+    #[command(flatten)]
+    storage: Storage,
+    #[command(flatten)]
+    audit: AuditKeyArgs,
 }
 
 #[derive(Subcommand)]
@@ -217,6 +246,79 @@ fn audit_key(args: &AuditKeyArgs, storage: &Storage) -> anyhow::Result<SigningKe
     Ok(key)
 }
 
+/// The existing audit signing key, for the `audit` commands: never created.
+fn existing_audit_key(args: &AuditKeyArgs, storage: &Storage) -> anyhow::Result<SigningKey> {
+    let path = args
+        .audit_key_file
+        .clone()
+        .unwrap_or_else(|| storage.data_dir.join(AUDIT_KEY_FILE));
+    anyhow::ensure!(
+        path.exists(),
+        "no audit signing key at {}: pass the one `serve` uses with --audit-key-file (or --data-dir)",
+        path.display()
+    );
+    Ok(SigningKey::load(&path)?)
+}
+
+/// `audit check` and `audit resolve`.
+async fn audit_admin(command: AuditAdmin) -> anyhow::Result<()> {
+    let (args, reason) = match &command {
+        AuditAdmin::Check(args) => (args, None),
+        AuditAdmin::Resolve { args, reason } => (args, Some(reason.trim())),
+    };
+    if let Some(reason) = reason {
+        anyhow::ensure!(
+            !reason.is_empty() && reason.chars().count() <= 500,
+            "--reason must say why the chains are accepted, in at most 500 characters"
+        );
+    }
+    let key = existing_audit_key(&args.audit, &args.storage)?;
+    let db = blindsight_server::open_and_migrate(
+        args.storage.database_url.as_deref(),
+        &args.storage.data_dir,
+    )
+    .await
+    .context("couldn't open the database")?;
+    let log = blindsight_server::store::AuditLog::new(db.clone(), key.clone());
+    let kept = key.witness().all().len();
+    let outcome = match reason {
+        None => {
+            let found = blindsight_server::store::audit::check_kept_heads(&log).await?;
+            for d in &found {
+                println!("halted: {d}");
+            }
+            if found.is_empty() {
+                println!("every chain extends the head kept for it ({kept} kept)");
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "{} chain(s) no longer extend their kept heads; find out why (the database's history, backups restored), then run `blindsight-server audit resolve --reason \"…\"`",
+                    found.len()
+                ))
+            }
+        }
+        Some(reason) => {
+            let resolved = blindsight_server::store::audit::resolve(&log, reason).await?;
+            for (d, entry) in &resolved {
+                println!(
+                    "resolved ({}): {} — recorded as entry {} of the chain",
+                    d.cause(),
+                    d,
+                    entry.seq
+                );
+            }
+            if resolved.is_empty() {
+                println!(
+                    "every chain extends the head kept for it ({kept} kept); nothing to resolve"
+                );
+            }
+            Ok(())
+        }
+    };
+    db.close().await;
+    outcome
+}
+
 /// Opens and migrates the database with the audit signing key, recording the key in the
 /// server-wide chain if it is new.
 async fn open(launch: Launch) -> anyhow::Result<Server> {
@@ -252,11 +354,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         worker: args.lease.config(),
     })
     .await?;
-    if blindsight_server::store::audit::record_config(server.state().audit_log(), &settings)
+    match blindsight_server::store::audit::record_config(server.state().audit_log(), &settings)
         .await
-        .context("couldn't record the configuration in the audit log")?
     {
-        tracing::info!("configuration change recorded in the server-wide audit chain");
+        Ok(true) => {
+            tracing::info!("configuration change recorded in the server-wide audit chain")
+        }
+        Ok(false) => {}
+        // Logged and reported by /readyz; the server starts so the operator can see it.
+        Err(blindsight_server::store::StoreError::Halted(_)) => {}
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context("couldn't record the configuration in the audit log")
+            );
+        }
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -323,6 +434,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }),
+        Command::Audit(command) => runtime()?.block_on(audit_admin(command)),
         Command::Admin(Admin::CheckBundle { path }) => {
             let bytes = std::fs::read(&path)
                 .with_context(|| format!("couldn't read public bundle {}", path.display()))?;

@@ -196,6 +196,14 @@ struct VerifyArgs {
     /// the receipts (slow: FHE work; fetches the server keys).
     #[arg(long, value_name = "N", default_value_t = 0)]
     reexecute: usize,
+    /// Heads saved by an earlier run (--save-heads): fail unless every chain still contains
+    /// them unchanged (catches entries removed, an older backup restored, a rewritten chain).
+    #[arg(long, value_name = "FILE")]
+    since: Option<PathBuf>,
+    /// After a passing run, save every chain's verified signed head here (replacing the
+    /// file), for the next run's --since. Keep it where the server's operator cannot write.
+    #[arg(long, value_name = "FILE")]
+    save_heads: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,

@@ -15,6 +15,9 @@ pub struct Evidence {
     /// The audit public keys (32-byte Ed25519) the auditor trusts: the published key, and
     /// any earlier keys it was rotated from. Heads and receipts must be signed by one of them.
     pub trusted_keys: Vec<Vec<u8>>,
+    /// Heads verified in an earlier run ([`crate::KeptHeads`]): every chain must still
+    /// contain them unchanged (rollback, truncation and forks are caught).
+    pub kept_heads: Vec<SignedHead>,
     /// The chains: one per tenant, and the server-wide chain when the source shows it.
     pub chains: Vec<ChainEvidence>,
     /// Each tenant's stored objects.

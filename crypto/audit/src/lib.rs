@@ -3,7 +3,8 @@
 //! server's store). Pure: no I/O, no async, no dependency on the server or the client; job
 //! re-execution calls the same `blindsight_crypto::compute::run_job` the server's workers call.
 //!
-//! 1. `chain`: every chain from genesis, and its head's signature by a trusted key;
+//! 1. `chain`: every chain from genesis, and its head's signature by a trusted key; with
+//!    heads kept from an earlier run ([`KeptHeads`]), that every chain still contains them;
 //! 2. `proofs`: every stored record's proof re-verifies with its own metadata, and its
 //!    digest matches the one stored and logged at ingest;
 //! 3. `receipts`: every succeeded job has a receipt signed by a trusted key whose statements
@@ -26,9 +27,11 @@
 mod checks;
 mod context;
 pub mod evidence;
+mod kept;
 mod report;
 mod verify;
 
 pub use evidence::Evidence;
+pub use kept::KeptHeads;
 pub use report::{Check, MAX_LISTED, Options, Progress, Report};
 pub use verify::verify;

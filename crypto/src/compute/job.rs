@@ -200,6 +200,24 @@ pub(super) fn score_job(
     risk_output(&model, &ids, scored)
 }
 
+/// Records in flight at once per pool thread, in [`in_waves`].
+const WAVE_PER_THREAD: usize = 8;
+
+/// Maps `f` over `items` in parallel on the current pool, a wave of a few records per thread
+/// at a time. A pool thread that waits inside tfhe's nested parallelism runs other queued
+/// work on the same stack; with every record of a large job queued at once that nesting had
+/// no bound (a 1,000-record job on one thread overflowed its stack). Waves bound it, at the
+/// cost of a short tail per wave.
+fn in_waves<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+    let wave = WAVE_PER_THREAD * rayon::current_num_threads().max(1);
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(wave) {
+        let done: Vec<R> = chunk.par_iter().map(&f).collect::<Result<_>>()?;
+        out.extend(done);
+    }
+    Ok(out)
+}
+
 /// Scores every expanded record (in parallel, on the job's pool), counting each in `progress`.
 fn score_all(
     key: &ComputeKey,
@@ -207,14 +225,11 @@ fn score_all(
     expanded: &[Vec<EncryptedValue>],
     progress: &AtomicI64,
 ) -> Result<Vec<ScoredRecord>> {
-    expanded
-        .par_iter()
-        .map(|values| {
-            let s = score_record(key.server_key(), model, values);
-            progress.fetch_add(1, Ordering::Relaxed);
-            s
-        })
-        .collect()
+    in_waves(expanded, |values| {
+        let s = score_record(key.server_key(), model, values);
+        progress.fetch_add(1, Ordering::Relaxed);
+        s
+    })
 }
 
 /// Verifies and expands every record for the FHE path (in parallel, on the job's pool).
@@ -225,16 +240,13 @@ pub(super) fn expand(
     records: &[JobInput<'_>],
     progress: &AtomicI64,
 ) -> Result<Vec<Vec<EncryptedValue>>> {
-    records
-        .par_iter()
-        .map(|r| {
-            let values = verifier
-                .verify_and_expand(key, r.proven_list, schema, r.metadata)
-                .map_err(|e| stored_error(r, e))?;
-            progress.fetch_add(1, Ordering::Relaxed);
-            Ok(values)
-        })
-        .collect()
+    in_waves(records, |r| {
+        let values = verifier
+            .verify_and_expand(key, r.proven_list, schema, r.metadata)
+            .map_err(|e| stored_error(r, e))?;
+        progress.fetch_add(1, Ordering::Relaxed);
+        Ok(values)
+    })
 }
 
 fn stored_error(r: &JobInput<'_>, e: Error) -> Error {

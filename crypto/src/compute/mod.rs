@@ -53,6 +53,9 @@ use std::sync::atomic::AtomicI64;
 
 use crate::{ComputeKey, RecordSchema, Result, Verifier};
 
+/// Stack size of the FHE pool's threads (reserved, touched only as deep as it goes).
+const FHE_STACK_BYTES: usize = 64 << 20;
+
 /// A rayon pool of `threads` threads, each holding `key` as its thread-local tfhe server key
 /// from the moment it starts: run a job's work inside [`rayon::ThreadPool::install`] and every
 /// high-level tfhe call (expansion, compression) finds the tenant's key on whatever thread it
@@ -66,6 +69,9 @@ pub fn pool_with_key(key: &tfhe::ServerKey, threads: usize) -> Result<rayon::Thr
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .thread_name(|i| format!("fhe-{i}"))
+        // tfhe's nested parallelism can run queued work on a waiting thread's stack; records
+        // go in bounded waves (`job::in_waves`), and the stacks leave room for a wave.
+        .stack_size(FHE_STACK_BYTES)
         .start_handler(move |_| tfhe::set_server_key(key.clone()))
         .build()
         .map_err(|e| crate::Error::Fhe(format!("couldn't start the FHE thread pool: {e}")))

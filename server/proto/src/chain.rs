@@ -12,8 +12,12 @@ pub const GENESIS_HASH: [u8; 32] = [0; 32];
 /// Domain separation for entry hashes: no other hash in the system starts with it.
 pub const ENTRY_DOMAIN: &str = "blindsight/audit/entry/v1";
 
+/// Domain separation for signed heads of the first format (no `prev_head`); still verified,
+/// never signed any more.
+pub const HEAD_DOMAIN_V1: &str = "blindsight/audit/head/v1";
+
 /// Domain separation for signed heads: the signing key signs nothing else.
-pub const HEAD_DOMAIN: &str = "blindsight/audit/head/v1";
+pub const HEAD_DOMAIN: &str = "blindsight/audit/head/v2";
 
 /// One audit-log entry, as stored and as served by `GET /v1/audit`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,7 +42,7 @@ pub struct Entry {
 }
 
 /// A chain's head as the server signed it: the chain held `seq` entries, the last with
-/// `hash`, at time `at`.
+/// `hash`, written at time `at`, and the head before it had digest `prev_head`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedHead {
@@ -48,8 +52,13 @@ pub struct SignedHead {
     pub seq: i64,
     /// The last entry's hash (zeros for an empty chain), 64 hex digits.
     pub hash: String,
-    /// When the server signed (seconds since the epoch).
+    /// When the last entry was written (seconds since the epoch; 0 for an empty chain).
     pub at: i64,
+    /// The digest of the chain's head one entry earlier ([`head_digests`]; zeros for the
+    /// first entry), 64 hex digits: it ties every head to all heads before it, so two heads
+    /// can be checked against each other. Absent only in heads of the first format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_head: Option<String>,
     /// The signing key's id (`GET /v1/audit/key`): SHA-256 of the public key, hex.
     pub key_id: String,
     /// Ed25519 signature over the head's canonical encoding, 128 hex digits.
@@ -143,6 +152,12 @@ pub enum AuditError {
         /// The published key's id.
         key_id: String,
     },
+    /// The head's `prev_head` is not the digest of the chain's head one entry earlier.
+    #[error("head: prev_head does not match the head of entry {}", seq - 1)]
+    PrevHeadMismatch {
+        /// The head's `seq`.
+        seq: i64,
+    },
     /// A head field is malformed.
     #[error("head: {0}")]
     MalformedHead(&'static str),
@@ -204,15 +219,78 @@ pub fn entry_hash(
     sha256(&entry_preimage(prev_hash, seq, tenant_id, at, kind, body))
 }
 
-/// The bytes a head's signature covers: the domain, the chain, `seq`, `hash` and `at`.
-pub fn head_message(tenant_id: Option<&str>, seq: i64, hash: &[u8; 32], at: i64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(96);
-    put_bytes(&mut out, HEAD_DOMAIN.as_bytes());
+/// The bytes a head's signature covers (docs/FORMATS.md): the domain, the chain, `seq`,
+/// `hash`, `at` and `prev_head`.
+pub fn head_message(
+    tenant_id: Option<&str>,
+    seq: i64,
+    hash: &[u8; 32],
+    at: i64,
+    prev_head: &[u8; 32],
+) -> Vec<u8> {
+    let mut out = head_message_v1_domain(HEAD_DOMAIN, tenant_id, seq, hash, at);
+    out.extend_from_slice(prev_head);
+    out
+}
+
+/// The bytes a head of the first format covered: no `prev_head`.
+pub fn head_message_v1(tenant_id: Option<&str>, seq: i64, hash: &[u8; 32], at: i64) -> Vec<u8> {
+    head_message_v1_domain(HEAD_DOMAIN_V1, tenant_id, seq, hash, at)
+}
+
+fn head_message_v1_domain(
+    domain: &str,
+    tenant_id: Option<&str>,
+    seq: i64,
+    hash: &[u8; 32],
+    at: i64,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    put_bytes(&mut out, domain.as_bytes());
     put_chain(&mut out, tenant_id);
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(hash);
     out.extend_from_slice(&at.to_be_bytes());
     out
+}
+
+/// A head's digest: SHA-256 of its [`head_message`]. The next head names it as `prev_head`.
+pub fn head_digest(
+    tenant_id: Option<&str>,
+    seq: i64,
+    hash: &[u8; 32],
+    at: i64,
+    prev_head: &[u8; 32],
+) -> [u8; 32] {
+    sha256(&head_message(tenant_id, seq, hash, at, prev_head))
+}
+
+/// The digest of the head after each entry, in order: element `i` is the digest of the head
+/// naming entry `i + 1` (written at the entry's `at`, naming the previous digest, zeros
+/// before the first). The heads of a chain are thus fixed by its entries: a head at `seq`
+/// must carry element `seq - 2` (zeros for `seq` 1) as its `prev_head`. `entries` must be
+/// a chain from `seq` 1 in order; hashes that do not parse count as zeros ([`verify_chain`]
+/// names them).
+pub fn head_digests(chain: Option<&str>, entries: &[Entry]) -> Vec<[u8; 32]> {
+    let mut prev = GENESIS_HASH;
+    entries
+        .iter()
+        .map(|e| {
+            let hash = parse_hash(&e.hash).unwrap_or(GENESIS_HASH);
+            prev = head_digest(chain, e.seq, &hash, e.at, &prev);
+            prev
+        })
+        .collect()
+}
+
+/// The `prev_head` a head at `seq` must carry, from [`head_digests`] of its chain.
+fn expected_prev_head(digests: &[[u8; 32]], seq: i64) -> Option<[u8; 32]> {
+    match usize::try_from(seq) {
+        Ok(0) => Some(GENESIS_HASH),
+        Ok(1) => Some(GENESIS_HASH),
+        Ok(n) => digests.get(n - 2).copied(),
+        Err(_) => None,
+    }
 }
 
 /// A signing key's id: SHA-256 of its 32-byte Ed25519 public key, hex.
@@ -266,7 +344,13 @@ impl SignedHead {
         let hash = parse_hash(&self.hash).ok_or(AuditError::MalformedHead("hash"))?;
         let signature =
             hex::decode(&self.signature).map_err(|_| AuditError::MalformedHead("signature"))?;
-        let message = head_message(self.tenant_id.as_deref(), self.seq, &hash, self.at);
+        let message = match &self.prev_head {
+            None => head_message_v1(self.tenant_id.as_deref(), self.seq, &hash, self.at),
+            Some(prev) => {
+                let prev = parse_hash(prev).ok_or(AuditError::MalformedHead("prev_head"))?;
+                head_message(self.tenant_id.as_deref(), self.seq, &hash, self.at, &prev)
+            }
+        };
         UnparsedPublicKey::new(&ED25519, public_key)
             .verify(&message, &signature)
             .map_err(|_| AuditError::BadSignature { key_id: expected })
@@ -352,21 +436,38 @@ pub fn verify_chain(
     if head_hash != named {
         return Err(AuditError::HeadMismatch { seq: head.seq });
     }
-    head.verify_signature(public_key)
+    head.verify_signature(public_key)?;
+    check_prev_head(head, &head_digests(chain, entries))
+}
+
+/// Checks a head's `prev_head` (when it has one) against the chain's head digests.
+fn check_prev_head(head: &SignedHead, digests: &[[u8; 32]]) -> Result<(), AuditError> {
+    let Some(prev) = &head.prev_head else {
+        return Ok(());
+    };
+    let prev = parse_hash(prev).ok_or(AuditError::MalformedHead("prev_head"))?;
+    match expected_prev_head(digests, head.seq) {
+        Some(expected) if expected == prev => Ok(()),
+        _ => Err(AuditError::PrevHeadMismatch { seq: head.seq }),
+    }
 }
 
 /// Whether a verified chain still holds an earlier head an auditor kept: the entry at the
-/// old head's `seq` must have the old head's hash. `entries` must have passed
-/// [`verify_chain`].
+/// old head's `seq` must have the old head's hash, and the heads before it the old head's
+/// `prev_head`. `entries` must have passed [`verify_chain`].
 pub fn contains_head(entries: &[Entry], earlier: &SignedHead) -> Result<(), AuditError> {
     let hash = parse_hash(&earlier.hash).ok_or(AuditError::MalformedHead("hash"))?;
-    let found = match usize::try_from(earlier.seq) {
-        Ok(0) => Some(GENESIS_HASH),
-        Ok(n) => entries.get(n - 1).and_then(|e| parse_hash(&e.hash)),
-        Err(_) => return Err(AuditError::MalformedHead("seq is negative")),
+    let n =
+        usize::try_from(earlier.seq).map_err(|_| AuditError::MalformedHead("seq is negative"))?;
+    let found = match n {
+        0 => Some(GENESIS_HASH),
+        n => entries.get(n - 1).and_then(|e| parse_hash(&e.hash)),
     };
     match found {
-        Some(h) if h == hash => Ok(()),
+        Some(h) if h == hash => check_prev_head(
+            earlier,
+            &head_digests(earlier.tenant_id.as_deref(), &entries[..n]),
+        ),
         Some(_) => Err(AuditError::HeadMismatch { seq: earlier.seq }),
         None => Err(AuditError::HeadBeyondLog {
             head: earlier.seq,
@@ -399,17 +500,29 @@ mod tests {
             });
             prev = hash;
         }
-        let at = 1_800_000_100;
-        let signature = pair.sign(&head_message(tenant, n, &prev, at));
-        let head = SignedHead {
+        let head = sign(tenant, &entries, n, pair);
+        (entries, head)
+    }
+
+    /// The head naming entry `n` of `entries`, signed as the server signs it.
+    fn sign(tenant: Option<&str>, entries: &[Entry], n: i64, pair: &Ed25519KeyPair) -> SignedHead {
+        let digests = head_digests(tenant, entries);
+        let i = n as usize;
+        let (hash, at) = match i {
+            0 => (GENESIS_HASH, 0),
+            _ => (parse_hash(&entries[i - 1].hash).unwrap(), entries[i - 1].at),
+        };
+        let prev = if i < 2 { GENESIS_HASH } else { digests[i - 2] };
+        let signature = pair.sign(&head_message(tenant, n, &hash, at, &prev));
+        SignedHead {
             tenant_id: tenant.map(str::to_owned),
             seq: n,
-            hash: hex::encode(prev),
+            hash: hex::encode(hash),
             at,
+            prev_head: Some(hex::encode(prev)),
             key_id: key_id(pair.public_key().as_ref()),
             signature: hex::encode(signature.as_ref()),
-        };
-        (entries, head)
+        }
     }
 
     fn pair() -> Ed25519KeyPair {
@@ -531,7 +644,7 @@ mod tests {
         let pair = pair();
         let pk = pair.public_key().as_ref().to_vec();
         let (entries, head) = chain(None, 5, &pair);
-        let (_, early) = chain(None, 3, &pair);
+        let early = sign(None, &entries, 3, &pair);
         verify_chain(None, &entries, &early, &pk).unwrap();
         contains_head(&entries, &early).unwrap();
         contains_head(&entries, &head).unwrap();
@@ -544,6 +657,77 @@ mod tests {
         assert_eq!(
             contains_head(&rewritten, &early).unwrap_err().to_string(),
             "head: hash does not match entry 3"
+        );
+    }
+
+    #[test]
+    fn heads_name_the_head_before_them() {
+        let pair = pair();
+        let pk = pair.public_key().as_ref().to_vec();
+        let t = Some("tenant-a");
+        let (entries, head) = chain(t, 6, &pair);
+        // Every head of the chain verifies, and each names the digest of the one before.
+        let digests = head_digests(t, &entries);
+        for n in 1..=6 {
+            let h = sign(t, &entries, n, &pair);
+            verify_chain(t, &entries, &h, &pk).unwrap();
+            contains_head(&entries, &h).unwrap();
+            let hash = parse_hash(&h.hash).unwrap();
+            let prev = parse_hash(h.prev_head.as_ref().unwrap()).unwrap();
+            assert_eq!(
+                head_digest(t, n, &hash, h.at, &prev),
+                digests[n as usize - 1]
+            );
+        }
+        // A head that names another predecessor, signed with the right key, is caught.
+        let mut forked = head.clone();
+        forked.prev_head = Some(hex::encode([9u8; 32]));
+        let message = head_message(
+            t,
+            6,
+            &parse_hash(&forked.hash).unwrap(),
+            forked.at,
+            &[9u8; 32],
+        );
+        forked.signature = hex::encode(pair.sign(&message).as_ref());
+        assert_eq!(
+            verify_chain(t, &entries, &forked, &pk)
+                .unwrap_err()
+                .to_string(),
+            "head: prev_head does not match the head of entry 5"
+        );
+        // An entry re-dated (and everything after re-hashed): a kept head no longer matches.
+        let early = sign(t, &entries, 4, &pair);
+        let mut redated = entries.clone();
+        redated[1].at += 1;
+        rehash(&mut redated, 1);
+        assert_eq!(
+            contains_head(&redated, &early).unwrap_err().to_string(),
+            "head: hash does not match entry 4"
+        );
+        // Truncated below a kept head.
+        assert_eq!(
+            contains_head(&entries[..2], &early)
+                .unwrap_err()
+                .to_string(),
+            "head: names entry 4 but the log ends at entry 2"
+        );
+        // Heads of the first format (no prev_head) still verify.
+        let hash = parse_hash(&head.hash).unwrap();
+        let v1 = SignedHead {
+            prev_head: None,
+            signature: hex::encode(pair.sign(&head_message_v1(t, 6, &hash, head.at)).as_ref()),
+            ..head.clone()
+        };
+        verify_chain(t, &entries, &v1, &pk).unwrap();
+        // A v1 signature does not pass as a v2 head, nor the other way round.
+        let mut mixed = v1.clone();
+        mixed.prev_head = head.prev_head.clone();
+        assert!(
+            verify_chain(t, &entries, &mixed, &pk)
+                .unwrap_err()
+                .to_string()
+                .starts_with("head: signature does not verify")
         );
     }
 }

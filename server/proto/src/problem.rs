@@ -149,6 +149,9 @@ problems! {
     NotReady = (503, "not-ready"),
     /// The route needs the admin token and none is configured.
     AdminDisabled = (503, "admin-disabled"),
+    /// An audit chain no longer extends the head the server signed last (entries removed, an
+    /// older backup restored): nothing is written to it until an operator resolves it.
+    AuditHalted = (503, "audit-halted"),
 }
 
 impl Problem {

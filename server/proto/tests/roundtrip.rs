@@ -215,6 +215,7 @@ fn every_body_round_trips() {
         seq: 0,
         hash: "00".repeat(32),
         at: 1,
+        prev_head: Some("00".repeat(32)),
         key_id: "k".into(),
         signature: "s".into(),
     });

@@ -73,9 +73,11 @@ pub async fn key(State(state): State<AppState>) -> Json<AuditKey> {
     })
 }
 
-/// The signed head of the caller's chain: how many entries it holds and the last one's hash,
-/// as signed when the chain last moved (docs/FORMATS.md gives the signed bytes). A head stored
-/// unsigned, or signed by a key this server no longer uses, is signed now.
+/// The signed head of the caller's chain: how many entries it holds, the last one's hash and
+/// the digest of the head before it, as signed when the chain last moved (docs/FORMATS.md
+/// gives the signed bytes). A head stored unsigned, or signed by a key this server no longer
+/// uses, is signed now over the same fields, unless the chain no longer extends the last head
+/// this server signed (503 `audit-halted`).
 #[utoipa::path(
     get,
     path = "/v1/audit/head",
@@ -85,23 +87,17 @@ pub async fn key(State(state): State<AppState>) -> Json<AuditKey> {
         (status = 200, description = "The signed head", body = SignedHead),
         (status = 401, description = "Missing or invalid token", body = blindsight_proto::ProblemDocument),
         (status = 403, description = "An ingest token", body = blindsight_proto::ProblemDocument),
+        (status = 503, description = "The chain no longer extends the last head this server signed (`audit-halted`)", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn head(
     State(state): State<AppState>,
     reader: AuditReader,
 ) -> Result<Json<SignedHead>, ApiError> {
-    let chain = reader.chain();
-    let key = state.audit_key();
-    // The stored head: whoever can write the database but lacks the key cannot make a
-    // rewritten chain's head verify, here or offline.
-    if let Some(stored) = store::audit::signed_head(state.db(), chain).await?
-        && stored.key_id == key.key_id()
-    {
-        return Ok(Json(stored));
-    }
-    let (seq, hash) = store::audit::head(state.db(), chain).await?;
-    Ok(Json(key.sign_head(chain, seq, &hash, crate::db::now())))
+    // Whoever can write the database but lacks the key cannot make a rewritten chain's head
+    // verify, here or offline, nor get a shortened chain's head signed.
+    let head = store::audit::current_head(state.db(), state.audit_key(), reader.chain()).await?;
+    Ok(Json(head))
 }
 
 /// Pages through the caller's chain, in order from the first entry. With the signed head and

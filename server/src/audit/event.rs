@@ -164,6 +164,22 @@ pub enum Event<'a> {
         /// The Ed25519 public key, hex.
         public_key: &'a str,
     },
+    /// An operator resolved a chain that no longer extended the head the server had kept for
+    /// it (`blindsight-server audit resolve`): written in that chain, as its next entry.
+    HeadRewound {
+        /// The kept head's entry count.
+        kept_seq: i64,
+        /// The kept head's hash.
+        kept_hash: &'a str,
+        /// The chain's entry count when resolved.
+        found_seq: i64,
+        /// Its last entry's hash then.
+        found_hash: &'a str,
+        /// `shortened` or `rewritten`.
+        cause: &'a str,
+        /// What the operator gave as the reason.
+        reason: &'a str,
+    },
 }
 
 impl Event<'_> {
@@ -185,6 +201,7 @@ impl Event<'_> {
             Event::LockedOut { .. } => "auth.locked_out",
             Event::ServerConfig { .. } => "server.config",
             Event::SigningKey { .. } => "audit.signing_key",
+            Event::HeadRewound { .. } => "audit.head_rewound",
         }
     }
 
@@ -351,6 +368,21 @@ impl Event<'_> {
             Event::SigningKey { key_id, public_key } => {
                 put("key_id", key_id.into());
                 put("public_key", public_key.into());
+            }
+            Event::HeadRewound {
+                kept_seq,
+                kept_hash,
+                found_seq,
+                found_hash,
+                cause,
+                reason,
+            } => {
+                put("kept_seq", kept_seq.into());
+                put("kept_hash", kept_hash.into());
+                put("found_seq", found_seq.into());
+                put("found_hash", found_hash.into());
+                put("cause", cause.into());
+                put("reason", reason.into());
             }
         }
         // Serialising a map of strings to JSON scalars cannot fail.

@@ -2,7 +2,8 @@
 //! under its own domain-separation prefix, and nothing else. It
 //! lives in a PKCS#8 (DER) file, owner-only (mode 0600): created atomically on first start
 //! under the data directory, or supplied by the operator (`--audit-key-file`). Its bytes are
-//! never logged, and `Debug` shows only the public key id.
+//! never logged, and `Debug` shows only the public key id. Beside its file it keeps the heads
+//! it signed (`witness`).
 
 use std::fmt;
 use std::io::Write;
@@ -15,6 +16,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use zeroize::Zeroizing;
 
 use super::chain::{SignedHead, head_message, key_id};
+use super::witness::{Witness, WitnessError};
 
 /// The key file's name under the data directory.
 pub const AUDIT_KEY_FILE: &str = "audit-signing-key.p8";
@@ -54,13 +56,17 @@ pub enum KeyError {
     /// The system random number generator failed.
     #[error("couldn't generate an audit signing key: the system RNG failed")]
     Rng,
+    /// The heads kept beside the key could not be read.
+    #[error(transparent)]
+    Witness(#[from] WitnessError),
 }
 
-/// The audit signing key. Cloning shares it.
+/// The audit signing key, with the heads it signed ([`Witness`]). Cloning shares both.
 #[derive(Clone)]
 pub struct SigningKey {
     pair: Arc<Ed25519KeyPair>,
     key_id: String,
+    witness: Arc<Witness>,
 }
 
 impl fmt::Debug for SigningKey {
@@ -79,11 +85,12 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
 }
 
 impl SigningKey {
-    fn from_pair(pair: Ed25519KeyPair) -> Self {
+    fn from_pair(pair: Ed25519KeyPair, witness: Witness) -> Self {
         let key_id = key_id(pair.public_key().as_ref());
         Self {
             pair: Arc::new(pair),
             key_id,
+            witness: Arc::new(witness),
         }
     }
 
@@ -94,29 +101,30 @@ impl SigningKey {
     }
 
     /// A key that lives only in memory: for a process that was given no key (tests, a
-    /// worker-only process). Heads it signs cannot be checked after the process ends.
+    /// worker-only process). Heads it signs cannot be checked after the process ends, and
+    /// the heads it keeps are forgotten with it.
     pub fn ephemeral() -> Result<Self, KeyError> {
         let der = Self::generate_pkcs8()?;
-        Self::from_pkcs8(&der, Path::new("(in memory)"))
+        Self::from_pkcs8(&der, Path::new("(in memory)"), Witness::in_memory())
     }
 
     /// Decodes a PKCS#8 document: v2 (what ring and this server write, public key checked) or
     /// v1 (what `openssl genpkey` writes).
-    fn from_pkcs8(der: &[u8], path: &Path) -> Result<Self, KeyError> {
+    fn from_pkcs8(der: &[u8], path: &Path, witness: Witness) -> Result<Self, KeyError> {
         let pair = Ed25519KeyPair::from_pkcs8(der)
             .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(der))
             .map_err(|e| KeyError::Invalid {
                 path: path.to_owned(),
                 reason: e.to_string(),
             })?;
-        Ok(Self::from_pair(pair))
+        Ok(Self::from_pair(pair, witness))
     }
 
     /// Loads the key the operator supplied. The file must exist and be owner-only.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         check_private(path)?;
         let der = Zeroizing::new(std::fs::read(path).map_err(io(path))?);
-        Self::from_pkcs8(&der, path)
+        Self::from_pkcs8(&der, path, Witness::beside(path)?)
     }
 
     /// Loads the key at `path`, creating it (and its directory, owner-only) first when there
@@ -150,13 +158,18 @@ impl SigningKey {
         match written {
             Ok(()) => {
                 sync_dir(dir);
-                Ok((Self::from_pkcs8(&der, path)?, true))
+                Ok((Self::from_pkcs8(&der, path, Witness::beside(path)?)?, true))
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Ok((Self::load(path)?, false))
             }
             Err(e) => Err(io(path)(e)),
         }
+    }
+
+    /// The heads this key signed, kept beside its file.
+    pub fn witness(&self) -> &Arc<Witness> {
+        &self.witness
     }
 
     /// The key id: SHA-256 of the public key, hex.
@@ -170,20 +183,24 @@ impl SigningKey {
     }
 
     /// Signs a chain's head (docs/FORMATS.md): the chain held `seq` entries, the last with
-    /// `hash`, at time `at`.
+    /// `hash` written at time `at`, and the head before it had digest `prev_head`.
     pub fn sign_head(
         &self,
         tenant_id: Option<&str>,
         seq: i64,
         hash: &[u8; 32],
         at: i64,
+        prev_head: &[u8; 32],
     ) -> SignedHead {
-        let signature = self.pair.sign(&head_message(tenant_id, seq, hash, at));
+        let signature = self
+            .pair
+            .sign(&head_message(tenant_id, seq, hash, at, prev_head));
         SignedHead {
             tenant_id: tenant_id.map(str::to_owned),
             seq,
             hash: hex::encode(hash),
             at,
+            prev_head: Some(hex::encode(prev_head)),
             key_id: self.key_id.clone(),
             signature: hex::encode(signature.as_ref()),
         }

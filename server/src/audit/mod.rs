@@ -11,11 +11,14 @@
 //! - [`Event`]: what is recorded, ids, digests and outcomes only.
 //! - [`SigningKey`]: the signing key and its file (owner-only, created atomically); it signs
 //!   heads and job receipts.
+//! - [`witness`]: the heads the key signed, kept beside it outside the database; a chain that
+//!   no longer extends them is halted (entries removed, an older backup restored).
 //! - The checks of `blindsight audit verify` live in `blindsight-audit`; the server's store
 //!   gathers their evidence from its database (`store::evidence`).
 
 mod event;
 mod key;
+pub mod witness;
 
 pub use blindsight_proto::chain::{
     self, AuditError, Entry, SignedHead, contains_head, verify_chain,

@@ -7,10 +7,16 @@
 //! extend the same head; the unique indexes on `(chain, seq)` and `(chain, prev_hash)` are the
 //! backstop if anything ever tried. An append is the last write of its transaction, so a
 //! transaction holding the head lock waits for nothing else before it commits.
+//!
+//! Freshness: under the head lock, an append first checks that the chain still extends the
+//! head the signing key last kept for it (`audit::witness`), and refuses
+//! ([`StoreError::Halted`]) when it does not; [`commit`] keeps the new heads once the
+//! transaction is durable. Every signed head names the digest of the head before it.
 
 use sqlx::{Any, Row, Transaction};
 
-use crate::audit::chain::{GENESIS_HASH, entry_hash, parse_hash};
+use crate::audit::chain::{GENESIS_HASH, entry_hash, head_digest, head_digests, parse_hash};
+use crate::audit::witness::{Divergence, judge};
 use crate::audit::{Entry, Event, SignedHead, SigningKey};
 use crate::db::{Backend, Db, now};
 use crate::store::StoreError;
@@ -66,13 +72,36 @@ fn decode_hash(text: &str, column: &str) -> Result<[u8; 32], StoreError> {
         .map_err(StoreError::from)
 }
 
+/// A chain's head as stored: `seq` entries, the last with `hash` written at `at`, and the
+/// `prev_head` it was signed with (`None` for a head signed before heads named their
+/// predecessor).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StoredHead {
+    seq: i64,
+    hash: [u8; 32],
+    at: i64,
+    prev_head: Option<[u8; 32]>,
+}
+
+fn stored_head(row: &sqlx::any::AnyRow) -> Result<StoredHead, StoreError> {
+    let prev: Option<String> = row.try_get("prev_head")?;
+    Ok(StoredHead {
+        seq: row.try_get("seq")?,
+        hash: decode_hash(&row.try_get::<String, _>("hash")?, "hash")?,
+        at: row.try_get("at")?,
+        prev_head: prev.map(|p| decode_hash(&p, "prev_head")).transpose()?,
+    })
+}
+
+const HEAD_COLUMNS: &str = "seq, hash, at, prev_head";
+
 /// Locks a chain's head for this transaction (creating it at genesis if the chain is new)
-/// and returns its `seq` and hash.
+/// and returns it.
 async fn lock_head(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     tenant: Option<&str>,
-) -> Result<(i64, [u8; 32]), StoreError> {
+) -> Result<StoredHead, StoreError> {
     let chain = chain_key(tenant);
     // A new chain's head row; under concurrency the second inserter waits for the first
     // and then does nothing.
@@ -84,14 +113,89 @@ async fn lock_head(
     .execute(&mut **tx)
     .await?;
     let sql = match backend {
-        Backend::Postgres => "SELECT seq, hash FROM audit_heads WHERE chain = $1 FOR UPDATE",
+        Backend::Postgres => {
+            format!("SELECT {HEAD_COLUMNS} FROM audit_heads WHERE chain = $1 FOR UPDATE")
+        }
         // The transaction already holds SQLite's single write lock.
-        Backend::Sqlite => "SELECT seq, hash FROM audit_heads WHERE chain = $1",
+        Backend::Sqlite => format!("SELECT {HEAD_COLUMNS} FROM audit_heads WHERE chain = $1"),
     };
-    let row = sqlx::query(sql).bind(chain).fetch_one(&mut **tx).await?;
-    let seq: i64 = row.try_get("seq")?;
-    let hash: String = row.try_get("hash")?;
-    Ok((seq, decode_hash(&hash, "hash")?))
+    let row = sqlx::query(&sql).bind(chain).fetch_one(&mut **tx).await?;
+    stored_head(&row)
+}
+
+/// The hash of entry `seq` of a chain (zeros for 0), if the chain holds it.
+async fn hash_at(
+    conn: &mut sqlx::AnyConnection,
+    tenant: Option<&str>,
+    seq: i64,
+) -> Result<Option<String>, StoreError> {
+    if seq == 0 {
+        return Ok(Some(hex::encode(GENESIS_HASH)));
+    }
+    Ok(
+        sqlx::query_scalar("SELECT hash FROM audit_log WHERE chain = $1 AND seq = $2")
+            .bind(chain_key(tenant))
+            .bind(seq)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// Checks that a chain's head in the database still extends the head the signing key kept
+/// for it; halts the chain when it does not. The kept head is re-read from its file once
+/// before refusing (an operator may have resolved the chain, or another process moved it).
+async fn check_extends_kept(
+    conn: &mut sqlx::AnyConnection,
+    key: &SigningKey,
+    tenant: Option<&str>,
+    head: (i64, &[u8; 32]),
+) -> Result<(), StoreError> {
+    let chain = chain_key(tenant);
+    let witness = key.witness();
+    let mut reloaded = false;
+    loop {
+        let Some(kept) = witness.kept(chain) else {
+            witness.clear(chain);
+            return Ok(());
+        };
+        let found = match kept.seq.cmp(&head.0) {
+            std::cmp::Ordering::Greater => None,
+            std::cmp::Ordering::Equal => Some(hex::encode(head.1)),
+            std::cmp::Ordering::Less => hash_at(&mut *conn, tenant, kept.seq).await?,
+        };
+        match judge(chain, &kept, head.0, found.as_deref()) {
+            Ok(()) => {
+                witness.clear(chain);
+                return Ok(());
+            }
+            Err(_) if !reloaded && witness.reload(chain) => reloaded = true,
+            Err(d) => {
+                witness.halt(&d);
+                return Err(StoreError::Halted(d));
+            }
+        }
+    }
+}
+
+/// The digest of a stored head ([`head_digest`]): from its stored `prev_head`, or, for a head
+/// signed before heads named their predecessor, from the chain's entries (once per chain:
+/// the next head stores it).
+async fn digest_of(
+    conn: &mut sqlx::AnyConnection,
+    tenant: Option<&str>,
+    head: &StoredHead,
+) -> Result<[u8; 32], StoreError> {
+    if head.seq == 0 {
+        return Ok(GENESIS_HASH);
+    }
+    if let Some(prev) = head.prev_head {
+        return Ok(head_digest(tenant, head.seq, &head.hash, head.at, &prev));
+    }
+    let entries = read_entries(conn, tenant, 0, head.seq).await?;
+    Ok(head_digests(tenant, &entries)
+        .last()
+        .copied()
+        .unwrap_or(GENESIS_HASH))
 }
 
 /// Writes the entry after a locked head and moves the head to it, signed with the log's key.
@@ -99,11 +203,13 @@ async fn append_locked(
     tx: &mut Transaction<'static, Any>,
     db: &AuditLog,
     tenant: Option<&str>,
-    (seq, prev): (i64, [u8; 32]),
+    head: &StoredHead,
     event: &Event<'_>,
 ) -> Result<Entry, StoreError> {
     let chain = chain_key(tenant);
-    let seq = seq + 1;
+    let prev_head = digest_of(tx, tenant, head).await?;
+    let prev = head.hash;
+    let seq = head.seq + 1;
     let at = now();
     let kind = event.kind();
     let body = event.body();
@@ -122,9 +228,9 @@ async fn append_locked(
     .bind(&hash)
     .execute(&mut **tx)
     .await?;
-    let signed = db.key().sign_head(tenant, seq, &raw, at);
+    let signed = db.key().sign_head(tenant, seq, &raw, at, &prev_head);
     sqlx::query(
-        "UPDATE audit_heads SET seq = $2, hash = $3, at = $4, key_id = $5, signature = $6 WHERE chain = $1",
+        "UPDATE audit_heads SET seq = $2, hash = $3, at = $4, key_id = $5, signature = $6, prev_head = $7 WHERE chain = $1",
     )
     .bind(chain)
     .bind(seq)
@@ -132,6 +238,7 @@ async fn append_locked(
     .bind(at)
     .bind(&signed.key_id)
     .bind(&signed.signature)
+    .bind(hex::encode(prev_head))
     .execute(&mut **tx)
     .await?;
     Ok(Entry {
@@ -146,7 +253,9 @@ async fn append_locked(
 }
 
 /// Appends `event` to a tenant's chain (`None`: the server-wide chain) inside `tx`, the
-/// transaction of the event it records. Call it as the transaction's last write.
+/// transaction of the event it records. Call it as the transaction's last write, and
+/// [`commit`] the transaction with the entry. Refused ([`StoreError::Halted`]) when the chain
+/// no longer extends the head the signing key kept.
 pub async fn append(
     tx: &mut Transaction<'static, Any>,
     db: &AuditLog,
@@ -154,7 +263,39 @@ pub async fn append(
     event: &Event<'_>,
 ) -> Result<Entry, StoreError> {
     let head = lock_head(tx, db.backend(), tenant).await?;
-    append_locked(tx, db, tenant, head, event).await
+    check_extends_kept(tx, db.key(), tenant, (head.seq, &head.hash)).await?;
+    append_locked(tx, db, tenant, &head, event).await
+}
+
+/// Commits a transaction that appended `appended`, then keeps their heads beside the signing
+/// key (durably, before returning). A head that cannot be kept is logged and reported by
+/// `/readyz`; the committed event stands.
+pub async fn commit<'a>(
+    tx: Transaction<'static, Any>,
+    db: &AuditLog,
+    appended: impl IntoIterator<Item = &'a Entry>,
+) -> Result<(), StoreError> {
+    tx.commit().await?;
+    let heads: Vec<(String, i64, String)> = appended
+        .into_iter()
+        .map(|e| {
+            (
+                chain_key(e.tenant_id.as_deref()).to_owned(),
+                e.seq,
+                e.hash.clone(),
+            )
+        })
+        .collect();
+    let witness = db.key().witness().clone();
+    // A file written and synced: off the async threads.
+    let _ = tokio::task::spawn_blocking(move || {
+        for (chain, seq, hash) in heads {
+            // Failures are logged and reported by the witness itself.
+            let _ = witness.keep(&chain, seq, &hash);
+        }
+    })
+    .await;
+    Ok(())
 }
 
 /// Appends events that have no other transaction (a download, a failed authentication) in
@@ -169,7 +310,7 @@ pub async fn append_alone(
     for event in events {
         out.push(append(&mut tx, db, tenant, event).await?);
     }
-    tx.commit().await?;
+    commit(tx, db, &out).await?;
     Ok(out)
 }
 
@@ -202,7 +343,7 @@ pub async fn result_downloaded(
         },
     )
     .await?;
-    tx.commit().await?;
+    commit(tx, db, [&entry]).await?;
     Ok(Some(entry))
 }
 
@@ -237,6 +378,7 @@ async fn append_server_event_once(
 ) -> Result<bool, StoreError> {
     let mut tx = db.begin_write().await?;
     let head = lock_head(&mut tx, db.backend(), None).await?;
+    check_extends_kept(&mut tx, db.key(), None, (head.seq, &head.hash)).await?;
     let body = event.body();
     let known = if latest_only {
         let latest: Option<String> = sqlx::query_scalar(
@@ -261,9 +403,76 @@ async fn append_server_event_once(
     if known {
         return Ok(false);
     }
-    append_locked(&mut tx, db, None, head, event).await?;
-    tx.commit().await?;
+    let entry = append_locked(&mut tx, db, None, &head, event).await?;
+    commit(tx, db, [&entry]).await?;
     Ok(true)
+}
+
+/// Checks every chain the signing key kept a head for against the database (on start, and
+/// from `/readyz` while a chain is halted): the chains that no longer extend their kept
+/// heads, each halted.
+pub async fn check_kept_heads(log: &AuditLog) -> Result<Vec<Divergence>, StoreError> {
+    let witness = log.key().witness();
+    let mut out = Vec::new();
+    let mut conn = log.pool().acquire().await?;
+    for chain in witness.all().into_keys() {
+        let tenant = (chain != SERVER_CHAIN).then_some(chain.as_str());
+        let (seq, hash) = head(log, tenant).await?;
+        match check_extends_kept(&mut conn, log.key(), tenant, (seq, &hash)).await {
+            Ok(()) => {}
+            Err(StoreError::Halted(d)) => out.push(d),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Resolves every halted chain (`blindsight-server audit resolve`): appends an
+/// `audit.head_rewound` entry naming the kept head, what the database held instead and the
+/// operator's `reason` to the chain as it now stands, signs it, and keeps the new head. The
+/// chain then extends its kept head again. Returns each divergence with its entry.
+pub async fn resolve(log: &AuditLog, reason: &str) -> Result<Vec<(Divergence, Entry)>, StoreError> {
+    let witness = log.key().witness();
+    let mut out = Vec::new();
+    for (chain, kept) in witness.all() {
+        let tenant = (chain != SERVER_CHAIN).then_some(chain.as_str());
+        let mut tx = log.begin_write().await?;
+        let head = lock_head(&mut tx, log.backend(), tenant).await?;
+        let found = if kept.seq > head.seq {
+            None
+        } else {
+            hash_at(&mut tx, tenant, kept.seq).await?
+        };
+        let Err(divergence) = judge(&chain, &kept, head.seq, found.as_deref()) else {
+            continue;
+        };
+        // Whoever moved the head may have left its stored `prev_head` behind: the digest
+        // the next head names is computed from the entries instead.
+        let head = StoredHead {
+            prev_head: None,
+            ..head
+        };
+        let found_hash = hex::encode(head.hash);
+        let entry = append_locked(
+            &mut tx,
+            log,
+            tenant,
+            &head,
+            &Event::HeadRewound {
+                kept_seq: kept.seq,
+                kept_hash: &kept.hash,
+                found_seq: head.seq,
+                found_hash: &found_hash,
+                cause: divergence.cause(),
+                reason,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        witness.reset(&chain, entry.seq, &entry.hash)?;
+        out.push((divergence, entry));
+    }
+    Ok(out)
 }
 
 /// A chain's head: its last entry's `seq` and hash (0 and zeros for an empty chain).
@@ -288,6 +497,16 @@ pub async fn entries(
     after: i64,
     limit: i64,
 ) -> Result<Vec<Entry>, StoreError> {
+    let mut conn = db.pool().acquire().await?;
+    read_entries(&mut conn, tenant, after, limit).await
+}
+
+async fn read_entries(
+    conn: &mut sqlx::AnyConnection,
+    tenant: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Entry>, StoreError> {
     let rows = sqlx::query(
         "SELECT seq, at, kind, body, prev_hash, hash FROM audit_log \
          WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3",
@@ -295,7 +514,7 @@ pub async fn entries(
     .bind(chain_key(tenant))
     .bind(after)
     .bind(limit)
-    .fetch_all(db.pool())
+    .fetch_all(conn)
     .await?;
     rows.iter()
         .map(|r| {
@@ -312,15 +531,59 @@ pub async fn entries(
         .collect()
 }
 
-/// A chain's head as stored with its signature when it last moved (`None` when the chain has
-/// no head row, or its head was stored unsigned).
-pub async fn signed_head(db: &Db, tenant: Option<&str>) -> Result<Option<SignedHead>, StoreError> {
-    let row =
-        sqlx::query("SELECT seq, hash, at, key_id, signature FROM audit_heads WHERE chain = $1")
-            .bind(chain_key(tenant))
-            .fetch_optional(db.pool())
-            .await?;
-    let Some(r) = row else { return Ok(None) };
+/// A chain's head signed by `key`, for `GET /v1/audit/head`: the head as stored when it last
+/// moved, or (stored unsigned, by another key, or before heads named their predecessor)
+/// signed now, over the same fields. Refused ([`StoreError::Halted`]) when the chain no
+/// longer extends the head `key` kept: a shortened chain is never signed.
+pub async fn current_head(
+    db: &Db,
+    key: &SigningKey,
+    tenant: Option<&str>,
+) -> Result<SignedHead, StoreError> {
+    let mut conn = db.pool().acquire().await?;
+    let row = sqlx::query(&format!(
+        "SELECT {HEAD_COLUMNS}, key_id, signature FROM audit_heads WHERE chain = $1"
+    ))
+    .bind(chain_key(tenant))
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (head, signed) = match &row {
+        None => (
+            StoredHead {
+                seq: 0,
+                hash: GENESIS_HASH,
+                at: 0,
+                prev_head: None,
+            },
+            None,
+        ),
+        Some(r) => (stored_head(r)?, stored_signature(r, tenant)?),
+    };
+    check_extends_kept(&mut conn, key, tenant, (head.seq, &head.hash)).await?;
+    if let Some(signed) = signed
+        && signed.key_id == key.key_id()
+        && signed.prev_head.is_some()
+    {
+        return Ok(signed);
+    }
+    let prev = match head.prev_head {
+        Some(p) => p,
+        None if head.seq <= 1 => GENESIS_HASH,
+        None => {
+            let entries = read_entries(&mut conn, tenant, 0, head.seq - 1).await?;
+            head_digests(tenant, &entries)
+                .last()
+                .copied()
+                .unwrap_or(GENESIS_HASH)
+        }
+    };
+    Ok(key.sign_head(tenant, head.seq, &head.hash, head.at, &prev))
+}
+
+fn stored_signature(
+    r: &sqlx::any::AnyRow,
+    tenant: Option<&str>,
+) -> Result<Option<SignedHead>, StoreError> {
     let key_id: Option<String> = r.try_get("key_id")?;
     let signature: Option<String> = r.try_get("signature")?;
     Ok(match (key_id, signature) {
@@ -329,9 +592,25 @@ pub async fn signed_head(db: &Db, tenant: Option<&str>) -> Result<Option<SignedH
             seq: r.try_get("seq")?,
             hash: r.try_get("hash")?,
             at: r.try_get("at")?,
+            prev_head: r.try_get("prev_head")?,
             key_id,
             signature,
         }),
         _ => None,
     })
+}
+
+/// A chain's head as stored with its signature when it last moved (`None` when the chain has
+/// no head row, or its head was stored unsigned).
+pub async fn signed_head(db: &Db, tenant: Option<&str>) -> Result<Option<SignedHead>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {HEAD_COLUMNS}, key_id, signature FROM audit_heads WHERE chain = $1"
+    ))
+    .bind(chain_key(tenant))
+    .fetch_optional(db.pool())
+    .await?;
+    match row {
+        None => Ok(None),
+        Some(r) => stored_signature(&r, tenant),
+    }
 }

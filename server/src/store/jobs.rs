@@ -284,7 +284,7 @@ pub async fn create(db: &AuditLog, job: &NewJob<'_>) -> Result<bool, StoreError>
         }
         q.execute(&mut *tx).await?;
     }
-    audit::append(
+    let entry = audit::append(
         &mut tx,
         db,
         Some(job.tenant_id),
@@ -300,20 +300,20 @@ pub async fn create(db: &AuditLog, job: &NewJob<'_>) -> Result<bool, StoreError>
         },
     )
     .await?;
-    tx.commit().await?;
+    audit::commit(tx, db, [&entry]).await?;
     Ok(true)
 }
 
 /// Fails a job for good with `cause` (a task failed, or ran out of attempts): cancels its
-/// other tasks, drops their partial results, and audits the failure, once: `false` when the
-/// job had finished already.
+/// other tasks, drops their partial results, and audits the failure, once: `None` when the
+/// job had finished already, else the audit entry to [`audit::commit`] with.
 async fn fail_job(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     db: &AuditLog,
     (tenant_id, job_id): (&str, &str),
     cause: &str,
     attempt: i64,
-) -> Result<bool, StoreError> {
+) -> Result<Option<crate::audit::Entry>, StoreError> {
     let n = sqlx::query(
         "UPDATE jobs SET status = 'failed', error = $2, finished_at = $3, lease_token = NULL, lease_expires = NULL \
          WHERE job_id = $1 AND status IN ('queued', 'running')",
@@ -325,7 +325,7 @@ async fn fail_job(
     .await?
     .rows_affected();
     if n != 1 {
-        return Ok(false);
+        return Ok(None);
     }
     sqlx::query(
         "UPDATE job_tasks SET status = CASE WHEN status IN ('waiting', 'queued', 'running') THEN 'cancelled' ELSE status END, \
@@ -335,7 +335,7 @@ async fn fail_job(
     .bind(job_id)
     .execute(&mut **tx)
     .await?;
-    audit::append(
+    let entry = audit::append(
         tx,
         db,
         Some(tenant_id),
@@ -347,7 +347,7 @@ async fn fail_job(
         },
     )
     .await?;
-    Ok(true)
+    Ok(Some(entry))
 }
 
 /// A job's status and attempts after one of its tasks went back to the queue: running while
@@ -404,8 +404,8 @@ async fn fail_exhausted(db: &AuditLog, at_ms: i64) -> Result<(), StoreError> {
         let task = task_from_row(&row, index, parts(&mut tx, &job_id).await?)?;
         let error: Option<String> = row.try_get("error")?;
         let cause = task.cause(&error.unwrap_or_default());
-        fail_job(&mut tx, db, (&tenant, &job_id), &cause, task.attempts).await?;
-        tx.commit().await?;
+        let entry = fail_job(&mut tx, db, (&tenant, &job_id), &cause, task.attempts).await?;
+        audit::commit(tx, db, entry.as_ref()).await?;
     }
     Ok(())
 }
@@ -545,22 +545,25 @@ pub async fn claim(db: &AuditLog, lease_for: Duration) -> Result<Option<Lease>, 
             .fetch_one(&mut *tx)
             .await?;
         let job = job_from_row(&job)?;
+        let mut entry = None;
         if took_over {
             let cause = task.cause(LEASE_EXPIRED);
-            audit::append(
-                &mut tx,
-                db,
-                Some(&job.tenant_id),
-                &Event::JobFailed {
-                    job_id: &job_id,
-                    error: &cause,
-                    attempt: task.attempts - 1,
-                    retry: true,
-                },
-            )
-            .await?;
+            entry = Some(
+                audit::append(
+                    &mut tx,
+                    db,
+                    Some(&job.tenant_id),
+                    &Event::JobFailed {
+                        job_id: &job_id,
+                        error: &cause,
+                        attempt: task.attempts - 1,
+                        retry: true,
+                    },
+                )
+                .await?,
+            );
         }
-        tx.commit().await?;
+        audit::commit(tx, db, entry.as_ref()).await?;
         return Ok(Some(Lease {
             job,
             task,
@@ -790,7 +793,7 @@ pub async fn complete(
     .bind(noise_seed.map(|s| s.to_vec()))
     .execute(&mut *tx)
     .await?;
-    audit::append(
+    let entry = audit::append(
         &mut tx,
         db,
         Some(&lease.job.tenant_id),
@@ -802,7 +805,7 @@ pub async fn complete(
         },
     )
     .await?;
-    tx.commit().await?;
+    audit::commit(tx, db, [&entry]).await?;
     Ok(true)
 }
 
@@ -838,25 +841,27 @@ pub async fn fail(
         return Ok(false);
     };
     let cause = lease.task.cause(&error);
-    if status == "queued" {
+    let entry = if status == "queued" {
         sqlx::query("UPDATE jobs SET error = $2 WHERE job_id = $1")
             .bind(job_id)
             .bind(&cause)
             .execute(&mut *tx)
             .await?;
         settle_job(&mut tx, job_id).await?;
-        audit::append(
-            &mut tx,
-            db,
-            Some(&lease.job.tenant_id),
-            &Event::JobFailed {
-                job_id,
-                error: &cause,
-                attempt: lease.task.attempts,
-                retry: true,
-            },
+        Some(
+            audit::append(
+                &mut tx,
+                db,
+                Some(&lease.job.tenant_id),
+                &Event::JobFailed {
+                    job_id,
+                    error: &cause,
+                    attempt: lease.task.attempts,
+                    retry: true,
+                },
+            )
+            .await?,
         )
-        .await?;
     } else {
         fail_job(
             &mut tx,
@@ -865,9 +870,9 @@ pub async fn fail(
             &cause,
             lease.task.attempts,
         )
-        .await?;
-    }
-    tx.commit().await?;
+        .await?
+    };
+    audit::commit(tx, db, entry.as_ref()).await?;
     Ok(true)
 }
 

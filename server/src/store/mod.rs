@@ -16,6 +16,13 @@ pub enum StoreError {
     /// The database failed (unreachable, a query refused, a row that does not decode).
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// An audit chain no longer extends the head the signing key kept for it: nothing is
+    /// appended to it or signed for it until an operator resolves it.
+    #[error("{0}")]
+    Halted(crate::audit::witness::Divergence),
+    /// The heads kept beside the signing key could not be written.
+    #[error(transparent)]
+    Witness(#[from] crate::audit::witness::WitnessError),
 }
 
 /// A write refused by a uniqueness rule rather than failed.
@@ -84,7 +91,7 @@ pub async fn create_tenant(
         .execute(&mut *tx)
         .await?;
     }
-    audit::append(
+    let entry = audit::append(
         &mut tx,
         db,
         Some(tenant_id),
@@ -94,7 +101,7 @@ pub async fn create_tenant(
         },
     )
     .await?;
-    tx.commit().await?;
+    audit::commit(tx, db, [&entry]).await?;
     Ok(())
 }
 
@@ -240,7 +247,7 @@ pub async fn insert_keyset(
         }
         Err(e) => return Err(e.into()),
     }
-    audit::append(
+    let entry = audit::append(
         &mut tx,
         db,
         Some(row.tenant_id),
@@ -252,7 +259,7 @@ pub async fn insert_keyset(
         },
     )
     .await?;
-    tx.commit().await?;
+    audit::commit(tx, db, [&entry]).await?;
     Ok(KeysetOutcome::Created)
 }
 
@@ -342,7 +349,7 @@ pub async fn insert_schema(
     .execute(&mut *tx)
     .await
     .map_err(WriteError::from_insert)?;
-    audit::append(
+    let entry = audit::append(
         &mut tx,
         db,
         Some(tenant_id),
@@ -353,7 +360,7 @@ pub async fn insert_schema(
         },
     )
     .await?;
-    tx.commit().await?;
+    audit::commit(tx, db, [&entry]).await?;
     Ok(())
 }
 
@@ -432,7 +439,7 @@ pub async fn insert_record(db: &AuditLog, row: &RecordRow<'_>) -> Result<i64, Wr
     if let (Some(lane), Some(target)) = (row.lane, target) {
         rollups::add(&mut tx, &group, target, lane).await?;
     }
-    audit::append(
+    let entry = audit::append(
         &mut tx,
         db,
         Some(&m.tenant),
@@ -446,7 +453,7 @@ pub async fn insert_record(db: &AuditLog, row: &RecordRow<'_>) -> Result<i64, Wr
         },
     )
     .await?;
-    tx.commit().await?;
+    audit::commit(tx, db, [&entry]).await?;
     Ok(seq)
 }
 

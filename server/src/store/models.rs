@@ -85,7 +85,7 @@ pub async fn insert_model(
     .execute(&mut *tx)
     .await
     .map_err(WriteError::from_insert)?;
-    audit::append(
+    let entry = audit::append(
         &mut tx,
         db,
         Some(tenant_id),
@@ -98,6 +98,6 @@ pub async fn insert_model(
         },
     )
     .await?;
-    tx.commit().await?;
+    audit::commit(tx, db, [&entry]).await?;
     Ok(())
 }

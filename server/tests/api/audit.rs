@@ -17,7 +17,6 @@ use blindsight_server::Backend;
 use blindsight_server::audit::{self, AUDIT_KEY_FILE, Entry, KeyError, SignedHead, SigningKey};
 use blindsight_server::store;
 use blindsight_server::store::jobs;
-use sqlx::Row;
 use tower::ServiceExt;
 
 use crate::common::{ADMIN, Ctx, KEY_ID, TENANT_A, TENANT_B, backends, config, keys, records_a};
@@ -51,7 +50,11 @@ async fn fetch(ctx: &Ctx, token: &str) -> (Vec<u8>, SignedHead, Vec<Entry>) {
 }
 
 /// Fetches and verifies a chain; the error message when it does not verify.
-async fn verify(ctx: &Ctx, chain: Option<&str>, token: &str) -> Result<Vec<Entry>, String> {
+pub(crate) async fn verify(
+    ctx: &Ctx,
+    chain: Option<&str>,
+    token: &str,
+) -> Result<Vec<Entry>, String> {
     let (key, head, entries) = fetch(ctx, token).await;
     audit::verify_chain(chain, &entries, &head, &key).map_err(|e| e.to_string())?;
     Ok(entries)
@@ -65,7 +68,7 @@ fn body(e: &Entry) -> serde_json::Value {
     serde_json::from_str(&e.body).unwrap()
 }
 
-fn schema(version: u32) -> RecordSchema {
+pub(crate) fn schema(version: u32) -> RecordSchema {
     RecordSchema {
         id: "intake".into(),
         version,
@@ -74,7 +77,7 @@ fn schema(version: u32) -> RecordSchema {
     }
 }
 
-async fn put_schema(ctx: &Ctx, token: &str, version: u32) {
+pub(crate) async fn put_schema(ctx: &Ctx, token: &str, version: u32) {
     ctx.request(
         Method::PUT,
         &format!("/v1/schemas/intake/{version}"),
@@ -321,7 +324,7 @@ async fn the_signed_head_verifies_with_the_published_key_only() {
 
 /// Runs SQL that the append-only triggers would refuse, with them out of the way (what an
 /// attacker with database access can do).
-async fn disable_triggers(ctx: &Ctx) {
+pub(crate) async fn disable_triggers(ctx: &Ctx) {
     let pool = ctx.state.db().pool();
     match ctx.state.db().backend() {
         Backend::Sqlite => {
@@ -341,7 +344,7 @@ async fn disable_triggers(ctx: &Ctx) {
     }
 }
 
-async fn exec(ctx: &Ctx, sql: &str) {
+pub(crate) async fn exec(ctx: &Ctx, sql: &str) {
     sqlx::query(sql)
         .execute(ctx.state.db().pool())
         .await
@@ -484,31 +487,45 @@ async fn tampering_with_the_stored_log_is_caught_and_named() {
             .execute(ctx.state.db().pool())
             .await
             .unwrap();
-        let err = check().await.unwrap_err();
-        assert!(
-            err.starts_with("head: signature does not verify"),
-            "{}: {err}",
-            ctx.name
-        );
-        let head: (i64, i64) = {
-            let r = sqlx::query("SELECT seq, at FROM audit_heads WHERE chain = 'tenant-a'")
-                .fetch_one(ctx.state.db().pool())
-                .await
-                .unwrap();
-            (r.try_get("seq").unwrap(), r.try_get("at").unwrap())
-        };
-        let resigned = ctx.state.audit_key().sign_head(
-            Some(TENANT_A),
-            head.0,
-            &audit::chain::parse_hash(&prev).unwrap(),
-            head.1,
-        );
-        sqlx::query("UPDATE audit_heads SET signature = $1 WHERE chain = 'tenant-a'")
-            .bind(&resigned.signature)
-            .execute(ctx.state.db().pool())
+        // The server kept the head it signed: it neither serves nor signs the rewritten one,
+        // and writes nothing more to the chain.
+        ctx.get("/v1/audit/head", Some(auditor))
+            .await
+            .expect(503, "audit-halted");
+        ctx.request(
+            Method::PUT,
+            "/v1/schemas/intake/9",
+            Some(kh),
+            serde_json::to_vec(&schema(9)).unwrap(),
+        )
+        .await
+        .expect(503, "audit-halted");
+        // The head as stored no longer verifies without the signing key; signed with it
+        // anyway (someone holding the key), only a head the auditor kept shows the rewrite.
+        let rewritten = store::audit::entries(ctx.state.db(), Some(TENANT_A), 0, 100)
             .await
             .unwrap();
-        let rewritten = check().await.unwrap();
+        let stored = store::audit::signed_head(ctx.state.db(), Some(TENANT_A))
+            .await
+            .unwrap()
+            .unwrap();
+        let key = ctx.state.audit_key();
+        assert!(
+            audit::verify_chain(Some(TENANT_A), &rewritten, &stored, key.public_key())
+                .unwrap_err()
+                .to_string()
+                .starts_with("head: signature does not verify")
+        );
+        let digests = audit::chain::head_digests(Some(TENANT_A), &rewritten);
+        let last = rewritten.last().unwrap();
+        let resigned = key.sign_head(
+            Some(TENANT_A),
+            last.seq,
+            &audit::chain::parse_hash(&last.hash).unwrap(),
+            last.at,
+            &digests[digests.len() - 2],
+        );
+        audit::verify_chain(Some(TENANT_A), &rewritten, &resigned, key.public_key()).unwrap();
         assert_eq!(
             audit::contains_head(&rewritten, &kept)
                 .unwrap_err()
@@ -537,11 +554,17 @@ async fn concurrent_writers_leave_one_unbroken_chain() {
                     )
                     .body(Body::from(rec.encode().unwrap()))
                     .unwrap();
-                tokio::spawn(async move { app.oneshot(req).await.unwrap().status() })
+                tokio::spawn(async move {
+                    let r = app.oneshot(req).await.unwrap();
+                    let status = r.status();
+                    let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+                    (status, String::from_utf8_lossy(&body).into_owned())
+                })
             })
             .collect();
         for u in uploads {
-            assert_eq!(u.await.unwrap(), StatusCode::CREATED);
+            let (status, body) = u.await.unwrap();
+            assert_eq!(status, StatusCode::CREATED, "{body}");
         }
         // And 64 bare appends at once, to this chain, another and the server-wide one.
         let db = Arc::new(ctx.state.audit_log().clone());

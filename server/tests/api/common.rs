@@ -224,6 +224,19 @@ impl Ctx {
         })
     }
 
+    /// A context over a server opened elsewhere (e.g. by `Server::open` on a data directory
+    /// the test owns).
+    pub(crate) fn over(name: &'static str, state: AppState) -> Self {
+        state.set_ready(true);
+        Self {
+            name,
+            app: app(state.clone()),
+            state,
+            _dir: None,
+            pg_admin: None,
+        }
+    }
+
     /// The URL of this context's PostgreSQL test database (`None` on SQLite).
     pub(crate) fn database_url(&self) -> Option<String> {
         let (url, db_name) = self.pg_admin.as_ref()?;

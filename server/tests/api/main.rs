@@ -8,6 +8,7 @@ mod compute;
 mod docs;
 mod events;
 mod flows;
+mod freshness;
 mod jobs;
 mod lane;
 mod limits;

@@ -70,6 +70,17 @@ pub(crate) fn audit_verify(args: &VerifyArgs, matches: Option<&ArgMatches>) -> a
         }
     };
     evidence.trusted_keys = keys;
+    if let Some(path) = &args.since {
+        let bytes = std::fs::read(path).with_context(|| {
+            format!(
+                "couldn't read the kept heads {} (--since names a file an earlier run wrote with --save-heads)",
+                path.display()
+            )
+        })?;
+        let kept = blindsight_audit::KeptHeads::parse(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        evidence.kept_heads = kept.heads;
+    }
     let bars = CheckProgress::default();
     let options = blindsight_audit::Options {
         reexecute: args.reexecute,
@@ -86,7 +97,24 @@ pub(crate) fn audit_verify(args: &VerifyArgs, matches: Option<&ArgMatches>) -> a
         }
     }
     if report.passed {
+        if let Some(path) = &args.save_heads {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let kept = blindsight_audit::KeptHeads::of(&evidence, now);
+            write_atomically(path, kept.to_json().as_bytes()).with_context(|| {
+                format!("couldn't save the verified heads to {}", path.display())
+            })?;
+            eprintln!(
+                "saved {} verified head(s) to {}; pass it as --since next time",
+                kept.heads.len(),
+                path.display()
+            );
+        }
         return Ok(());
+    }
+    if args.save_heads.is_some() {
+        eprintln!("the verified heads were not saved: the audit failed");
     }
     let first = report
         .first_failure
@@ -137,4 +165,18 @@ fn offline(
         "this blindsight was built without the `server` feature, which `audit verify --db` needs",
         "audit over the API (--url), or build with default features",
     ))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, synced and then
+/// renamed over it: a crash leaves the old file or the new one, never half of one.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
 }

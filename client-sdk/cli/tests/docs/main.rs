@@ -178,10 +178,25 @@ pub(crate) const SQLITE_CLI: &[Step] = &[
         OPS,
         "install -m 600 audit-signing-key.backup.p8 restored/audit-signing-key.p8",
     ),
+    doc(
+        OPS,
+        "install -m 600 blindsight-data/audit-signing-key.p8.heads.json restored/",
+    ),
     Doc(
         OPS,
         "blindsight audit verify --db restored --audit-key audit-key.json",
         Prints("every check passed"),
+    ),
+    // Resolve first: the check exits non-zero while a chain is halted.
+    Doc(
+        OPS,
+        "blindsight-server audit resolve --data-dir restored…",
+        Prints("every chain extends the head kept for it"),
+    ),
+    Doc(
+        OPS,
+        "blindsight-server audit check --data-dir restored",
+        Prints("every chain extends the head kept for it"),
     ),
 ];
 
@@ -362,6 +377,16 @@ pub(crate) const POSTGRES_OPERATIONS: &[Step] = &[
 
 /// Documented commands this file does not run, and what runs them instead.
 pub(crate) const ELSEWHERE: &[(&str, &str, &str)] = &[
+    (
+        "docs/OPERATIONS.md",
+        "blindsight-server audit check",
+        "server/tests/api/freshness.rs (a_restored_backup_is_caught_across_restarts: a halted chain named, then passing after resolve)",
+    ),
+    (
+        "docs/OPERATIONS.md",
+        "blindsight-server audit resolve --reason…",
+        "server/tests/api/freshness.rs (a_restored_backup_is_caught_across_restarts: the incident recorded with its reason)",
+    ),
     (
         "docs/BENCHMARKS.md",
         "BLINDSIGHT_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run --release -p blindsight-benches --bin scale",
