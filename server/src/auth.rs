@@ -105,6 +105,8 @@ pub struct GuardConfig {
     pub failure_window: Duration,
     /// How long a locked-out address is refused.
     pub lockout: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client's address.
+    pub trusted_proxies: crate::proxy::TrustedProxies,
 }
 
 impl Default for GuardConfig {
@@ -115,6 +117,7 @@ impl Default for GuardConfig {
             max_failures: 10,
             failure_window: Duration::from_secs(300),
             lockout: Duration::from_secs(900),
+            trusted_proxies: Default::default(),
         }
     }
 }

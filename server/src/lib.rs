@@ -15,9 +15,10 @@
 //!   look-ups with their caches, for handlers and workers alike.
 //! - [`store`] ([`db`]): SQLite or PostgreSQL through one sqlx pool, migrations compiled in,
 //!   every query (the job queue's included), answering [`store::StoreError`].
-//! - [`auth`]: tokens (hashes only), roles, rate limiting and lockout.
-//! - [`audit`]: the audit log's events and signing key (entries, heads and `verify_chain` are
-//!   `blindsight-proto`'s).
+//! - [`auth`]: tokens (hashes only), roles, rate limiting and lockout; [`proxy`]: the client's
+//!   address behind trusted reverse proxies.
+//! - [`audit`]: the audit log's events, signing key and the heads it kept (entries, heads and
+//!   `verify_chain` are `blindsight-proto`'s).
 //! - [`fhe`]: the bounded pool FHE and proof work runs on, and the key cache.
 //! - [`ApiError`]: the one error type, a [`Problem`] rendered as RFC 7807 problem JSON.
 #![forbid(unsafe_code)]
@@ -34,6 +35,7 @@ pub mod http;
 pub mod jobs;
 mod launch;
 pub mod metrics;
+pub mod proxy;
 pub mod registry;
 pub mod state;
 pub mod store;

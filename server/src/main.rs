@@ -55,6 +55,15 @@ struct ServeArgs {
     /// Failed authentications from one address (within 5 minutes) before a 15-minute lockout.
     #[arg(long, env = "BLINDSIGHT_LOCKOUT_AFTER", default_value_t = 10)]
     lockout_after: u32,
+    /// Reverse proxies whose X-Forwarded-For names the client (addresses or CIDR networks,
+    /// comma-separated or repeated): lockout then counts the client's address, not the
+    /// proxy's. Unset: the connecting address, always.
+    #[arg(
+        long = "trusted-proxy",
+        env = "BLINDSIGHT_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
     /// Smallest cohort an aggregate may run over, for tenants created without their own (≥ 2).
     #[arg(long, env = "BLINDSIGHT_MIN_COHORT", default_value_t = 10)]
     min_cohort: u32,
@@ -228,6 +237,9 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     config.guard.rate_per_sec = args.rate_per_token;
     config.guard.burst = args.rate_per_token * 4.0;
     config.guard.max_failures = args.lockout_after.max(1);
+    config.guard.trusted_proxies =
+        blindsight_server::proxy::TrustedProxies::parse(&args.trusted_proxies)
+            .map_err(anyhow::Error::msg)?;
     Ok(config)
 }
 

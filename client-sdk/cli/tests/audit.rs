@@ -164,6 +164,90 @@ fn an_auditor_verifies_a_server_over_its_api_and_from_its_database() {
     // Offline, sealed transcripts and server keys are scanned too.
     assert!(!out.contains("not scanned"), "{out}");
 
+    // Heads kept between runs: saved after a passing run, checked by the next one.
+    let heads = dir.path().join("heads.json");
+    let heads_path = heads.to_str().unwrap();
+    let o = blindsight(
+        &[
+            "audit",
+            "verify",
+            "--db",
+            db,
+            "--audit-key",
+            key_path,
+            "--save-heads",
+            heads_path,
+        ],
+        &[],
+    );
+    assert!(stdout(&o).contains("every check passed"));
+    assert!(
+        stderr(&o).contains("saved 2 verified head(s)"),
+        "{}",
+        stderr(&o)
+    );
+    let saved = std::fs::read_to_string(&heads).unwrap();
+    assert!(saved.contains("blindsight-audit-heads/v1"), "{saved}");
+    let o = blindsight(
+        &[
+            "audit",
+            "verify",
+            "--db",
+            db,
+            "--audit-key",
+            key_path,
+            "--since",
+            heads_path,
+        ],
+        &[],
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains("2 kept heads from an earlier run checked")
+            && out.contains("every check passed"),
+        "{out}"
+    );
+    // A kept head the chain does not contain (here: a forged one) fails the run, named.
+    let mut forged: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    forged["heads"][0]["seq"] = 1000.into();
+    let forged_path = dir.path().join("forged.json");
+    std::fs::write(&forged_path, forged.to_string()).unwrap();
+    let o = blindsight(
+        &[
+            "audit",
+            "verify",
+            "--db",
+            db,
+            "--audit-key",
+            key_path,
+            "--since",
+            forged_path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let err = error_line(&o);
+    assert!(
+        err.contains("kept head: signature does not verify"),
+        "{err}"
+    );
+    let err = error_line(&blindsight(
+        &[
+            "audit",
+            "verify",
+            "--db",
+            db,
+            "--audit-key",
+            key_path,
+            "--since",
+            "nope.json",
+        ],
+        &[],
+    ));
+    assert!(
+        err.contains("couldn't read the kept heads nope.json"),
+        "{err}"
+    );
+
     // Offline without a key: nothing to check the signatures against.
     let err = error_line(&blindsight(&["audit", "verify", "--db", db], &[]));
     assert!(

@@ -44,7 +44,7 @@ impl FromRequestParts<AppState> for AuditReader {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         state
             .guard()
-            .check_address(client_ip(parts))
+            .check_address(client_ip(parts, state))
             .map_err(locked_out)?;
         if let (Some(admin), Some(token)) = (&state.config().admin_token, bearer(parts))
             && admin.matches(token)

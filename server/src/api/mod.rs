@@ -25,12 +25,18 @@ use crate::state::AppState;
 use crate::store;
 use blindsight_proto::Problem;
 
-/// The address a request came from (unspecified when unknown, e.g. in-process tests).
-fn client_ip(parts: &Parts) -> IpAddr {
-    parts
+/// The address a request came from (unspecified when unknown, e.g. in-process tests), or,
+/// from a trusted reverse proxy, the client it forwarded for.
+fn client_ip(parts: &Parts, state: &AppState) -> IpAddr {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |c| c.0.ip())
+        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |c| c.0.ip());
+    state
+        .config()
+        .guard
+        .trusted_proxies
+        .client(peer, &parts.headers)
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -129,7 +135,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ip = client_ip(parts);
+        let ip = client_ip(parts, state);
         let attempt = state.guard().begin(ip).await.map_err(locked_out)?;
         let Some(token) = bearer(parts) else {
             note_failure(state, parts, (ip, attempt), false).await;
@@ -160,7 +166,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ip = client_ip(parts);
+        let ip = client_ip(parts, state);
         let attempt = state.guard().begin(ip).await.map_err(locked_out)?;
         let Some(admin) = &state.config().admin_token else {
             return Err(ApiError::new(

@@ -2,6 +2,7 @@
 //! migrations compiled in. Queries use `$1`-style placeholders, which both dialects accept.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -53,6 +54,24 @@ pub enum DbError {
         /// Why.
         source: std::io::Error,
     },
+    /// Group or others may write to the data directory.
+    #[error(
+        "the data directory {path} is writable by other users (mode {mode:o}): they could replace the database or the audit key beside it; make it owner-only (chmod 700 {path})"
+    )]
+    DataDirShared {
+        /// The directory.
+        path: PathBuf,
+        /// Its mode bits.
+        mode: u32,
+    },
+    /// Another process holds the data directory's lock.
+    #[error(
+        "another blindsight-server process (serve, worker, migrate or audit) is using {path}: stop it first, or give this one its own --data-dir (two servers on one SQLite database would each run with their own settings and limits)"
+    )]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
     /// The database holds migrations this server does not know.
     #[error(
         "the database is at schema version {found}, newer than this server knows (up to {known}); run a newer blindsight-server"
@@ -86,6 +105,97 @@ pub enum DbError {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The data directory's lock (the embedded SQLite database), held until [`Db::close`].
+    lock: Option<Arc<Mutex<Option<std::fs::File>>>>,
+}
+
+/// The lock file under the data directory that one process at a time holds.
+pub const LOCK_FILE: &str = "blindsight.lock";
+
+/// Refuses a data directory that group or others may write to (they could swap the database
+/// or the key files in it), and warns about one they may list (the files in it are
+/// owner-only, but their names and sizes show).
+fn check_private_dir(dir: &Path) -> Result<(), DbError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(dir).map_err(|source| DbError::DataDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(DbError::DataDirShared {
+                path: dir.to_owned(),
+                mode,
+            });
+        }
+        if mode & 0o055 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = format!("{mode:o}"),
+                "the data directory can be listed by other users (the files in it are owner-only); make it owner-only: chmod 700 {}",
+                dir.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Takes the data directory's lock, or says who holds it.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, DbError> {
+    let path = dir.join(LOCK_FILE);
+    let io = |source| DbError::DataDir {
+        path: path.clone(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).write(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&path).map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DbError::Locked {
+            path: dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
+/// Creates the SQLite file owner-only before SQLite does (SQLite gives its WAL and
+/// shared-memory files the database file's mode), and makes an existing one owner-only.
+fn private_sqlite_file(path: &Path) -> Result<(), DbError> {
+    let io = |source| DbError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io)?;
+                tracing::warn!(file = %file.display(), mode = format!("{mode:o}"), "the database file was accessible to other users; it is owner-only (0600) now");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Creates the data directory (owner-only on Unix when this call creates it; an existing
@@ -121,16 +231,18 @@ impl Db {
     /// under `data_dir` (created with the directory if missing). Does not migrate.
     pub async fn connect(database_url: Option<&str>, data_dir: &Path) -> Result<Self, DbError> {
         install_default_drivers();
+        let mut lock = None;
         let (url, backend) = match database_url {
             None => {
                 create_private_dir(data_dir).map_err(|source| DbError::DataDir {
                     path: data_dir.to_owned(),
                     source,
                 })?;
-                (
-                    sqlite_url(&data_dir.join(SQLITE_FILE), "mode=rwc"),
-                    Backend::Sqlite,
-                )
+                check_private_dir(data_dir)?;
+                lock = Some(Arc::new(Mutex::new(Some(lock_data_dir(data_dir)?))));
+                let file = data_dir.join(SQLITE_FILE);
+                private_sqlite_file(&file)?;
+                (sqlite_url(&file, "mode=rwc"), Backend::Sqlite)
             }
             Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
                 (u.to_owned(), Backend::Postgres)
@@ -156,7 +268,11 @@ impl Db {
                 .execute(&pool)
                 .await?;
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            lock,
+        })
     }
 
     /// The pool.
@@ -247,9 +363,14 @@ impl Db {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
-    /// Closes every connection (after in-flight queries finish).
+    /// Closes every connection (after in-flight queries finish) and releases the data
+    /// directory's lock.
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(lock) = &self.lock {
+            // Dropping the file releases the data directory for the next process.
+            lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
     }
 }
 

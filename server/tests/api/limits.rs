@@ -243,3 +243,59 @@ async fn decoded_keys_are_cached_once_and_within_the_bound() {
         ctx.finish().await;
     }
 }
+
+/// A GET with a bearer token and an `X-Forwarded-For` header.
+async fn forwarded(ctx: &Ctx, token: &str, forwarded_for: &str) -> StatusCode {
+    use tower::ServiceExt;
+    let req = axum::http::Request::get("/v1/records")
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-forwarded-for", forwarded_for)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    ctx.app.clone().oneshot(req).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn lockout_counts_the_client_behind_a_trusted_proxy_only() {
+    let mut cfg = config();
+    cfg.guard.max_failures = 3;
+    // In-process requests come from the unspecified address: here, the proxy.
+    cfg.guard.trusted_proxies =
+        blindsight_server::proxy::TrustedProxies::parse(&["::".into()]).unwrap();
+    let ctx = Ctx::new("sqlite", cfg).await.unwrap();
+    let a = ctx.create_tenant(TENANT_A).await;
+    let auditor = a.tokens.auditor.expose();
+    for _ in 0..3 {
+        assert_eq!(
+            forwarded(&ctx, "bst_wrong", "203.0.113.7").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The guessing client is locked out; another client behind the same proxy is not.
+    assert_eq!(
+        forwarded(&ctx, auditor, "203.0.113.7").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        forwarded(&ctx, auditor, "198.51.100.2").await,
+        StatusCode::OK
+    );
+    ctx.finish().await;
+
+    // Without trusted proxies the header is ignored: the connection's address counts.
+    let mut cfg = config();
+    cfg.guard.max_failures = 3;
+    let ctx = Ctx::new("sqlite", cfg).await.unwrap();
+    let a = ctx.create_tenant(TENANT_A).await;
+    for client in ["203.0.113.7", "203.0.113.8", "203.0.113.9"] {
+        assert_eq!(
+            forwarded(&ctx, "bst_wrong", client).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        forwarded(&ctx, a.tokens.auditor.expose(), "198.51.100.2").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    ctx.finish().await;
+}

@@ -7,6 +7,8 @@ mod common;
 mod compute;
 mod docs;
 mod events;
+#[cfg(unix)]
+mod files;
 mod flows;
 mod freshness;
 mod jobs;
