@@ -60,6 +60,16 @@ pub struct Limits {
     pub key_cache_bytes: u64,
     /// Job event streams (SSE or WebSocket) open at once; beyond it, 503 `overloaded`.
     pub max_event_streams: usize,
+    /// Connections held at once (bounded further by the process's file-descriptor limit); at
+    /// the cap a new connection takes the place of the oldest that never sent a complete
+    /// request, or is closed when every connection is serving one.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, and an idle connection waits for its
+    /// next request, before the connection is closed.
+    pub header_timeout: Duration,
+    /// After a shutdown signal, how long requests in flight may take to finish before their
+    /// connections are cut.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Limits {
@@ -74,6 +84,9 @@ impl Default for Limits {
             fhe_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             key_cache_bytes: 4 << 30,
             max_event_streams: 1024,
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

@@ -5,7 +5,6 @@
 //! the benches all start servers through it.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use tokio::net::TcpListener;
@@ -129,12 +128,8 @@ impl Server {
         let served = match listener {
             Some(listener) => {
                 self.state.set_ready(true);
-                axum::serve(
-                    listener,
-                    app(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(stopping)
-                .await
+                let limits = self.state.config().limits.clone();
+                crate::listen::serve(listener, app(self.state.clone()), &limits, stopping).await
             }
             None => {
                 stopping.await;

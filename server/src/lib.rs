@@ -7,7 +7,8 @@
 //!
 //! - [`Server`] ([`Launch`]): the one way to assemble a server, for `serve`, `worker`, the
 //!   CLI's demo and the tests.
-//! - [`http`]: the router (`app()`), driven by tests in-process and by `serve` over a socket;
+//! - [`http`]: the router (`app()`), driven by tests in-process and by `serve` over a socket
+//!   ([`listen`]: timeouts, the connection cap, the shutdown grace period);
 //!   [`api`]: the `/v1` handlers; [`state`]: what handlers and workers share.
 //! - [`jobs`]: creating a job (every check, the minimum cohort, the frozen spec);
 //!   [`compute`]: receipts and a job's inputs for `blindsight_crypto::compute::run_job`;
@@ -34,6 +35,7 @@ pub mod fhe;
 pub mod http;
 pub mod jobs;
 mod launch;
+pub mod listen;
 pub mod metrics;
 pub mod proxy;
 pub mod registry;

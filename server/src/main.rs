@@ -43,6 +43,18 @@ struct ServeArgs {
     /// Seconds a request may take.
     #[arg(long, env = "BLINDSIGHT_REQUEST_TIMEOUT", default_value_t = 120)]
     request_timeout: u64,
+    /// Connections held at once (at most the open-files limit less a reserve); at the cap a
+    /// new connection replaces the oldest one that never sent a complete request.
+    #[arg(long, env = "BLINDSIGHT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's headers, and an idle connection is kept
+    /// waiting for its next request.
+    #[arg(long, env = "BLINDSIGHT_HEADER_TIMEOUT", default_value_t = 30)]
+    header_timeout: u64,
+    /// Seconds requests in flight get to finish after SIGTERM before their connections are
+    /// cut (a stalled upload does not hold shutdown).
+    #[arg(long, env = "BLINDSIGHT_SHUTDOWN_GRACE", default_value_t = 10)]
+    shutdown_grace: u64,
     /// FHE and proof-verification jobs run at once (default: one per CPU).
     #[arg(long, env = "BLINDSIGHT_FHE_WORKERS")]
     fhe_workers: Option<usize>,
@@ -230,6 +242,9 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     config.task_records = args.task_records;
     config.limits.max_in_flight = args.max_in_flight.max(1);
     config.limits.request_timeout = std::time::Duration::from_secs(args.request_timeout.max(1));
+    config.limits.max_connections = args.max_connections.max(1);
+    config.limits.header_timeout = std::time::Duration::from_secs(args.header_timeout.max(1));
+    config.limits.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace);
     if let Some(n) = args.fhe_workers {
         config.limits.fhe_workers = n.max(1);
     }
@@ -384,7 +399,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("couldn't listen on {}", args.listen))?;
-    tracing::info!(listen = %args.listen, "serving");
+    let bound = listener.local_addr().unwrap_or(args.listen);
+    tracing::info!(listen = %bound, "serving");
     server
         .serve(Some(listener), async {
             signalled().await;

@@ -136,12 +136,11 @@ async fn sse_and_websocket_deliver_the_same_events_and_disconnects_free_their_sl
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let app = ctx.app.clone();
+        // The server's own listener (timeouts, connection cap, upgrades).
+        let limits = ctx.state.config().limits.clone();
         let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
+            blindsight_server::listen::serve(listener, app, &limits, std::future::pending())
+                .await
         });
 
         // Both transports follow job-1 while a worker runs it.

@@ -5,6 +5,8 @@ mod audit;
 mod basics;
 mod common;
 mod compute;
+#[cfg(unix)]
+mod connections;
 mod docs;
 mod events;
 #[cfg(unix)]
