@@ -15,6 +15,10 @@ pub enum Error {
         /// The limit for this type.
         limit: u64,
     },
+    /// A computation was stopped between records ([`crate::compute::stop`]): the process is
+    /// shutting down, and its task goes back to the queue.
+    #[error("the computation was stopped between records (the process is shutting down)")]
+    Stopped,
     /// The bytes are not a well-formed encoding of the expected type.
     #[error("{what} is malformed: {reason}")]
     Malformed {

@@ -228,8 +228,10 @@ async fn run_task(
             }
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {
-                    // A computation already on its blocking thread cannot be interrupted; it
-                    // finishes in the background and its result is dropped.
+                    // The computation on its blocking thread stops between records (those in
+                    // progress finish) and its result is dropped; the task goes back to the
+                    // queue.
+                    blindsight_crypto::compute::stop(&progress);
                     return Ok(None);
                 }
             }
@@ -329,6 +331,9 @@ fn finish<T>(
 ) -> Result<T, Failure> {
     match joined {
         Ok(Ok(done)) => Ok(done),
+        Ok(Err(ComputeError::Refused(e @ blindsight_crypto::Error::Stopped))) => {
+            Err(Failure::transient(e.to_string()))
+        }
         Ok(Err(ComputeError::Refused(e))) => Err(Failure::permanent(e.to_string())),
         Ok(Err(e @ (ComputeError::Spec(_) | ComputeError::Missing(_)))) => {
             Err(Failure::permanent(e.to_string()))

@@ -208,11 +208,26 @@ const WAVE_PER_THREAD: usize = 8;
 /// work on the same stack; with every record of a large job queued at once that nesting had
 /// no bound (a 1,000-record job on one thread overflowed its stack). Waves bound it, at the
 /// cost of a short tail per wave.
-fn in_waves<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+///
+/// A record not yet started when `progress` is stopped ([`super::stop`]) is not started: the
+/// call ends with [`crate::Error::Stopped`] once the records in progress finish.
+fn in_waves<T: Sync, R: Send>(
+    items: &[T],
+    progress: &AtomicI64,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
     let wave = WAVE_PER_THREAD * rayon::current_num_threads().max(1);
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(wave) {
-        let done: Vec<R> = chunk.par_iter().map(&f).collect::<Result<_>>()?;
+        let done: Vec<R> = chunk
+            .par_iter()
+            .map(|item| {
+                if super::is_stopped(progress) {
+                    return Err(Error::Stopped);
+                }
+                f(item)
+            })
+            .collect::<Result<_>>()?;
         out.extend(done);
     }
     Ok(out)
@@ -225,7 +240,7 @@ fn score_all(
     expanded: &[Vec<EncryptedValue>],
     progress: &AtomicI64,
 ) -> Result<Vec<ScoredRecord>> {
-    in_waves(expanded, |values| {
+    in_waves(expanded, progress, |values| {
         let s = score_record(key.server_key(), model, values);
         progress.fetch_add(1, Ordering::Relaxed);
         s
@@ -240,7 +255,7 @@ pub(super) fn expand(
     records: &[JobInput<'_>],
     progress: &AtomicI64,
 ) -> Result<Vec<Vec<EncryptedValue>>> {
-    in_waves(records, |r| {
+    in_waves(records, progress, |r| {
         let values = verifier
             .verify_and_expand(key, r.proven_list, schema, r.metadata)
             .map_err(|e| stored_error(r, e))?;

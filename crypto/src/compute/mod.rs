@@ -53,6 +53,21 @@ use std::sync::atomic::AtomicI64;
 
 use crate::{ComputeKey, RecordSchema, Result, Verifier};
 
+/// What [`stop`] stores in a computation's progress counter.
+const STOPPED: i64 = i64::MIN;
+
+/// Stops a computation between records: every `run_job`, `run_task` and re-execution counts
+/// the records it has done in its `progress`; once stopped, records not yet started are not
+/// started and the call ends with [`crate::Error::Stopped`]. A worker does this at shutdown.
+pub fn stop(progress: &AtomicI64) {
+    progress.store(STOPPED, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether [`stop`] was called on `progress` (counts added after it keep it negative).
+pub fn is_stopped(progress: &AtomicI64) -> bool {
+    progress.load(std::sync::atomic::Ordering::Relaxed) < 0
+}
+
 /// Stack size of the FHE pool's threads (reserved, touched only as deep as it goes).
 const FHE_STACK_BYTES: usize = 64 << 20;
 

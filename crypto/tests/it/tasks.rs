@@ -218,3 +218,48 @@ fn aggregates_in_tasks_merge_sums_extrema_and_lane_sums() {
         query.evaluate_clear(&schema, &clear).unwrap()
     );
 }
+
+#[test]
+fn a_stopped_computation_ends_between_records() {
+    let k = keys();
+    let app = k.public.app_bundle();
+    let lists = proven(4);
+    let inputs = inputs(&lists);
+    let model = crisis_v1();
+    let work = JobWork {
+        key_id: app.key_id(),
+        function: JobFunction::RiskScore(&model),
+        records: &inputs,
+        shards: None,
+        noise_seed: None,
+        task_records: None,
+    };
+    let verifier = Verifier::new(app.clone());
+    // Stopped before it starts: nothing is computed.
+    let progress = AtomicI64::new(0);
+    blindsight_crypto::compute::stop(&progress);
+    let err = run_job(
+        &k.compute,
+        &verifier,
+        &session_v1(),
+        work.clone(),
+        1,
+        &progress,
+    )
+    .unwrap_err();
+    assert!(matches!(err, blindsight_crypto::Error::Stopped), "{err}");
+    // Stopped once the first record is verified (on one thread, records go one at a time):
+    // the records after it are never started.
+    let progress = AtomicI64::new(0);
+    let stopped = std::thread::scope(|s| {
+        s.spawn(|| {
+            while progress.load(Ordering::Relaxed) < 1 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            blindsight_crypto::compute::stop(&progress);
+        });
+        run_job(&k.compute, &verifier, &session_v1(), work, 1, &progress)
+    });
+    assert!(matches!(stopped, Err(blindsight_crypto::Error::Stopped)));
+    assert!(blindsight_crypto::compute::is_stopped(&progress));
+}

@@ -139,8 +139,7 @@ async fn sse_and_websocket_deliver_the_same_events_and_disconnects_free_their_sl
         // The server's own listener (timeouts, connection cap, upgrades).
         let limits = ctx.state.config().limits.clone();
         let server = tokio::spawn(async move {
-            blindsight_server::listen::serve(listener, app, &limits, std::future::pending())
-                .await
+            blindsight_server::listen::serve(listener, app, &limits, std::future::pending()).await
         });
 
         // Both transports follow job-1 while a worker runs it.
