@@ -199,6 +199,82 @@ impl<'a> Envelope<'a> {
         })
     }
 
+    /// Checks the start of an envelope of `kind` as it arrives, before the rest is read:
+    /// magic, format version, kind, parameter set and the declared metadata and payload sizes
+    /// against their limits. `Ok(None)`: `prefix` is too short to tell the size yet;
+    /// `Ok(Some(n))`: the whole envelope is `n` bytes ([`Envelope::decode`] checks the rest).
+    pub fn declared_size(prefix: &[u8], kind: Kind) -> Result<Option<u64>> {
+        let malformed = |reason: &str| Error::Malformed {
+            what: "envelope",
+            reason: reason.into(),
+        };
+        let head = prefix.len().min(4);
+        if prefix[..head] != MAGIC[..head] {
+            return Err(malformed(
+                "does not start with the Blindsight envelope magic",
+            ));
+        }
+        if prefix.len() < 8 {
+            return Ok(None);
+        }
+        let version = u16::from_be_bytes([prefix[4], prefix[5]]);
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion(version));
+        }
+        let found = Kind::from_code(prefix[6])
+            .ok_or_else(|| malformed(&format!("unknown envelope kind {}", prefix[6])))?;
+        if found != kind {
+            return Err(Error::WrongKind {
+                expected: kind.name(),
+                found: found.name(),
+            });
+        }
+        let param_len = usize::from(prefix[7]);
+        if param_len > MAX_PARAM_ID_LEN {
+            return Err(malformed("parameter-set id is too long"));
+        }
+        let mut at = 8 + param_len;
+        if prefix.len() < at + 1 {
+            return Ok(None);
+        }
+        let param = std::str::from_utf8(&prefix[8..at])
+            .map_err(|_| malformed("parameter-set id is not UTF-8"))?;
+        check_parameter_set(param)?;
+        at += 1 + usize::from(prefix[at]);
+        if prefix.len() < at + 4 {
+            return Ok(None);
+        }
+        let meta_len = u64::from(u32::from_be_bytes([
+            prefix[at],
+            prefix[at + 1],
+            prefix[at + 2],
+            prefix[at + 3],
+        ]));
+        if meta_len > limits::METADATA {
+            return Err(Error::TooLarge {
+                what: "envelope metadata",
+                size: meta_len,
+                limit: limits::METADATA,
+            });
+        }
+        // Bounded by the check above.
+        at += 4 + meta_len as usize;
+        if prefix.len() < at + 8 {
+            return Ok(None);
+        }
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&prefix[at..at + 8]);
+        let payload_len = u64::from_be_bytes(len);
+        if payload_len > kind.payload_limit() {
+            return Err(Error::TooLarge {
+                what: kind.name(),
+                size: payload_len,
+                limit: kind.payload_limit(),
+            });
+        }
+        Ok(Some(at as u64 + 8 + payload_len))
+    }
+
     /// Decodes an envelope and checks its kind and, when given, its key id.
     pub fn decode_expecting(bytes: &'a [u8], kind: Kind, key_id: Option<&str>) -> Result<Self> {
         let envelope = Self::decode(bytes)?;
@@ -331,5 +407,40 @@ impl<'a> Reader<'a> {
         } else {
             Err(self.malformed(&format!("{} trailing bytes", self.bytes.len())))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_is_known_from_the_header_and_garbage_is_refused_at_once() {
+        let env = Envelope::encode(Kind::PublicBundle, "ks-1", b"{}", &[7u8; 1000]).unwrap();
+        let mut known = None;
+        for n in 0..env.len() {
+            match Envelope::declared_size(&env[..n], Kind::PublicBundle).unwrap() {
+                None => assert!(
+                    known.is_none(),
+                    "the size was known at {known:?}, not at {n}"
+                ),
+                Some(size) => {
+                    assert_eq!(size, env.len() as u64);
+                    known.get_or_insert(n);
+                }
+            }
+        }
+        // Known once the payload length is in: well before the payload.
+        assert!(known.unwrap() < 200, "{known:?}");
+        assert!(Envelope::declared_size(b"P", Kind::PublicBundle).is_err());
+        assert!(Envelope::declared_size(b"PK\x03\x04garbage", Kind::PublicBundle).is_err());
+        let e = Envelope::declared_size(&env, Kind::Record).unwrap_err();
+        assert!(matches!(e, Error::WrongKind { .. }), "{e}");
+        // A declared payload over the kind's limit.
+        let mut huge = env.clone();
+        let at = env.len() - 1000 - 8;
+        huge[at..at + 8].copy_from_slice(&u64::MAX.to_be_bytes());
+        let e = Envelope::declared_size(&huge, Kind::PublicBundle).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
     }
 }

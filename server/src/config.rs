@@ -60,6 +60,9 @@ pub struct Limits {
     pub key_cache_bytes: u64,
     /// Job event streams (SSE or WebSocket) open at once; beyond it, 503 `overloaded`.
     pub max_event_streams: usize,
+    /// Key-set uploads read and checked at once (each may hold a few hundred MB); beyond it,
+    /// 503 `overloaded`.
+    pub max_keyset_uploads: usize,
     /// Connections held at once (bounded further by the process's file-descriptor limit); at
     /// the cap a new connection takes the place of the oldest that never sent a complete
     /// request, or is closed when every connection is serving one.
@@ -84,6 +87,7 @@ impl Default for Limits {
             fhe_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             key_cache_bytes: 4 << 30,
             max_event_streams: 1024,
+            max_keyset_uploads: 2,
             max_connections: 10_000,
             header_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),

@@ -46,6 +46,7 @@ struct Inner {
     ready: AtomicBool,
     in_flight: AtomicUsize,
     event_streams: AtomicUsize,
+    large_uploads: tokio::sync::Semaphore,
 }
 
 /// Shared state of the HTTP application.
@@ -86,6 +87,7 @@ impl AppState {
             ready: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             event_streams: AtomicUsize::new(0),
+            large_uploads: tokio::sync::Semaphore::new(config.limits.max_keyset_uploads.max(1)),
             config,
         }))
     }
@@ -98,6 +100,11 @@ impl AppState {
     /// Whether the server is ready (migrated, not shutting down).
     pub fn is_ready(&self) -> bool {
         self.0.ready.load(Ordering::SeqCst)
+    }
+
+    /// Permits for key-set uploads read and checked at once (`limits.max_keyset_uploads`).
+    pub fn large_uploads(&self) -> &tokio::sync::Semaphore {
+        &self.0.large_uploads
     }
 
     /// Job event streams (SSE or WebSocket) open now (the `event_streams` gauge and cap).

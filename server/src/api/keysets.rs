@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use blindsight_crypto::PublicBundle;
 
-use super::{Caller, octets, read_body};
+use super::{Caller, octets, read_envelope};
 use crate::auth::Role;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -46,6 +46,7 @@ fn not_found(key_id: &str) -> ApiError {
         (status = 409, description = "A different bundle is stored under this id", body = blindsight_proto::ProblemDocument),
         (status = 413, description = "Larger than the key-upload limit", body = blindsight_proto::ProblemDocument),
         (status = 422, description = "Wrong parameter set, non-conformant key, fingerprint or key-id mismatch", body = blindsight_proto::ProblemDocument),
+        (status = 503, description = "Other key-set uploads are being checked (`overloaded`, `Retry-After`)", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn register(
@@ -58,7 +59,16 @@ pub async fn register(
     caller.require(&[Role::Keyholder])?;
     blindsight_crypto::check_key_id(&key_id)?;
     let limit = state.config().limits.keyset_body_bytes;
-    let bytes = read_body(&headers, body, limit, "public bundle").await?;
+    // Each upload may hold a few hundred MB while it is read and checked: only a few at once
+    // (garbage is refused from its first bytes, without a permit).
+    let (bytes, _permit) = read_envelope(
+        &headers,
+        body,
+        limit,
+        blindsight_crypto::Kind::PublicBundle,
+        Some(state.large_uploads()),
+    )
+    .await?;
     let digest = blindsight_crypto::sha256_hex(&bytes);
     let tenant = caller.tenant_id.as_str();
     // The same bytes again: they were checked when first stored.

@@ -226,6 +226,91 @@ pub async fn read_body(
     }
 }
 
+/// Reads an envelope body of `kind` as it arrives, without holding more than it declares:
+/// the header is checked (magic, version, kind, parameter set, declared sizes against the
+/// kind's and the route's limits) from its first bytes, so garbage is refused before the rest
+/// is read; then exactly the declared size is reserved and filled, and a body that runs past
+/// it, or disagrees with its `Content-Length`, is refused. With `permits`, a well-framed body
+/// is read only with a permit (none free: 503 `overloaded`), returned to hold while the
+/// body is checked.
+pub async fn read_envelope<'p>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    kind: blindsight_crypto::Kind,
+    permits: Option<&'p tokio::sync::Semaphore>,
+) -> Result<(Bytes, Option<tokio::sync::SemaphorePermit<'p>>), ApiError> {
+    use futures_util::StreamExt;
+    let what = kind.name();
+    let too_large = |size: String| {
+        ApiError::new(
+            Problem::TooLarge,
+            format!("the {what} is {size}; this route's limit is {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared
+        && n > limit as u64
+    {
+        return Err(too_large(format!("{n} bytes")));
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut total: Option<u64> = None;
+    let mut permit = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                Problem::BodyUnreadable,
+                format!("couldn't read the request body: {e}"),
+            )
+        })?;
+        if let Some(n) = total
+            && (buf.len() + chunk.len()) as u64 > n
+        {
+            return Err(ApiError::new(
+                Problem::Malformed,
+                format!("the {what} runs past the {n} bytes its header declares"),
+            ));
+        }
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large("larger than that".into()));
+        }
+        buf.extend_from_slice(&chunk);
+        if total.is_none()
+            && let Some(n) = blindsight_crypto::Envelope::declared_size(&buf, kind)?
+        {
+            if n > limit as u64 {
+                return Err(too_large(format!("{n} bytes (as its header declares)")));
+            }
+            if let Some(d) = declared
+                && d != n
+            {
+                return Err(ApiError::new(
+                    Problem::Malformed,
+                    format!("Content-Length says {d} bytes but the {what}'s header declares {n}"),
+                ));
+            }
+            if let Some(permits) = permits {
+                permit = Some(permits.try_acquire().map_err(|_| {
+                    ApiError::new(
+                        Problem::Overloaded,
+                        format!("other {what} uploads are being read and checked; retry after the delay given"),
+                    )
+                    .with_retry_after(std::time::Duration::from_secs(5))
+                })?);
+            }
+            // Exactly what is declared: no doubling of a growing buffer.
+            buf.reserve_exact(n as usize - buf.len());
+            total = Some(n);
+        }
+    }
+    Ok((Bytes::from(buf), permit))
+}
+
 /// Parses a JSON control body strictly: unknown fields, wrong types and trailing data are
 /// refused with the parser's message, which names the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

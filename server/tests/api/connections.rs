@@ -156,3 +156,120 @@ fn a_stalled_upload_does_not_hold_shutdown() {
     assert!(took < Duration::from_secs(30), "{took:?}");
     drop(upload);
 }
+
+/// Sends `head` then `body_len` bytes of `fill` (stopping if the server answers first), and
+/// returns the response's status line.
+fn upload(addr: SocketAddr, head: String, prefix: Vec<u8>, body_len: usize) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut sent = 0;
+    let chunk = vec![0u8; 1 << 20];
+    let mut first = Some(prefix);
+    while sent < body_len {
+        let piece = first
+            .take()
+            .unwrap_or_else(|| chunk[..chunk.len().min(body_len - sent)].to_vec());
+        if s.write_all(&piece).is_err() {
+            break;
+        }
+        sent += piece.len();
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The server's peak resident memory (VmHWM), in MiB.
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    kib / 1024
+}
+
+#[test]
+fn parallel_key_set_uploads_stay_within_a_memory_bound() {
+    use blindsight_crypto::{Envelope, Kind};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = serve(dir.path(), &[]);
+    // A tenant's keyholder token, over HTTP.
+    let body = r#"{"name":"Clinic","tenant_id":"tenant-m"}"#;
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /v1/tenants HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut created = String::new();
+    s.read_to_string(&mut created).unwrap();
+    let token = created
+        .split("\"keyholder\":\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_owned();
+    let before = peak_rss_mib(server.id());
+
+    const SIZE: usize = 200 << 20;
+    let head = |len: usize| {
+        format!(
+            "PUT /v1/keysets/ks-1 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    // A public bundle header declaring a 200 MiB payload, followed by zeros.
+    let mut header = Envelope::encode(Kind::PublicBundle, "ks-1", b"{}", &[]).unwrap();
+    let at = header.len() - 8;
+    let payload = (SIZE - header.len()) as u64;
+    header[at..].copy_from_slice(&payload.to_be_bytes());
+    let statuses: Vec<String> = std::thread::scope(|s| {
+        let mut uploads = Vec::new();
+        // Six garbage bodies of 200 MiB each: refused from their first bytes.
+        for _ in 0..6 {
+            let h = head(SIZE);
+            uploads
+                .push(s.spawn(move || upload(addr, h, b"PK\x03\x04 not a bundle".to_vec(), SIZE)));
+        }
+        // Six well-framed 200 MiB bodies: at most two are read at once, the others wait.
+        for _ in 0..6 {
+            let (h, prefix) = (head(SIZE), header.clone());
+            uploads.push(s.spawn(move || upload(addr, h, prefix, SIZE)));
+        }
+        uploads.into_iter().map(|u| u.join().unwrap()).collect()
+    });
+    let peak = peak_rss_mib(server.id());
+    eprintln!("peak RSS {peak} MiB (before: {before} MiB): {statuses:?}");
+    for status in &statuses[..6] {
+        assert!(status.contains(" 400 "), "{statuses:?}");
+    }
+    let shed = statuses[6..].iter().filter(|s| s.contains(" 503 ")).count();
+    assert!(shed >= 1, "{statuses:?}");
+    // Stated bound: two bodies being read (200 MiB each, reserved exactly) and what the
+    // server held before. Twelve bodies read at once would need ~2.4 GiB.
+    let bound = before + 2 * 200 + 150;
+    assert!(
+        peak <= bound,
+        "peak RSS {peak} MiB over the bound {bound} MiB (before: {before} MiB); {statuses:?}"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
