@@ -134,6 +134,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api)
         .merge(Router::from(ops))
         .fallback(not_found)
+        .layer(middleware::from_fn(as_problem))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
@@ -279,4 +280,50 @@ async fn openapi_json() -> Response {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound
+}
+
+/// Every error is problem JSON: the few answers the framework gives itself (a path parameter
+/// of the wrong type, a method the route does not have) are rewritten, keeping their status,
+/// their `Allow` header and, for a bad path, the framework's message as the detail.
+async fn as_problem(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let (_, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let error = match status.as_u16() {
+        400 => ApiError::new(
+            Problem::InvalidPath,
+            if text.is_empty() {
+                "a path parameter is not of its type".to_owned()
+            } else {
+                text
+            },
+        ),
+        404 => ApiError::NotFound,
+        405 => ApiError::new(
+            Problem::MethodNotAllowed,
+            "this route does not take this method; `Allow` lists the ones it takes",
+        ),
+        413 => ApiError::new(
+            Problem::TooLarge,
+            "the request body is over this route's limit",
+        ),
+        _ => ApiError::Internal(format!("unmapped framework answer {status}: {text}")),
+    };
+    let mut out = error.into_response();
+    if let Some(allow) = allow {
+        out.headers_mut().insert(header::ALLOW, allow);
+    }
+    out
 }

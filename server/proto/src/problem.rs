@@ -60,8 +60,12 @@ problems! {
     /// A request to upgrade to a WebSocket that is not a valid one (its `Sec-WebSocket-*`
     /// headers or method).
     InvalidUpgrade = (400, "invalid-upgrade"),
+    /// A path parameter that is not of its type (e.g. a schema version that is not a number).
+    InvalidPath = (400, "invalid-path"),
     /// A missing or unknown token.
     Unauthorized = (401, "unauthorized"),
+    /// The route exists but not with this method (`Allow` lists the ones it has).
+    MethodNotAllowed = (405, "method-not-allowed"),
     /// A valid token whose role may not use the route.
     Forbidden = (403, "forbidden"),
     /// No such route or resource.

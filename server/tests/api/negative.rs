@@ -302,3 +302,36 @@ async fn bad_control_requests_are_refused_and_change_nothing() {
         ctx.finish().await;
     }
 }
+
+#[tokio::test]
+async fn framework_errors_are_problem_json_too() {
+    let ctx = crate::common::Ctx::new("sqlite", config()).await.unwrap();
+    let a = ctx.create_tenant(TENANT_A).await;
+    let kh = a.tokens.keyholder.expose();
+    // A schema version that is not a number.
+    let r = ctx
+        .request(
+            Method::PUT,
+            "/v1/schemas/intake/abc",
+            Some(kh),
+            b"{}".to_vec(),
+        )
+        .await;
+    r.expect(400, "invalid-path");
+    assert_eq!(
+        r.headers["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("abc"),
+        "{}",
+        r.json()
+    );
+    // A method the route does not have.
+    let r = ctx
+        .request(Method::DELETE, "/v1/records", Some(kh), Vec::new())
+        .await;
+    r.expect(405, "method-not-allowed");
+    assert!(r.headers.contains_key("allow"), "{:?}", r.headers);
+    ctx.finish().await;
+}
