@@ -20,9 +20,10 @@ use crate::state::AppState;
 use crate::store::{self, RecordFilter, RecordRow, WriteError};
 use blindsight_proto::{Problem, RecordListQuery, RecordPage, RecordStored};
 
-/// 409 for a used record id. `same_content` (the stored proven list is byte-identical to
-/// this upload) tells a client retrying an upload whose first attempt was stored, its response
-/// lost, that it is done; it reveals nothing the uploader does not hold already.
+/// 409 for a used record id. `same_content` (the stored record is identical to this upload:
+/// every metadata field, the proven list and the sealed transcript, byte for byte) tells a
+/// client retrying an upload whose first attempt was stored, its response lost, that it is
+/// done; it reveals nothing the uploader does not hold already.
 fn exists(record_id: &str, same: bool) -> ApiError {
     ApiError::new(Problem::RecordExists, if same {
             format!("record {record_id:?} is already stored with this exact content (an earlier attempt succeeded)")
@@ -96,8 +97,8 @@ pub async fn create(
     // Cheap refusal of a replay before the proof is checked; the unique key below is what
     // guarantees it under concurrency.
     let digest = blindsight_crypto::sha256_hex(&envelope.proven_list);
-    if let Some(stored) = store::record_digest(state.db(), tenant, &meta.record_id).await? {
-        return Err(exists(&meta.record_id, stored == digest));
+    if let Some(same) = store::record_is_identical(state.db(), tenant, &envelope, &digest).await? {
+        return Err(exists(&meta.record_id, same));
     }
     let (envelope, outcome, took) = state
         .fhe()
@@ -132,11 +133,8 @@ pub async fn create(
         Ok(seq) => seq,
         // A concurrent upload of the same id committed first.
         Err(WriteError::Exists) => {
-            let stored = store::record_digest(state.db(), tenant, &record_id).await?;
-            return Err(exists(
-                &record_id,
-                stored.as_deref() == Some(digest.as_str()),
-            ));
+            let same = store::record_is_identical(state.db(), tenant, &envelope, &digest).await?;
+            return Err(exists(&record_id, same == Some(true)));
         }
         Err(WriteError::Store(e)) => return Err(e.into()),
     };

@@ -380,20 +380,42 @@ pub struct RecordRow<'a> {
     pub lane: Option<&'a blindsight_crypto::LaneBody>,
 }
 
-/// The proven-list digest of a stored record, if the id is taken within the tenant.
-pub async fn record_digest(
+/// Whether the record stored under `record_id` holds exactly `envelope`'s content: every
+/// metadata column, the proven list (by its digest, computed from the stored bytes at ingest)
+/// and the sealed transcript byte for byte. `None` when no record has that id.
+pub async fn record_is_identical(
     db: &Db,
     tenant_id: &str,
-    record_id: &str,
-) -> Result<Option<String>, StoreError> {
-    sqlx::query_scalar(
-        "SELECT proven_list_digest FROM records WHERE tenant_id = $1 AND record_id = $2",
+    envelope: &blindsight_crypto::RecordEnvelope,
+    proven_list_digest: &str,
+) -> Result<Option<bool>, StoreError> {
+    let m = &envelope.metadata;
+    let row = sqlx::query(
+        "SELECT key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, \
+                proven_list_digest, sealed_transcript \
+         FROM records WHERE tenant_id = $1 AND record_id = $2",
     )
     .bind(tenant_id)
-    .bind(record_id)
+    .bind(&m.record_id)
     .fetch_optional(db.pool())
-    .await
-    .map_err(StoreError::from)
+    .await?;
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    let transcript: Option<Vec<u8>> = r.try_get("sealed_transcript")?;
+    let uploaded =
+        (!envelope.sealed_transcript.is_empty()).then_some(envelope.sealed_transcript.as_slice());
+    let recorded_at: Option<i64> = r.try_get("recorded_at")?;
+    Ok(Some(
+        r.try_get::<String, _>("key_id")? == m.key_id
+            && r.try_get::<String, _>("schema_id")? == m.schema_id
+            && r.try_get::<i64, _>("schema_version")? == i64::from(m.schema_version)
+            && r.try_get::<Option<String>, _>("cohort")? == m.cohort
+            && r.try_get::<Option<String>, _>("lexicon_version")? == m.lexicon_version
+            && recorded_at == m.recorded_at.and_then(|t| i64::try_from(t).ok())
+            && r.try_get::<String, _>("proven_list_digest")? == proven_list_digest
+            && transcript.as_deref() == uploaded,
+    ))
 }
 
 /// Stores a verified record with its audit entry; [`WriteError::Exists`] when its id is

@@ -152,6 +152,21 @@ async fn bad_uploads_are_refused_and_change_nothing() {
         let r = ctx.upload(ingest, &other).await;
         r.expect(409, "record-exists");
         assert_eq!(r.json()["same_content"], false);
+        // The same proven list with one byte of its sealed transcript flipped is not the
+        // stored record (a client must not take it for a stored retry), nor is it with
+        // another cohort.
+        let mut flipped = rec.clone();
+        assert!(!flipped.sealed_transcript.is_empty());
+        let last = flipped.sealed_transcript.len() - 1;
+        flipped.sealed_transcript[last] ^= 1;
+        let r = ctx.upload(ingest, &flipped).await;
+        r.expect(409, "record-exists");
+        assert_eq!(r.json()["same_content"], false, "{}", ctx.name);
+        let mut moved = rec.clone();
+        moved.metadata.cohort = Some("elsewhere".into());
+        let r = ctx.upload(ingest, &moved).await;
+        r.expect(409, "record-exists");
+        assert_eq!(r.json()["same_content"], false, "{}", ctx.name);
         // Oversized, declared or streamed.
         let limit = ctx.state.config().limits.record_body_bytes;
         post(vec![0u8; limit + 1]).await.expect(413, "too-large");
