@@ -5,7 +5,7 @@ mod audit;
 mod basics;
 mod common;
 mod compute;
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 mod connections;
 mod docs;
 mod events;
