@@ -27,6 +27,9 @@
 //! the server's own PostgreSQL tests. `bash`, `curl`, `openssl` and `sqlite3` must be
 //! installed (`.ci/run` installs what is missing), and `createdb`, `dropdb`, `pg_dump` and
 //! `pg_restore` for the PostgreSQL scenarios.
+//!
+//! Size: the walkthroughs are data, one list of steps each, kept beside the list of commands
+//! run elsewhere so that the two can be read against each other.
 
 //!
 //! This file holds the scenarios; `commands.rs` finds the documented commands, `setup.rs` the
@@ -147,7 +150,10 @@ pub(crate) const SQLITE_CLI: &[Step] = &[
         OPS,
         "sqlite3 blindsight-data/blindsight.sqlite3 \".backup backup.sqlite3\"",
     ),
-    doc(OPS, "install -m 600 blindsight-data/audit-signing-key.p8…"),
+    doc(
+        OPS,
+        "install -m 600 blindsight-data/audit-signing-key.p8 audit-signing-key.backup.p8",
+    ),
     Setup("<file>: the public bundle", file_placeholder),
     Doc(
         README,
@@ -397,6 +403,11 @@ pub(crate) const ELSEWHERE: &[(&str, &str, &str)] = &[
         "docs/BENCHMARKS.md",
         "BLINDSIGHT_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run --release -p blindsight-benches --bin scale -- --records 128 …",
         "benches/tests/bins.rs runs `scale --quick`; this run (about 9 minutes) is by hand",
+    ),
+    (
+        "docs/BENCHMARKS.md",
+        "BLINDSIGHT_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run --release -p blindsight-benches --bin scale -- --records 1000 …",
+        "benches/tests/bins.rs runs `scale --quick`; this run (about 70 minutes) is by hand",
     ),
     (
         OPS,
