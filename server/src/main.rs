@@ -363,6 +363,13 @@ async fn open(launch: Launch) -> anyhow::Result<Server> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = server_config(&args)?;
     let build = blindsight_server::compute::build_id();
+    let proxies = args
+        .trusted_proxies
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(",");
     let settings = blindsight_server::audit::Event::ServerConfig {
         min_cohort: config.default_min_cohort,
         lockout_after: config.guard.max_failures,
@@ -370,6 +377,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_in_flight: config.limits.max_in_flight,
         request_timeout_s: config.limits.request_timeout.as_secs(),
         admin_enabled: config.admin_token.is_some(),
+        trusted_proxies: &proxies,
+        max_connections: config.limits.max_connections,
+        header_timeout_s: config.limits.header_timeout.as_secs(),
         build: &build,
     };
     let server = open(Launch {

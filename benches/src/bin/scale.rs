@@ -224,8 +224,6 @@ fn main() -> anyhow::Result<()> {
     eprintln!("scale: {fhe:.1} s");
 
     let dir = tempfile::tempdir()?;
-    let key_file = dir.path().join("audit.p8");
-    let (audit_key, _) = SigningKey::load_or_create(&key_file)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -239,6 +237,10 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let mut rows: Vec<Row> = Vec::new();
     for &w in &args.workers {
+        // Each run has a fresh database, so a fresh key: the heads a key keeps belong to one
+        // database, and the last run's would halt this one's chains.
+        let key_file = dir.path().join(format!("audit-{w}.p8"));
+        let (audit_key, _) = SigningKey::load_or_create(&key_file)?;
         let mut config = ServerConfig::new();
         config.admin_token = Some(AdminToken::new(ADMIN).map_err(anyhow::Error::msg)?);
         config.guard.rate_per_sec = 1e6;

@@ -2,6 +2,9 @@
 //! database, no async, no server types, so `blindsight audit verify` can run exactly these
 //! checks on entries fetched over HTTP or read from a database. The byte encodings are
 //! specified in docs/FORMATS.md ("Audit log").
+//!
+//! Size: half of it is the tests that pin each way a chain or a head can be tampered with;
+//! the encoding, its verification and those tests stay together.
 
 use ring::signature::{ED25519, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};

@@ -154,6 +154,13 @@ pub enum Event<'a> {
         request_timeout_s: u64,
         /// Whether tenants can be created (an admin token is configured).
         admin_enabled: bool,
+        /// The reverse proxies whose `X-Forwarded-For` names the client (comma-separated;
+        /// empty: none).
+        trusted_proxies: &'a str,
+        /// Connections held at once.
+        max_connections: usize,
+        /// Seconds a client has to send a request's headers.
+        header_timeout_s: u64,
         /// The server build.
         build: &'a str,
     },
@@ -355,6 +362,9 @@ impl Event<'_> {
                 max_in_flight,
                 request_timeout_s,
                 admin_enabled,
+                trusted_proxies,
+                max_connections,
+                header_timeout_s,
                 build,
             } => {
                 put("min_cohort", min_cohort.into());
@@ -363,6 +373,9 @@ impl Event<'_> {
                 put("max_in_flight", max_in_flight.into());
                 put("request_timeout_s", request_timeout_s.into());
                 put("admin_enabled", admin_enabled.into());
+                put("trusted_proxies", trusted_proxies.into());
+                put("max_connections", max_connections.into());
+                put("header_timeout_s", header_timeout_s.into());
                 put("build", build.into());
             }
             Event::SigningKey { key_id, public_key } => {

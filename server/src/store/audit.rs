@@ -12,6 +12,9 @@
 //! head the signing key last kept for it (`audit::witness`), and refuses
 //! ([`StoreError::Halted`]) when it does not; [`commit`] keeps the new heads once the
 //! transaction is durable. Every signed head names the digest of the head before it.
+//!
+//! Size: appending, the head lock, the freshness check against the kept heads and an
+//! operator's resolution are one protocol, read and checked in one place.
 
 use sqlx::{Any, Row, Transaction};
 

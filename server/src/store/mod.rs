@@ -1,6 +1,9 @@
 //! Every query the server makes. Rows hold ciphertext, proofs, sealed boxes, public keys,
 //! digests and routing metadata only (docs/STORAGE.md describes each column). Writes that
 //! belong together run in one transaction.
+//!
+//! Size: the tenant, key-set, schema and record queries; the job queue, audit log, rollups
+//! and selections have files of their own.
 
 use blindsight_proto::RecordSummary;
 use sqlx::Row;

@@ -852,6 +852,9 @@ async fn configuration_changes_are_recorded_in_the_server_chain() {
             max_in_flight: 256,
             request_timeout_s: 120,
             admin_enabled: true,
+            trusted_proxies: "",
+            max_connections: 10_000,
+            header_timeout_s: 30,
             build: "blindsight-server/test",
         };
         assert!(
