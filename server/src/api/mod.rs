@@ -185,6 +185,26 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// 413 for a body of `size` over `limit`.
+fn too_large(what: &str, size: &str, limit: usize) -> ApiError {
+    ApiError::new(
+        Problem::TooLarge,
+        format!("the {what} is {size}; this route's limit is {limit} bytes"),
+    )
+}
+
+/// The body's declared `Content-Length`, refused (413) before reading when over `limit`.
+fn declared_length(headers: &HeaderMap, what: &str, limit: usize) -> Result<Option<u64>, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => Err(too_large(what, &format!("{n} bytes"), limit)),
+        d => Ok(d),
+    }
+}
+
 /// Reads a request body of at most `limit` bytes. One whose declared length is over the limit
 /// is refused with 413 before any of it is read; one that streams past it, as soon as it does.
 pub async fn read_body(
@@ -193,21 +213,8 @@ pub async fn read_body(
     limit: usize,
     what: &str,
 ) -> Result<Bytes, ApiError> {
-    let too_large = |size: String| {
-        ApiError::new(
-            Problem::TooLarge,
-            format!("the {what} is {size}; this route's limit is {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared
-        && n > limit as u64
-    {
-        return Err(too_large(format!("{n} bytes")));
-    }
+    let too_large = |size: String| too_large(what, &size, limit);
+    declared_length(headers, what, limit)?;
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => Ok(bytes),
         Err(e) => {
@@ -242,21 +249,8 @@ pub async fn read_envelope<'p>(
 ) -> Result<(Bytes, Option<tokio::sync::SemaphorePermit<'p>>), ApiError> {
     use futures_util::StreamExt;
     let what = kind.name();
-    let too_large = |size: String| {
-        ApiError::new(
-            Problem::TooLarge,
-            format!("the {what} is {size}; this route's limit is {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared
-        && n > limit as u64
-    {
-        return Err(too_large(format!("{n} bytes")));
-    }
+    let too_large = |size: String| too_large(what, &size, limit);
+    let declared = declared_length(headers, what, limit)?;
     let mut stream = body.into_data_stream();
     let mut buf: Vec<u8> = Vec::new();
     let mut total: Option<u64> = None;
