@@ -151,128 +151,45 @@ impl<'a> Envelope<'a> {
     /// Decodes an envelope of any kind, refusing other parameter sets and format versions.
     pub fn decode(bytes: &'a [u8]) -> Result<Self> {
         let mut r = Reader::new("envelope", bytes);
-        if r.take(4)? != MAGIC {
-            return Err(r.malformed("does not start with the Blindsight envelope magic"));
-        }
-        let version = u16::from_be_bytes(r.array()?);
-        if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion(version));
-        }
-        let code = r.array::<1>()?[0];
-        let kind = Kind::from_code(code)
-            .ok_or_else(|| r.malformed(&format!("unknown envelope kind {code}")))?;
-        let param_len = usize::from(r.array::<1>()?[0]);
-        if param_len > MAX_PARAM_ID_LEN {
-            return Err(r.malformed("parameter-set id is too long"));
-        }
-        let param = std::str::from_utf8(r.take(param_len)?)
-            .map_err(|_| r.malformed("parameter-set id is not UTF-8"))?;
-        check_parameter_set(param)?;
-        let key_len = usize::from(r.array::<1>()?[0]);
-        let key_id = std::str::from_utf8(r.take(key_len)?)
-            .map_err(|_| r.malformed("key id is not UTF-8"))?;
-        check_key_id(key_id)?;
-        let meta_len = u64::from(u32::from_be_bytes(r.array()?));
-        if meta_len > limits::METADATA {
-            return Err(Error::TooLarge {
-                what: "envelope metadata",
-                size: meta_len,
-                limit: limits::METADATA,
-            });
-        }
-        let metadata = r.take_u64(meta_len)?;
-        let payload_len = u64::from_be_bytes(r.array()?);
-        if payload_len > kind.payload_limit() {
-            return Err(Error::TooLarge {
-                what: kind.name(),
-                size: payload_len,
-                limit: kind.payload_limit(),
-            });
-        }
-        let payload = r.take_u64(payload_len)?;
+        let header = read_header(&mut r)?;
+        let payload = r.take_u64(header.payload_len)?;
         r.finish()?;
         Ok(Envelope {
-            kind,
-            key_id,
-            metadata,
+            kind: header.kind,
+            key_id: header.key_id,
+            metadata: header.metadata,
             payload,
         })
     }
 
-    /// Checks the start of an envelope of `kind` as it arrives, before the rest is read:
-    /// magic, format version, kind, parameter set and the declared metadata and payload sizes
-    /// against their limits. `Ok(None)`: `prefix` is too short to tell the size yet;
-    /// `Ok(Some(n))`: the whole envelope is `n` bytes ([`Envelope::decode`] checks the rest).
+    /// Checks the start of an envelope of `kind` as it arrives, before the rest is read: the
+    /// header [`Envelope::decode`] reads (magic, format version, kind, parameter set, key id,
+    /// metadata, declared payload size against the kind's limit). `Ok(None)`: `prefix` is
+    /// too short to tell the size yet; `Ok(Some(n))`: the whole envelope is `n` bytes. A prefix
+    /// that is not the start of the magic is refused from its first byte.
     pub fn declared_size(prefix: &[u8], kind: Kind) -> Result<Option<u64>> {
-        let malformed = |reason: &str| Error::Malformed {
-            what: "envelope",
-            reason: reason.into(),
-        };
-        let head = prefix.len().min(4);
+        let head = prefix.len().min(MAGIC.len());
         if prefix[..head] != MAGIC[..head] {
-            return Err(malformed(
-                "does not start with the Blindsight envelope magic",
-            ));
-        }
-        if prefix.len() < 8 {
-            return Ok(None);
-        }
-        let version = u16::from_be_bytes([prefix[4], prefix[5]]);
-        if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion(version));
-        }
-        let found = Kind::from_code(prefix[6])
-            .ok_or_else(|| malformed(&format!("unknown envelope kind {}", prefix[6])))?;
-        if found != kind {
-            return Err(Error::WrongKind {
-                expected: kind.name(),
-                found: found.name(),
+            return Err(Error::Malformed {
+                what: "envelope",
+                reason: "does not start with the Blindsight envelope magic".into(),
             });
         }
-        let param_len = usize::from(prefix[7]);
-        if param_len > MAX_PARAM_ID_LEN {
-            return Err(malformed("parameter-set id is too long"));
+        let mut r = Reader::new("envelope", prefix);
+        match read_header(&mut r) {
+            Ok(header) => {
+                if header.kind != kind {
+                    return Err(Error::WrongKind {
+                        expected: kind.name(),
+                        found: header.kind.name(),
+                    });
+                }
+                let read = (prefix.len() - r.rest().len()) as u64;
+                Ok(Some(read + header.payload_len))
+            }
+            Err(_) if r.truncated => Ok(None),
+            Err(e) => Err(e),
         }
-        let mut at = 8 + param_len;
-        if prefix.len() < at + 1 {
-            return Ok(None);
-        }
-        let param = std::str::from_utf8(&prefix[8..at])
-            .map_err(|_| malformed("parameter-set id is not UTF-8"))?;
-        check_parameter_set(param)?;
-        at += 1 + usize::from(prefix[at]);
-        if prefix.len() < at + 4 {
-            return Ok(None);
-        }
-        let meta_len = u64::from(u32::from_be_bytes([
-            prefix[at],
-            prefix[at + 1],
-            prefix[at + 2],
-            prefix[at + 3],
-        ]));
-        if meta_len > limits::METADATA {
-            return Err(Error::TooLarge {
-                what: "envelope metadata",
-                size: meta_len,
-                limit: limits::METADATA,
-            });
-        }
-        // Bounded by the check above.
-        at += 4 + meta_len as usize;
-        if prefix.len() < at + 8 {
-            return Ok(None);
-        }
-        let mut len = [0u8; 8];
-        len.copy_from_slice(&prefix[at..at + 8]);
-        let payload_len = u64::from_be_bytes(len);
-        if payload_len > kind.payload_limit() {
-            return Err(Error::TooLarge {
-                what: kind.name(),
-                size: payload_len,
-                limit: kind.payload_limit(),
-            });
-        }
-        Ok(Some(at as u64 + 8 + payload_len))
     }
 
     /// Decodes an envelope and checks its kind and, when given, its key id.
@@ -308,6 +225,63 @@ impl<'a> Envelope<'a> {
             reason: e.to_string(),
         })
     }
+}
+
+/// An envelope's header: everything before the payload, and the payload's declared length.
+struct Header<'a> {
+    kind: Kind,
+    key_id: &'a str,
+    metadata: &'a [u8],
+    payload_len: u64,
+}
+
+/// Reads and checks an envelope's header (magic, version, kind, parameter set, key id,
+/// metadata, payload length against the kind's limit).
+fn read_header<'a>(r: &mut Reader<'a>) -> Result<Header<'a>> {
+    if r.take(4)? != MAGIC {
+        return Err(r.malformed("does not start with the Blindsight envelope magic"));
+    }
+    let version = u16::from_be_bytes(r.array()?);
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion(version));
+    }
+    let code = r.array::<1>()?[0];
+    let kind = Kind::from_code(code)
+        .ok_or_else(|| r.malformed(&format!("unknown envelope kind {code}")))?;
+    let param_len = usize::from(r.array::<1>()?[0]);
+    if param_len > MAX_PARAM_ID_LEN {
+        return Err(r.malformed("parameter-set id is too long"));
+    }
+    let param = std::str::from_utf8(r.take(param_len)?)
+        .map_err(|_| r.malformed("parameter-set id is not UTF-8"))?;
+    check_parameter_set(param)?;
+    let key_len = usize::from(r.array::<1>()?[0]);
+    let key_id =
+        std::str::from_utf8(r.take(key_len)?).map_err(|_| r.malformed("key id is not UTF-8"))?;
+    check_key_id(key_id)?;
+    let meta_len = u64::from(u32::from_be_bytes(r.array()?));
+    if meta_len > limits::METADATA {
+        return Err(Error::TooLarge {
+            what: "envelope metadata",
+            size: meta_len,
+            limit: limits::METADATA,
+        });
+    }
+    let metadata = r.take_u64(meta_len)?;
+    let payload_len = u64::from_be_bytes(r.array()?);
+    if payload_len > kind.payload_limit() {
+        return Err(Error::TooLarge {
+            what: kind.name(),
+            size: payload_len,
+            limit: kind.payload_limit(),
+        });
+    }
+    Ok(Header {
+        kind,
+        key_id,
+        metadata,
+        payload_len,
+    })
 }
 
 /// Key ids are short, printable and safe to put in paths, URLs and logs.
@@ -363,11 +337,17 @@ pub(crate) fn decode_parts<'a>(
 pub(crate) struct Reader<'a> {
     what: &'static str,
     bytes: &'a [u8],
+    /// A read asked for more bytes than were left.
+    truncated: bool,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(what: &'static str, bytes: &'a [u8]) -> Self {
-        Self { what, bytes }
+        Self {
+            what,
+            bytes,
+            truncated: false,
+        }
     }
 
     pub(crate) fn malformed(&self, reason: &str) -> Error {
@@ -379,6 +359,7 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.bytes.len() {
+            self.truncated = true;
             return Err(self.malformed("truncated"));
         }
         let (head, tail) = self.bytes.split_at(n);
