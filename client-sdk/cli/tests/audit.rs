@@ -165,21 +165,24 @@ fn an_auditor_verifies_a_server_over_its_api_and_from_its_database() {
     assert!(!out.contains("not scanned"), "{out}");
 
     // Heads kept between runs: saved after a passing run, checked by the next one.
+    let verify_db = |flag: &str, file: &str| {
+        blindsight(
+            &[
+                "audit",
+                "verify",
+                "--db",
+                db,
+                "--audit-key",
+                key_path,
+                flag,
+                file,
+            ],
+            &[],
+        )
+    };
     let heads = dir.path().join("heads.json");
     let heads_path = heads.to_str().unwrap();
-    let o = blindsight(
-        &[
-            "audit",
-            "verify",
-            "--db",
-            db,
-            "--audit-key",
-            key_path,
-            "--save-heads",
-            heads_path,
-        ],
-        &[],
-    );
+    let o = verify_db("--save-heads", heads_path);
     assert!(stdout(&o).contains("every check passed"));
     assert!(
         stderr(&o).contains("saved 2 verified head(s)"),
@@ -188,20 +191,7 @@ fn an_auditor_verifies_a_server_over_its_api_and_from_its_database() {
     );
     let saved = std::fs::read_to_string(&heads).unwrap();
     assert!(saved.contains("blindsight-audit-heads/v1"), "{saved}");
-    let o = blindsight(
-        &[
-            "audit",
-            "verify",
-            "--db",
-            db,
-            "--audit-key",
-            key_path,
-            "--since",
-            heads_path,
-        ],
-        &[],
-    );
-    let out = stdout(&o);
+    let out = stdout(&verify_db("--since", heads_path));
     assert!(
         out.contains("2 kept heads from an earlier run checked")
             && out.contains("every check passed"),
@@ -212,37 +202,12 @@ fn an_auditor_verifies_a_server_over_its_api_and_from_its_database() {
     forged["heads"][0]["seq"] = 1000.into();
     let forged_path = dir.path().join("forged.json");
     std::fs::write(&forged_path, forged.to_string()).unwrap();
-    let o = blindsight(
-        &[
-            "audit",
-            "verify",
-            "--db",
-            db,
-            "--audit-key",
-            key_path,
-            "--since",
-            forged_path.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let err = error_line(&o);
+    let err = error_line(&verify_db("--since", forged_path.to_str().unwrap()));
     assert!(
         err.contains("kept head: signature does not verify"),
         "{err}"
     );
-    let err = error_line(&blindsight(
-        &[
-            "audit",
-            "verify",
-            "--db",
-            db,
-            "--audit-key",
-            key_path,
-            "--since",
-            "nope.json",
-        ],
-        &[],
-    ));
+    let err = error_line(&verify_db("--since", "nope.json"));
     assert!(
         err.contains("couldn't read the kept heads nope.json"),
         "{err}"
