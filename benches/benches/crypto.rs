@@ -29,21 +29,25 @@ fn crypto(c: &mut Criterion) {
     let meta = bench_meta(app.key_id(), "bench-record");
 
     group.bench_function("encrypt_prove/u8/40", |b| {
-        b.iter(|| encrypt_record(&app, &schema, &meta, &values).unwrap())
+        b.iter(|| encrypt_record(&app, &schema, &meta, &values, None).unwrap())
     });
 
-    let list = encrypt_record(&app, &schema, &meta, &values).unwrap();
+    let list = encrypt_record(&app, &schema, &meta, &values, None).unwrap();
     let bytes = list.encode().unwrap();
     let verifier = Verifier::new(app.clone());
     group.bench_function("verify/u8/40", |b| {
-        b.iter(|| verifier.verify_record(&bytes, &schema, &meta).unwrap())
+        b.iter(|| {
+            verifier
+                .verify_record(&bytes, &schema, &meta, None)
+                .unwrap()
+        })
     });
 
     let key = ComputeKey::from_compressed(&public.server_key().unwrap()).unwrap();
     set_server_key(key.server_key().clone());
     reset_pbs_count();
     verifier
-        .verify_and_expand(&key, &bytes, &schema, &meta)
+        .verify_and_expand(&key, &bytes, &schema, &meta, None)
         .unwrap();
     if let Some(n) = pbs_count() {
         println!("verify_expand/u8/40: {n} PBS per record");
@@ -51,7 +55,7 @@ fn crypto(c: &mut Criterion) {
     group.bench_function("verify_expand/u8/40", |b| {
         b.iter(|| {
             verifier
-                .verify_and_expand(&key, &bytes, &schema, &meta)
+                .verify_and_expand(&key, &bytes, &schema, &meta, None)
                 .unwrap()
         })
     });
@@ -64,14 +68,14 @@ fn crypto(c: &mut Criterion) {
         ..bench_meta(app.key_id(), "bench-session")
     };
     group.bench_function("encrypt_prove/session/148", |b| {
-        b.iter(|| encrypt_record(&app, &session, &session_meta, &session_values).unwrap())
+        b.iter(|| encrypt_record(&app, &session, &session_meta, &session_values, None).unwrap())
     });
-    let list = encrypt_record(&app, &session, &session_meta, &session_values).unwrap();
+    let list = encrypt_record(&app, &session, &session_meta, &session_values, None).unwrap();
     let bytes = list.encode().unwrap();
     group.bench_function("verify/session/148", |b| {
         b.iter(|| {
             verifier
-                .verify_record(&bytes, &session, &session_meta)
+                .verify_record(&bytes, &session, &session_meta, None)
                 .unwrap()
         })
     });

@@ -278,13 +278,20 @@ pub fn session_envelope(
         lexicon_version: Some("lex-1".into()),
         recorded_at: Some(1_790_000_000 + u64::from(i) * 60),
     };
-    let list = blindsight_crypto::encrypt_record(app, &schema, &meta, &session_values(i))?;
+    let sealed_transcript = blindsight_crypto::seal(
+        app.transcript_key(),
+        &meta.transcript_aad(),
+        transcript.as_bytes(),
+    )?;
+    let list = blindsight_crypto::encrypt_record(
+        app,
+        &schema,
+        &meta,
+        &session_values(i),
+        blindsight_crypto::transcript_digest(&sealed_transcript).as_ref(),
+    )?;
     Ok(blindsight_crypto::RecordEnvelope {
-        sealed_transcript: blindsight_crypto::seal(
-            app.transcript_key(),
-            &meta.transcript_aad(),
-            transcript.as_bytes(),
-        )?,
+        sealed_transcript,
         proven_list: list.encode()?,
         metadata: meta,
     })

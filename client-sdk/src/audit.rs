@@ -167,6 +167,7 @@ fn fetch_records(
             } else {
                 TranscriptEvidence::None
             },
+            transcript_digest: summary.sealed_transcript_digest,
             rollup_day: summary.rollup_day,
         });
         progress.update(i as u64 + 1, total, &summary.record_id);

@@ -4,6 +4,7 @@
 
 use blindsight_crypto::{
     AppBundle, RecordEnvelope, RecordMetadata, RecordSchema, RecordValues, encrypt_record, seal,
+    transcript_digest,
 };
 
 use crate::Result;
@@ -46,8 +47,9 @@ impl NewRecord<'_> {
 }
 
 /// Validates every value against the schema (each out-of-range or missing value is refused
-/// with the field named, before anything is encrypted), encrypts and proves the values under
-/// the app bundle's key set, and seals the transcript: the envelope an app uploads.
+/// with the field named, before anything is encrypted), seals the transcript, and encrypts and
+/// proves the values under the app bundle's key set, bound to the metadata and the sealed
+/// transcript's digest: the envelope an app uploads.
 pub fn build_envelope(
     app: &AppBundle,
     tenant: &str,
@@ -55,7 +57,6 @@ pub fn build_envelope(
 ) -> Result<RecordEnvelope> {
     let metadata = record.metadata(tenant, app.key_id());
     record.schema.order_values(&record.values)?;
-    let list = encrypt_record(app, record.schema, &metadata, &record.values)?;
     let sealed_transcript = match &record.transcript {
         Some(t) => seal(
             app.transcript_key(),
@@ -64,6 +65,13 @@ pub fn build_envelope(
         )?,
         None => Vec::new(),
     };
+    let list = encrypt_record(
+        app,
+        record.schema,
+        &metadata,
+        &record.values,
+        transcript_digest(&sealed_transcript).as_ref(),
+    )?;
     Ok(RecordEnvelope {
         proven_list: list.encode()?,
         sealed_transcript,

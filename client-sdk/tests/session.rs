@@ -34,7 +34,13 @@ fn example_session_round_trips_through_the_verifier() {
     set_server_key(key.server_key().clone());
     let schema = session_v1();
     let values = Verifier::new(app.clone())
-        .verify_and_expand(&key, &record.proven_list, &schema, &record.metadata)
+        .verify_and_expand(
+            &key,
+            &record.proven_list,
+            &schema,
+            &record.metadata,
+            record.transcript_digest().as_ref(),
+        )
         .unwrap();
     let field = |name: &str| schema.fields.iter().position(|f| f.name == name).unwrap();
     let ck = secret.client_key();

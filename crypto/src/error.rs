@@ -67,7 +67,7 @@ pub enum Error {
     MetadataMismatch(String),
     /// The zero-knowledge proof did not verify.
     #[error(
-        "the zero-knowledge proof does not verify for this ciphertext, public key, CRS and metadata"
+        "the zero-knowledge proof does not verify for this ciphertext, public key, CRS, metadata and sealed transcript"
     )]
     ProofInvalid,
     /// The proven list holds a different number or type of values than the schema says.

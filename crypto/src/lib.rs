@@ -50,8 +50,8 @@ pub use keystore::{
 pub use lane::{ComputeKey, LaneBody, LaneList, LanePublicKey, LaneSecret, LaneSum};
 pub use params::{PARAMETER_SET_ID, TFHE_VERSION};
 pub use record::{
-    EncryptedValue, LANE_TAG, RecordEnvelope, RecordMetadata, Verifier, check_shape,
-    encrypt_record, encrypt_values,
+    EncryptedValue, LANE_TAG, RecordEnvelope, RecordMetadata, TranscriptDigest, Verifier,
+    check_shape, encrypt_record, encrypt_values, parse_transcript_digest, transcript_digest,
 };
 pub use results::{decode_result_list, encode_result_list};
 pub use schema::{FieldSpec, FieldType, MAX_FIELDS, RecordSchema, RecordValues, Value};

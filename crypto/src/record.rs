@@ -4,8 +4,10 @@
 //!
 //! The proof's metadata is [`RecordMetadata::binding`]: a domain-separated encoding of the
 //! tenant, key id, schema id and version, record id, cohort, lexicon version and recording
-//! time. A list proven for one record therefore fails verification under any other record's
-//! metadata, so a ciphertext cannot be replayed under another record id or tenant.
+//! time, and the SHA-256 of the record's sealed transcript. A list proven for one record
+//! therefore fails verification under any other record's metadata, so a ciphertext cannot be
+//! replayed under another record id or tenant, and a record whose sealed transcript was
+//! changed by one byte fails its proof.
 //! See <https://docs.zama.org/tfhe-rs> ("Zero-knowledge proofs").
 
 use serde::{Deserialize, Serialize};
@@ -112,10 +114,30 @@ impl RecordMetadata {
         out
     }
 
-    /// The bytes a record's ZK proof is bound to: the metadata under a domain that names the
-    /// lane format and encoding ([`LANE_TAG`]), so a list proven for another purpose or
-    /// encoding never verifies as a record.
-    pub fn binding(&self) -> Vec<u8> {
+    /// The bytes a record's ZK proof is bound to (binding v3): the metadata under a domain
+    /// that names the lane format and encoding ([`LANE_TAG`]), so a list proven for another
+    /// purpose or encoding never verifies as a record, then the sealed transcript's digest
+    /// ([`transcript_digest`]; a presence byte, then its 32 bytes), so a transcript changed
+    /// after proving fails the proof.
+    pub fn binding(&self, transcript: Option<&TranscriptDigest>) -> Vec<u8> {
+        let mut domain = b"blindsight/record-proof/v3\0".to_vec();
+        domain.extend_from_slice(LANE_TAG);
+        domain.push(0);
+        let mut out = self.encode_with_domain(&domain);
+        match transcript {
+            Some(d) => {
+                out.push(1);
+                out.extend_from_slice(d);
+            }
+            None => out.push(0),
+        }
+        out
+    }
+
+    /// The binding of records proven before transcripts were bound (v2: the metadata alone).
+    /// Stored records of that version keep verifying ([`Verifier::verify_stored_record`]);
+    /// ingest accepts only [`Self::binding`].
+    pub fn legacy_binding(&self) -> Vec<u8> {
         let mut domain = b"blindsight/record-proof/v2\0".to_vec();
         domain.extend_from_slice(LANE_TAG);
         domain.push(0);
@@ -146,26 +168,54 @@ impl RecordMetadata {
     }
 }
 
+/// SHA-256 of a sealed transcript, as bound into its record's proof.
+pub type TranscriptDigest = [u8; 32];
+
+/// The digest a record's proof binds for its sealed transcript: SHA-256 of the sealed bytes,
+/// `None` when the record has no transcript (an empty part).
+pub fn transcript_digest(sealed_transcript: &[u8]) -> Option<TranscriptDigest> {
+    (!sealed_transcript.is_empty()).then(|| {
+        let d = ring::digest::digest(&ring::digest::SHA256, sealed_transcript);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        out
+    })
+}
+
+/// Parses a transcript digest as stored and served (64 hex digits).
+pub fn parse_transcript_digest(hex_digest: &str) -> Result<TranscriptDigest> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_digest, &mut out).map_err(|_| Error::Malformed {
+        what: "transcript digest",
+        reason: "expected 64 hex digits".into(),
+    })?;
+    Ok(out)
+}
+
 /// The lane tag every record proof is bound to: the lane list format, one bit per slot,
 /// Δ = 2^47, t = 2^17.
 pub const LANE_TAG: &[u8] = b"blindsight/lane/v1/bit-d47-t17";
 
 /// Encrypts `values` as the schema's lane slots under the app bundle's compact public key and
-/// proves, bound to `meta`, that every slot is a bit. Nothing is encrypted unless every value
-/// is present and in its declared range (the prover does not range-check).
+/// proves, bound to `meta` and the sealed transcript's digest (seal first, then prove), that
+/// every slot is a bit. Nothing is encrypted unless every value is present and in its declared
+/// range (the prover does not range-check).
 pub fn encrypt_record(
     bundle: &AppBundle,
     schema: &RecordSchema,
     meta: &RecordMetadata,
     values: &RecordValues,
+    transcript: Option<&TranscriptDigest>,
 ) -> Result<LaneList> {
     let map = schema.slot_map()?;
     schema.validate()?;
     meta.check_against(schema, bundle.key_id())?;
     let ordered = schema.order_values(values)?;
-    bundle
-        .lane_key()
-        .encrypt_and_prove(&map.encode(&ordered), bundle.crs(), &meta.binding())
+    bundle.lane_key().encrypt_and_prove(
+        &map.encode(&ordered),
+        bundle.crs(),
+        &meta.binding(transcript),
+    )
 }
 
 /// Checks a lane list has exactly the schema's slot count.
@@ -204,6 +254,11 @@ impl RecordEnvelope {
         })?;
         let payload = encode_parts(&[&self.proven_list, &self.sealed_transcript]);
         Envelope::encode(Kind::Record, &self.metadata.key_id, &meta, &payload)
+    }
+
+    /// The digest its proof binds for its sealed transcript ([`transcript_digest`]).
+    pub fn transcript_digest(&self) -> Option<TranscriptDigest> {
+        transcript_digest(&self.sealed_transcript)
     }
 
     /// Decodes a record envelope: framing, metadata, and the proven list's size limit and
@@ -384,8 +439,47 @@ impl Verifier {
 
     /// Decodes and checks a lane list without expanding it: size limit, framing, proof
     /// conformance, metadata against schema and key set, slot count, a real (non-zero) mask,
-    /// and the proof bound to `meta`.
+    /// and the proof bound to `meta` and the sealed transcript's digest (binding v3, the only
+    /// one ingest accepts).
     pub fn verify_record(
+        &self,
+        proven_list: &[u8],
+        schema: &RecordSchema,
+        meta: &RecordMetadata,
+        transcript: Option<&TranscriptDigest>,
+    ) -> Result<LaneList> {
+        let list = self.checked_list(proven_list, schema, meta)?;
+        list.verify(
+            self.bundle.crs(),
+            self.bundle.lane_key(),
+            &meta.binding(transcript),
+        )?;
+        Ok(list)
+    }
+
+    /// [`Self::verify_record`] for a stored record, which may predate transcript binding: a
+    /// proof that does not verify under binding v3 is tried under
+    /// [`RecordMetadata::legacy_binding`] (a proof verifies under the one binding it was made
+    /// for, so a v3 record whose transcript was changed fails both).
+    pub fn verify_stored_record(
+        &self,
+        proven_list: &[u8],
+        schema: &RecordSchema,
+        meta: &RecordMetadata,
+        transcript: Option<&TranscriptDigest>,
+    ) -> Result<LaneList> {
+        let list = self.checked_list(proven_list, schema, meta)?;
+        let (crs, key) = (self.bundle.crs(), self.bundle.lane_key());
+        match list.verify(crs, key, &meta.binding(transcript)) {
+            Err(Error::ProofInvalid) if list.verify(crs, key, &meta.legacy_binding()).is_ok() => {
+                Ok(list)
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(list),
+        }
+    }
+
+    fn checked_list(
         &self,
         proven_list: &[u8],
         schema: &RecordSchema,
@@ -397,7 +491,6 @@ impl Verifier {
         if list.has_zero_mask() {
             return Err(Error::TrivialCiphertext { index: 0 });
         }
-        list.verify(self.bundle.crs(), self.bundle.lane_key(), &meta.binding())?;
         Ok(list)
     }
 
@@ -412,14 +505,19 @@ impl Verifier {
         records
             .par_iter()
             .map(|r| {
-                self.verify_record(&r.proven_list, schema, &r.metadata)
-                    .map(drop)
+                self.verify_record(
+                    &r.proven_list,
+                    schema,
+                    &r.metadata,
+                    r.transcript_digest().as_ref(),
+                )
+                .map(drop)
             })
             .collect()
     }
 
-    /// Everything [`Self::verify_record`] checks, then derives the record's typed FHE values
-    /// from its lane list (one casting keyswitch + bootstrap per radix block, see
+    /// Everything [`Self::verify_stored_record`] checks, then derives the record's typed FHE
+    /// values from its lane list (one casting keyswitch + bootstrap per radix block, see
     /// [`crate::lane::derive`]) and refuses trivial ciphertexts.
     pub fn verify_and_expand(
         &self,
@@ -427,8 +525,9 @@ impl Verifier {
         proven_list: &[u8],
         schema: &RecordSchema,
         meta: &RecordMetadata,
+        transcript: Option<&TranscriptDigest>,
     ) -> Result<Vec<EncryptedValue>> {
-        let list = self.verify_record(proven_list, schema, meta)?;
+        let list = self.verify_stored_record(proven_list, schema, meta, transcript)?;
         let map = schema.slot_map()?;
         let radixes = key.derive(&list, &map.field_widths())?;
         let mut values = Vec::with_capacity(schema.fields.len());

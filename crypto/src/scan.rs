@@ -677,7 +677,7 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        let proven = encrypt_record(public.app_bundle(), &schema, &meta, &values)
+        let proven = encrypt_record(public.app_bundle(), &schema, &meta, &values, None)
             .unwrap()
             .encode()
             .unwrap();

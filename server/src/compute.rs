@@ -173,6 +173,7 @@ fn inputs<'a>(records: &'a [StoredRecord]) -> Vec<JobInput<'a>> {
         .map(|r| JobInput {
             metadata: &r.metadata,
             proven_list: &r.proven_list,
+            transcript: r.transcript_digest,
         })
         .collect()
 }
@@ -311,6 +312,7 @@ pub fn execute_lane(
             let input = JobInput {
                 metadata: &r.metadata,
                 proven_list: &r.proven_list,
+                transcript: r.transcript_digest,
             };
             sum.add(at as u64, &stored_lane_list(&input, schema)?)?;
             digests[at] = sha256_hex(&r.proven_list);

@@ -284,8 +284,8 @@ fn lane(
                 schema_id: "session".into(),
                 ..meta
             };
-            let list = encrypt_record(app, &schema, &meta, &session_values(i as u32))?;
-            verifier.verify_record(&list.encode()?, &schema, &meta)?;
+            let list = encrypt_record(app, &schema, &meta, &session_values(i as u32), None)?;
+            verifier.verify_record(&list.encode()?, &schema, &meta, None)?;
             Ok(list)
         })
         .collect::<anyhow::Result<_>>()?;

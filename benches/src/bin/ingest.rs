@@ -374,7 +374,12 @@ fn verify_alone(app: &AppBundle, record: &RecordEnvelope) -> anyhow::Result<Dura
         let mut times = Vec::new();
         for i in 0..6 {
             let t = Instant::now();
-            verifier.verify_record(&record.proven_list, &schema, &record.metadata)?;
+            verifier.verify_record(
+                &record.proven_list,
+                &schema,
+                &record.metadata,
+                record.transcript_digest().as_ref(),
+            )?;
             if i > 0 {
                 times.push(t.elapsed());
             }

@@ -200,14 +200,17 @@ fn main() -> anyhow::Result<()> {
     let proven: Vec<Vec<u8>> = (0..DISTINCT)
         .into_par_iter()
         .map(|i| -> anyhow::Result<Vec<u8>> {
-            Ok(encrypt_record(&app, &schema, &meta(i), &session_values(i as u32))?.encode()?)
+            Ok(
+                encrypt_record(&app, &schema, &meta(i), &session_values(i as u32), None)?
+                    .encode()?,
+            )
         })
         .collect::<anyhow::Result<_>>()?;
     let prove =
         start.elapsed().as_secs_f64() / DISTINCT as f64 * rayon::current_num_threads() as f64;
     let verifier = Verifier::new(app.clone());
     for (i, list) in proven.iter().enumerate() {
-        verifier.verify_record(list, &schema, &meta(i))?;
+        verifier.verify_record(list, &schema, &meta(i), None)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -201,6 +201,7 @@ fn main() -> anyhow::Result<()> {
         .map(|r| JobInput {
             metadata: &r.metadata,
             proven_list: &r.proven_list,
+            transcript: r.transcript_digest(),
         })
         .collect();
     let verifier = Verifier::new(app.clone());

@@ -3,7 +3,7 @@
 //! auditor token (`blindsight audit verify --url`). [`crate::verify()`] checks it; nothing here
 //! is trusted because of where it came from.
 
-use blindsight_crypto::RecordMetadata;
+use blindsight_crypto::{RecordMetadata, TranscriptDigest};
 
 use blindsight_proto::{Entry, SignedHead};
 
@@ -123,8 +123,41 @@ pub struct RecordEvidence {
     pub proven_list_digest: String,
     /// Its sealed transcript.
     pub transcript: TranscriptEvidence,
+    /// The sealed transcript's digest stored (or served) beside it: what its proof is bound
+    /// to. `None` when it has no transcript or was stored before transcripts were bound.
+    pub transcript_digest: Option<String>,
     /// The UTC day it was rolled up under; `None` when it is in no rollup.
     pub rollup_day: Option<i64>,
+}
+
+impl RecordEvidence {
+    /// The transcript digest its proof is checked against: computed from the stored bytes
+    /// where the source serves them (and then compared with the digest stored beside them),
+    /// else the digest the source stores.
+    pub fn bound_transcript(&self) -> Result<Option<TranscriptDigest>, String> {
+        let stored = self
+            .transcript_digest
+            .as_deref()
+            .map(blindsight_crypto::parse_transcript_digest)
+            .transpose()
+            .map_err(|e| format!("its stored transcript digest: {e}"))?;
+        match &self.transcript {
+            TranscriptEvidence::Stored(bytes) => {
+                let computed = blindsight_crypto::transcript_digest(bytes);
+                match stored {
+                    Some(d) if Some(d) != computed => {
+                        Err("stored sealed transcript does not match its stored digest".into())
+                    }
+                    _ => Ok(computed),
+                }
+            }
+            TranscriptEvidence::NotServed => Ok(stored),
+            TranscriptEvidence::None if stored.is_some() => {
+                Err("a transcript digest is stored for a record without a transcript".into())
+            }
+            TranscriptEvidence::None => Ok(None),
+        }
+    }
 }
 
 /// A job.

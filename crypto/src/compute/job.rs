@@ -16,7 +16,8 @@ use super::{
 };
 use crate::lane::LaneBody;
 use crate::{
-    ComputeKey, EncryptedValue, Error, RecordMetadata, RecordSchema, Result, Verifier, check_shape,
+    ComputeKey, EncryptedValue, Error, RecordMetadata, RecordSchema, Result, TranscriptDigest,
+    Verifier, check_shape,
 };
 
 /// What a job computes.
@@ -28,13 +29,17 @@ pub enum JobFunction<'a> {
     Aggregate(&'a AggregateQuery),
 }
 
-/// One record a job reads: the metadata its proof is bound to, and its proven list.
+/// One record a job reads: what its proof is bound to (its metadata and its sealed
+/// transcript's digest), and its proven list.
 #[derive(Clone, Copy, Debug)]
 pub struct JobInput<'a> {
     /// The record's metadata.
     pub metadata: &'a RecordMetadata,
     /// The stored proven list.
     pub proven_list: &'a [u8],
+    /// The digest of its sealed transcript, as stored beside it (`None` when it has none, or
+    /// was stored before transcripts were bound into proofs).
+    pub transcript: Option<TranscriptDigest>,
 }
 
 /// A job's work: its key set, its function and its records, in the spec's order.
@@ -257,7 +262,13 @@ pub(super) fn expand(
 ) -> Result<Vec<Vec<EncryptedValue>>> {
     in_waves(records, progress, |r| {
         let values = verifier
-            .verify_and_expand(key, r.proven_list, schema, r.metadata)
+            .verify_and_expand(
+                key,
+                r.proven_list,
+                schema,
+                r.metadata,
+                r.transcript.as_ref(),
+            )
             .map_err(|e| stored_error(r, e))?;
         progress.fetch_add(1, Ordering::Relaxed);
         Ok(values)

@@ -9,9 +9,9 @@ use blindsight_crypto::tfhe::CompressedCiphertextListBuilder;
 use blindsight_crypto::tfhe::prelude::*;
 use blindsight_crypto::tfhe::{FheBool, FheUint8};
 use blindsight_crypto::{
-    AppBundle, Envelope, FieldType, KeyManifest, KeystoreFile, Kind, MIN_ITERATIONS,
+    AppBundle, Envelope, Error, FieldType, KeyManifest, KeystoreFile, Kind, MIN_ITERATIONS,
     RecordEnvelope, Verifier, decode_result_list, encode_result_list, encrypt_record, open, seal,
-    seal_keystore,
+    seal_keystore, transcript_digest,
 };
 
 use crate::common::{meta, schema, use_server_key, values};
@@ -40,11 +40,18 @@ fn write_fixtures() {
     let k = use_server_key();
     let app = k.public.app_bundle();
     let m = meta("fixture-record");
-    let list = encrypt_record(app, &schema(), &m, &values()).unwrap();
     let sealed = seal(
         app.transcript_key(),
         &m.transcript_aad(),
         TRANSCRIPT.as_bytes(),
+    )
+    .unwrap();
+    let list = encrypt_record(
+        app,
+        &schema(),
+        &m,
+        &values(),
+        transcript_digest(&sealed).as_ref(),
     )
     .unwrap();
     let record = RecordEnvelope {
@@ -103,10 +110,28 @@ fn v2_fixtures_still_load() {
     let record = RecordEnvelope::decode(&read("record.bin")).unwrap();
     assert_eq!(record.metadata.record_id, "fixture-record");
     assert_eq!(record.proven_list, read("lane_list.bin"));
-    // The proof still verifies against the fixture's public material and its own metadata.
-    Verifier::new(app)
-        .verify_record(&record.proven_list, &schema(), &record.metadata)
+    // The proof still verifies against the fixture's public material, its own metadata and its
+    // transcript. The committed fixture was proven under binding v2, before transcripts were
+    // bound: stored records of that version keep verifying, ingest refuses them.
+    let verifier = Verifier::new(app);
+    let transcript = record.transcript_digest();
+    verifier
+        .verify_stored_record(
+            &record.proven_list,
+            &schema(),
+            &record.metadata,
+            transcript.as_ref(),
+        )
         .unwrap();
+    assert!(matches!(
+        verifier.verify_record(
+            &record.proven_list,
+            &schema(),
+            &record.metadata,
+            transcript.as_ref()
+        ),
+        Err(Error::ProofInvalid)
+    ));
     decode_result_list(&read("result_list.bin"), &[FieldType::Bool, FieldType::U8]).unwrap();
     let secret = KeystoreFile::decode(&read("keystore.bin"))
         .unwrap()

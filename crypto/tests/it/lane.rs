@@ -213,7 +213,7 @@ fn aggregate_jobs_use_the_lane_where_declared_and_match_the_clear_reference() {
         .enumerate()
         .map(|(i, v)| {
             let m = session_meta(i);
-            let list = encrypt_record(app, &schema, &m, &session_values(v)).unwrap();
+            let list = encrypt_record(app, &schema, &m, &session_values(v), None).unwrap();
             (m, list.encode().unwrap())
         })
         .collect();
@@ -222,6 +222,7 @@ fn aggregate_jobs_use_the_lane_where_declared_and_match_the_clear_reference() {
         .map(|(m, l)| JobInput {
             metadata: m,
             proven_list: l,
+            transcript: None,
         })
         .collect();
     let query = demo_query();
@@ -279,7 +280,9 @@ fn a_cohort_larger_than_the_exact_bound_is_summed_in_shards() {
     let lists: Vec<LaneList> = distinct
         .iter()
         .enumerate()
-        .map(|(i, v)| encrypt_record(app, &schema, &session_meta(i), &session_values(v)).unwrap())
+        .map(|(i, v)| {
+            encrypt_record(app, &schema, &session_meta(i), &session_values(v), None).unwrap()
+        })
         .collect();
     let n = 130_000;
     let mut query = demo_query();
@@ -366,7 +369,9 @@ fn a_cohort_summed_from_rollup_parts_decodes_exactly() {
     let lists: Vec<LaneList> = distinct
         .iter()
         .enumerate()
-        .map(|(i, v)| encrypt_record(app, &schema, &session_meta(i), &session_values(v)).unwrap())
+        .map(|(i, v)| {
+            encrypt_record(app, &schema, &session_meta(i), &session_values(v), None).unwrap()
+        })
         .collect();
     // A part's sum survives storage, and a late record subtracts back out.
     let slots = lists[0].slots();
@@ -465,7 +470,9 @@ fn private_queries_add_bounded_noise_to_every_term_and_decode_clamped() {
     let lists: Vec<LaneList> = clear
         .iter()
         .enumerate()
-        .map(|(i, v)| encrypt_record(app, &schema, &session_meta(i), &session_values(v)).unwrap())
+        .map(|(i, v)| {
+            encrypt_record(app, &schema, &session_meta(i), &session_values(v), None).unwrap()
+        })
         .collect();
     let mut query = demo_query();
     query.aggregates.retain(|a| {

@@ -2,7 +2,7 @@ use blindsight_crypto::tfhe::prelude::*;
 use blindsight_crypto::tfhe::{FheUint8, set_server_key};
 use blindsight_crypto::{
     EncryptedValue, Error, FieldSpec, LaneList, RecordEnvelope, RecordSchema, Value, Verifier,
-    encrypt_record, limits,
+    encrypt_record, limits, seal, transcript_digest,
 };
 
 use crate::common::{keys, meta, schema, use_server_key, values};
@@ -18,6 +18,7 @@ fn proven(record_id: &str) -> Vec<u8> {
         &schema(),
         &meta(record_id),
         &values(),
+        None,
     )
     .unwrap();
     list.encode().unwrap()
@@ -28,7 +29,7 @@ fn encrypt_verify_expand_decrypt_round_trip() {
     let k = use_server_key();
     let bytes = proven("rec-1");
     let values = verifier()
-        .verify_and_expand(&k.compute, &bytes, &schema(), &meta("rec-1"))
+        .verify_and_expand(&k.compute, &bytes, &schema(), &meta("rec-1"), None)
         .unwrap();
     let ck = k.secret.client_key();
     let clear: Vec<u64> = values
@@ -50,22 +51,25 @@ fn encrypt_verify_expand_decrypt_round_trip() {
 fn a_proof_bound_to_record_a_fails_for_record_b() {
     let bytes = proven("rec-a");
     let v = verifier();
-    assert!(v.verify_record(&bytes, &schema(), &meta("rec-a")).is_ok());
+    assert!(
+        v.verify_record(&bytes, &schema(), &meta("rec-a"), None)
+            .is_ok()
+    );
     assert!(matches!(
-        v.verify_record(&bytes, &schema(), &meta("rec-b")),
+        v.verify_record(&bytes, &schema(), &meta("rec-b"), None),
         Err(Error::ProofInvalid)
     ));
     // Any other bound field too: another tenant, cohort or time.
     let mut m = meta("rec-a");
     m.tenant = "tenant-b".into();
     assert!(matches!(
-        v.verify_record(&bytes, &schema(), &m),
+        v.verify_record(&bytes, &schema(), &m, None),
         Err(Error::ProofInvalid)
     ));
     let mut m = meta("rec-a");
     m.cohort = None;
     assert!(matches!(
-        v.verify_record(&bytes, &schema(), &m),
+        v.verify_record(&bytes, &schema(), &m, None),
         Err(Error::ProofInvalid)
     ));
 }
@@ -80,7 +84,7 @@ fn a_tampered_list_fails() {
     for i in (step..bytes.len() - 1).step_by(step) {
         let mut t = bytes.clone();
         t[i] ^= 0x10;
-        let r = v.verify_record(&t, &schema(), &meta("rec-t"));
+        let r = v.verify_record(&t, &schema(), &meta("rec-t"), None);
         assert!(
             matches!(
                 r,
@@ -102,13 +106,13 @@ fn metadata_mismatch_is_refused_before_verifying() {
     let mut m = meta("rec-m");
     m.key_id = "ks_other".into();
     assert!(matches!(
-        v.verify_record(&bytes, &schema(), &m),
+        v.verify_record(&bytes, &schema(), &m, None),
         Err(Error::MetadataMismatch(_))
     ));
     let mut m = meta("rec-m");
     m.schema_version = 2;
     assert!(matches!(
-        v.verify_record(&bytes, &schema(), &m),
+        v.verify_record(&bytes, &schema(), &m, None),
         Err(Error::MetadataMismatch(_))
     ));
 }
@@ -120,13 +124,13 @@ fn shape_mismatch_is_refused() {
     let mut other = schema();
     other.fields[0] = FieldSpec::uint("mood", 0, 200); // u8 where the list has u4
     assert!(matches!(
-        v.verify_record(&bytes, &other, &meta("rec-s")),
+        v.verify_record(&bytes, &other, &meta("rec-s"), None),
         Err(Error::ShapeMismatch(_))
     ));
     let mut shorter = schema();
     shorter.fields.pop();
     assert!(matches!(
-        v.verify_record(&bytes, &shorter, &meta("rec-s")),
+        v.verify_record(&bytes, &shorter, &meta("rec-s"), None),
         Err(Error::ShapeMismatch(_))
     ));
 }
@@ -137,7 +141,7 @@ fn missing_unknown_and_out_of_range_values_name_the_field() {
     let bundle = k.public.app_bundle();
     let mut v = values();
     v.remove("item");
-    let Err(err) = encrypt_record(bundle, &schema(), &meta("r"), &v) else {
+    let Err(err) = encrypt_record(bundle, &schema(), &meta("r"), &v, None) else {
         panic!("accepted")
     };
     assert!(
@@ -147,7 +151,7 @@ fn missing_unknown_and_out_of_range_values_name_the_field() {
 
     let mut v = values();
     v.insert("mood".into(), Value::Uint(11));
-    let Err(err) = encrypt_record(bundle, &schema(), &meta("r"), &v) else {
+    let Err(err) = encrypt_record(bundle, &schema(), &meta("r"), &v, None) else {
         panic!("accepted")
     };
     assert!(
@@ -159,14 +163,14 @@ fn missing_unknown_and_out_of_range_values_name_the_field() {
     let mut v = values();
     v.insert("flag".into(), Value::Uint(1));
     assert!(matches!(
-        encrypt_record(bundle, &schema(), &meta("r"), &v),
+        encrypt_record(bundle, &schema(), &meta("r"), &v, None),
         Err(Error::InvalidField { field, .. }) if field == "flag"
     ));
 
     let mut v = values();
     v.insert("nonsense".into(), Value::Uint(1));
     assert!(matches!(
-        encrypt_record(bundle, &schema(), &meta("r"), &v),
+        encrypt_record(bundle, &schema(), &meta("r"), &v, None),
         Err(Error::InvalidField { field, .. }) if field == "nonsense"
     ));
 }
@@ -226,7 +230,7 @@ fn trivial_ciphertexts_are_detected() {
 fn record_envelope_round_trips() {
     let k = keys();
     let m = meta("rec-e");
-    let sealed = blindsight_crypto::seal(
+    let sealed = seal(
         k.public.app_bundle().transcript_key(),
         &m.transcript_aad(),
         b"hello",
@@ -243,7 +247,7 @@ fn record_envelope_round_trips() {
     assert_eq!(back.sealed_transcript, sealed);
     assert!(
         verifier()
-            .verify_record(&back.proven_list, &schema(), &back.metadata)
+            .verify_record(&back.proven_list, &schema(), &back.metadata, None)
             .is_ok()
     );
 }
@@ -262,4 +266,77 @@ fn batch_verification_reports_each_record_in_order() {
     assert!(results[0].is_ok());
     assert!(matches!(results[1], Err(Error::ProofInvalid)));
     assert!(results[2].is_ok());
+}
+
+/// The proof binds the sealed transcript's digest: a record whose transcript was changed after
+/// proving (one byte), removed, or swapped for another record's fails at ingest.
+#[test]
+fn the_proof_binds_the_sealed_transcript() {
+    let k = keys();
+    let app = k.public.app_bundle();
+    let m = meta("rec-transcript");
+    let sealed = seal(app.transcript_key(), &m.transcript_aad(), b"we talked").unwrap();
+    let digest = transcript_digest(&sealed);
+    assert!(digest.is_some());
+    assert_eq!(transcript_digest(&[]), None);
+    let list = encrypt_record(app, &schema(), &m, &values(), digest.as_ref())
+        .unwrap()
+        .encode()
+        .unwrap();
+    let v = verifier();
+    v.verify_record(&list, &schema(), &m, digest.as_ref())
+        .unwrap();
+
+    let mut flipped = sealed.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    let other = seal(app.transcript_key(), &m.transcript_aad(), b"we talked").unwrap();
+    for (what, transcript) in [
+        ("one byte flipped", transcript_digest(&flipped)),
+        ("removed", None),
+        ("sealed again", transcript_digest(&other)),
+    ] {
+        for stored in [false, true] {
+            let r = if stored {
+                v.verify_stored_record(&list, &schema(), &m, transcript.as_ref())
+            } else {
+                v.verify_record(&list, &schema(), &m, transcript.as_ref())
+            };
+            assert!(
+                matches!(r, Err(Error::ProofInvalid)),
+                "transcript {what} (stored: {stored}): {r:?}"
+            );
+        }
+    }
+}
+
+/// Records proven before transcripts were bound (binding v2) keep verifying where they are
+/// stored; ingest takes binding v3 only.
+#[test]
+fn a_legacy_proof_verifies_as_stored_only() {
+    let k = keys();
+    let app = k.public.app_bundle();
+    let m = meta("rec-legacy");
+    let schema = schema();
+    let slots = schema
+        .slot_map()
+        .unwrap()
+        .encode(&schema.order_values(&values()).unwrap());
+    let list = app
+        .lane_key()
+        .encrypt_and_prove(&slots, app.crs(), &m.legacy_binding())
+        .unwrap()
+        .encode()
+        .unwrap();
+    let v = verifier();
+    v.verify_stored_record(&list, &schema, &m, None).unwrap();
+    assert!(matches!(
+        v.verify_record(&list, &schema, &m, None),
+        Err(Error::ProofInvalid)
+    ));
+    // Under another record's metadata it fails either way.
+    assert!(matches!(
+        v.verify_stored_record(&list, &schema, &meta("rec-other"), None),
+        Err(Error::ProofInvalid)
+    ));
 }

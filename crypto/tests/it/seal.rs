@@ -32,7 +32,11 @@ fn wrong_metadata_fails() {
     );
     assert!(matches!(err, Err(Error::Seal(_))));
     // The proof binding of the same record is not the transcript AAD (domain separation).
-    let err = open(k.secret.transcript_secret(), &meta("r1").binding(), &sealed);
+    let err = open(
+        k.secret.transcript_secret(),
+        &meta("r1").binding(None),
+        &sealed,
+    );
     assert!(matches!(err, Err(Error::Seal(_))));
 }
 

@@ -24,7 +24,7 @@ fn proven(n: usize) -> Vec<(RecordMetadata, Vec<u8>)> {
         .enumerate()
         .map(|(i, v)| {
             let m = session_meta(i);
-            let list = encrypt_record(app, &schema, &m, &session_values(v)).unwrap();
+            let list = encrypt_record(app, &schema, &m, &session_values(v), None).unwrap();
             (m, list.encode().unwrap())
         })
         .collect()
@@ -36,6 +36,7 @@ fn inputs(lists: &[(RecordMetadata, Vec<u8>)]) -> Vec<JobInput<'_>> {
         .map(|(m, l)| JobInput {
             metadata: m,
             proven_list: l,
+            transcript: None,
         })
         .collect()
 }

@@ -44,6 +44,10 @@ pub struct RecordSummary {
     pub proven_list_digest: String,
     /// Whether a sealed transcript is stored with it.
     pub has_transcript: bool,
+    /// SHA-256 of that sealed transcript, which the record's proof is bound to; absent when it
+    /// has none, or was stored before transcripts were bound into proofs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_transcript_digest: Option<String>,
     /// The UTC day (days since the epoch) whose lane rollup it was added to; absent for a
     /// record in no rollup.
     #[serde(default, skip_serializing_if = "Option::is_none")]

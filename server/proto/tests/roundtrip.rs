@@ -51,6 +51,7 @@ fn summary() -> RecordSummary {
         received_at: 1_800_000_001,
         proven_list_digest: "ab".repeat(32),
         has_transcript: true,
+        sealed_transcript_digest: Some("cd".repeat(32)),
         rollup_day: Some(20_833),
     }
 }

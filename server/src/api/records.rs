@@ -105,7 +105,12 @@ pub async fn create(
         .run(move || {
             let start = Instant::now();
             let outcome = verifier
-                .verify_record(&envelope.proven_list, &schema, &envelope.metadata)
+                .verify_record(
+                    &envelope.proven_list,
+                    &schema,
+                    &envelope.metadata,
+                    envelope.transcript_digest().as_ref(),
+                )
                 .map(LaneList::into_body);
             (envelope, outcome, start.elapsed())
         })

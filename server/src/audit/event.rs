@@ -52,6 +52,8 @@ pub enum Event<'a> {
         proven_list_digest: &'a str,
         /// Whether a sealed transcript was stored with it.
         has_transcript: bool,
+        /// SHA-256 of that sealed transcript (bound into the record's proof).
+        sealed_transcript_digest: Option<&'a str>,
     },
     /// A risk model was stored.
     ModelRegistered {
@@ -255,6 +257,7 @@ impl Event<'_> {
                 schema_version,
                 proven_list_digest,
                 has_transcript,
+                sealed_transcript_digest,
             } => {
                 put("record_id", record_id.into());
                 put("key_id", key_id.into());
@@ -262,6 +265,9 @@ impl Event<'_> {
                 put("schema_version", schema_version.into());
                 put("proven_list_digest", proven_list_digest.into());
                 put("has_transcript", has_transcript.into());
+                if let Some(d) = sealed_transcript_digest {
+                    put("sealed_transcript_digest", d.into());
+                }
                 // Only verified records are stored; the outcome is part of the claim.
                 put("proof", "verified".into());
             }
@@ -416,11 +422,12 @@ mod tests {
             schema_version: 1,
             proven_list_digest: "ab",
             has_transcript: true,
+            sealed_transcript_digest: Some("cd"),
         };
         assert_eq!(e.kind(), "record.ingested");
         assert_eq!(
             e.body(),
-            r#"{"has_transcript":true,"key_id":"ks","proof":"verified","proven_list_digest":"ab","record_id":"rec-1","schema_id":"session","schema_version":1}"#
+            r#"{"has_transcript":true,"key_id":"ks","proof":"verified","proven_list_digest":"ab","record_id":"rec-1","schema_id":"session","schema_version":1,"sealed_transcript_digest":"cd"}"#
         );
         let f = Event::JobFailed {
             job_id: "j",

@@ -102,7 +102,7 @@ async fn load_tenant(db: &Db, tenant: &str) -> Result<TenantEvidence, StoreError
         .collect();
     let records = sqlx::query(
         "SELECT record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, \
-                proven_list, proven_list_digest, sealed_transcript, rollup_day \
+                proven_list, proven_list_digest, sealed_transcript, sealed_transcript_digest, rollup_day \
          FROM records WHERE tenant_id = $1 ORDER BY seq",
     )
     .bind(tenant)
@@ -116,6 +116,7 @@ async fn load_tenant(db: &Db, tenant: &str) -> Result<TenantEvidence, StoreError
             proven_list: r.try_get("proven_list")?,
             proven_list_digest: r.try_get("proven_list_digest")?,
             transcript: transcript.map_or(TranscriptEvidence::None, TranscriptEvidence::Stored),
+            transcript_digest: r.try_get("sealed_transcript_digest")?,
             rollup_day: r.try_get("rollup_day")?,
         })
     })

@@ -427,6 +427,7 @@ pub async fn insert_record(db: &AuditLog, row: &RecordRow<'_>) -> Result<i64, Wr
     let m = row.metadata;
     let recorded_at = m.recorded_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
     let received_at = now();
+    let transcript_digest = row.sealed_transcript.map(blindsight_crypto::sha256_hex);
     let group = rollups::Group {
         tenant_id: &m.tenant,
         key_id: &m.key_id,
@@ -441,8 +442,8 @@ pub async fn insert_record(db: &AuditLog, row: &RecordRow<'_>) -> Result<i64, Wr
         None => None,
     };
     let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO records (tenant_id, record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, received_at, proven_list, proven_list_digest, sealed_transcript, rollup_day, rollup_part) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq",
+        "INSERT INTO records (tenant_id, record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, received_at, proven_list, proven_list_digest, sealed_transcript, sealed_transcript_digest, rollup_day, rollup_part) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING seq",
     )
     .bind(&m.tenant)
     .bind(&m.record_id)
@@ -456,6 +457,7 @@ pub async fn insert_record(db: &AuditLog, row: &RecordRow<'_>) -> Result<i64, Wr
     .bind(row.proven_list.to_vec())
     .bind(row.proven_list_digest)
     .bind(row.sealed_transcript.map(<[u8]>::to_vec))
+    .bind(transcript_digest.as_deref())
     .bind(row.lane.map(|_| group.day))
     .bind(target.as_ref().map(|t| t.part))
     .fetch_one(&mut *tx)
@@ -475,6 +477,7 @@ pub async fn insert_record(db: &AuditLog, row: &RecordRow<'_>) -> Result<i64, Wr
             schema_version: m.schema_version,
             proven_list_digest: row.proven_list_digest,
             has_transcript: row.sealed_transcript.is_some(),
+            sealed_transcript_digest: transcript_digest.as_deref(),
         },
     )
     .await?;
@@ -504,7 +507,7 @@ pub async fn list_records(
     f: &RecordFilter,
 ) -> Result<Vec<RecordSummary>, StoreError> {
     let rows = sqlx::query(
-        "SELECT seq, record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, received_at, proven_list_digest, rollup_day, \
+        "SELECT seq, record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, received_at, proven_list_digest, sealed_transcript_digest, rollup_day, \
                 CASE WHEN sealed_transcript IS NULL THEN 0 ELSE 1 END AS has_transcript \
          FROM records \
          WHERE tenant_id = $1 \
@@ -536,6 +539,7 @@ pub async fn list_records(
                 received_at: r.try_get("received_at")?,
                 proven_list_digest: r.try_get("proven_list_digest")?,
                 has_transcript: r.try_get::<i32, _>("has_transcript")? != 0,
+                sealed_transcript_digest: r.try_get("sealed_transcript_digest")?,
                 rollup_day: r.try_get("rollup_day")?,
             })
         })

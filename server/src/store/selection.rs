@@ -1,6 +1,6 @@
 //! Selecting records for a job by routing metadata, and loading them for the worker.
 
-use blindsight_crypto::RecordMetadata;
+use blindsight_crypto::{RecordMetadata, TranscriptDigest};
 use sqlx::Row;
 
 use crate::db::Db;
@@ -63,6 +63,9 @@ pub struct StoredRecord {
     pub proven_list: Vec<u8>,
     /// SHA-256 of the proven list, as stored.
     pub proven_list_digest: String,
+    /// SHA-256 of its sealed transcript, as stored (what its proof binds; `None` when it has
+    /// none, or was stored before transcripts were bound).
+    pub transcript_digest: Option<TranscriptDigest>,
 }
 
 /// Loads the tenant's records with these ids, in the order given. Ids that are not stored
@@ -77,7 +80,7 @@ pub async fn records_by_id(
     // loaded by primary key, so one indexed lookup each is cheap next to the FHE work.
     for id in ids {
         let row = sqlx::query(
-            "SELECT record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, proven_list, proven_list_digest \
+            "SELECT record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, proven_list, proven_list_digest, sealed_transcript_digest \
              FROM records WHERE tenant_id = $1 AND record_id = $2",
         )
         .bind(tenant_id)
@@ -89,6 +92,7 @@ pub async fn records_by_id(
             metadata: metadata_from_row(tenant_id, &r)?,
             proven_list: r.try_get("proven_list")?,
             proven_list_digest: r.try_get("proven_list_digest")?,
+            transcript_digest: transcript_digest_from_row(&r)?,
         });
     }
     Ok(out)
@@ -112,7 +116,7 @@ pub async fn records_page(
         .map(|i| format!("${}", i + 2))
         .collect();
     let sql = format!(
-        "SELECT record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, proven_list, proven_list_digest \
+        "SELECT record_id, key_id, schema_id, schema_version, cohort, lexicon_version, recorded_at, proven_list, proven_list_digest, sealed_transcript_digest \
          FROM records WHERE tenant_id = $1 AND record_id IN ({})",
         placeholders.join(", ")
     );
@@ -129,9 +133,22 @@ pub async fn records_page(
                 metadata: metadata_from_row(tenant_id, r)?,
                 proven_list: r.try_get("proven_list")?,
                 proven_list_digest: r.try_get("proven_list_digest")?,
+                transcript_digest: transcript_digest_from_row(r)?,
             })
         })
         .collect()
+}
+
+/// A record's stored transcript digest (`sealed_transcript_digest`), parsed.
+pub(crate) fn transcript_digest_from_row(
+    r: &sqlx::any::AnyRow,
+) -> Result<Option<TranscriptDigest>, StoreError> {
+    let hex: Option<String> = r.try_get("sealed_transcript_digest")?;
+    hex.map(|h| {
+        blindsight_crypto::parse_transcript_digest(&h)
+            .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))
+    })
+    .transpose()
 }
 
 /// A record's metadata rebuilt from its routing columns (`record_id`, `key_id`, `schema_id`,

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use blindsight_crypto::schemas::{self, CSSRS_ITEMS, GAD7_ITEMS, PHQ9_ITEMS, TEXT_FEATURES};
 use blindsight_crypto::{
     AppBundle, KeySet, RecordEnvelope, RecordMetadata, RecordValues, SecretKeys, Value,
-    encrypt_record, seal,
+    encrypt_record, seal, transcript_digest,
 };
 use blindsight_proto::TenantCreated;
 use blindsight_server::http::{AppState, app};
@@ -84,17 +84,24 @@ pub(crate) fn metadata(tenant: &str, record_id: &str, cohort: &str) -> RecordMet
 
 /// An encrypted, proven session record with a sealed transcript.
 pub(crate) fn make_record(keys: &Keys, meta: &RecordMetadata, i: u32) -> RecordEnvelope {
-    let list = encrypt_record(&keys.app, &schemas::session_v1(), meta, &session_values(i))
-        .expect("encrypt");
+    let sealed_transcript = seal(
+        keys.app.transcript_key(),
+        &meta.transcript_aad(),
+        format!("transcript {i}").as_bytes(),
+    )
+    .unwrap();
+    let list = encrypt_record(
+        &keys.app,
+        &schemas::session_v1(),
+        meta,
+        &session_values(i),
+        transcript_digest(&sealed_transcript).as_ref(),
+    )
+    .expect("encrypt");
     RecordEnvelope {
         metadata: meta.clone(),
         proven_list: list.encode().unwrap(),
-        sealed_transcript: seal(
-            keys.app.transcript_key(),
-            &meta.transcript_aad(),
-            format!("transcript {i}").as_bytes(),
-        )
-        .unwrap(),
+        sealed_transcript,
     }
 }
 

@@ -176,7 +176,12 @@ async fn records_are_verified_stored_listed_and_read_back() {
         assert_eq!(&r.body[..], &records[1].proven_list[..]);
         LaneList::decode(&r.body).unwrap();
         Verifier::new(ka.app.clone())
-            .verify_record(&r.body, &schemas::session_v1(), &records[1].metadata)
+            .verify_record(
+                &r.body,
+                &schemas::session_v1(),
+                &records[1].metadata,
+                records[1].transcript_digest().as_ref(),
+            )
             .unwrap();
         // The key holder opens the transcript; nobody else can fetch it.
         let r = ctx.get("/v1/records/rec-1/transcript", Some(kh)).await;
@@ -256,7 +261,8 @@ async fn custom_schemas_register_once_and_records_use_them() {
         ]
         .into_iter()
         .collect();
-        let list = blindsight_crypto::encrypt_record(&ka.app, &schema, &meta, &values).unwrap();
+        let list =
+            blindsight_crypto::encrypt_record(&ka.app, &schema, &meta, &values, None).unwrap();
         let rec = blindsight_crypto::RecordEnvelope {
             metadata: meta,
             proven_list: list.encode().unwrap(),

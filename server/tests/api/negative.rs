@@ -79,10 +79,16 @@ async fn bad_uploads_are_refused_and_change_nothing() {
         };
         const BODY: usize = 8 + 8 * 2048;
         // - proven under another key set's CRS and public key (same key-set id);
-        let other_key = encrypt_record(&kb.app, &session, &meta("other-key"), &session_values(0))
-            .unwrap()
-            .encode()
-            .unwrap();
+        let other_key = encrypt_record(
+            &kb.app,
+            &session,
+            &meta("other-key"),
+            &session_values(0),
+            None,
+        )
+        .unwrap()
+        .encode()
+        .unwrap();
         ctx.upload(ingest, &with_list("other-key", other_key))
             .await
             .expect(422, "proof-invalid");
@@ -91,7 +97,11 @@ async fn bad_uploads_are_refused_and_change_nothing() {
         let short = ka
             .app
             .lane_key()
-            .encrypt_and_prove(&vec![0; slots - 1], ka.app.crs(), &meta("short").binding())
+            .encrypt_and_prove(
+                &vec![0; slots - 1],
+                ka.app.crs(),
+                &meta("short").binding(None),
+            )
             .unwrap()
             .encode()
             .unwrap();
@@ -128,6 +138,39 @@ async fn bad_uploads_are_refused_and_change_nothing() {
         let mut cut = fresh("cut");
         cut.proven_list.truncate(cut.proven_list.len() - 7);
         ctx.upload(ingest, &cut).await.expect(400, "malformed");
+        // The sealed transcript is bound into the proof: one byte of it flipped, or the
+        // transcript removed, fails the proof and stores nothing (the record id stays free;
+        // the original is uploaded after the snapshot below).
+        let mut torn = fresh("torn");
+        let last = torn.sealed_transcript.len() - 1;
+        torn.sealed_transcript[last] ^= 1;
+        ctx.upload(ingest, &torn).await.expect(422, "proof-invalid");
+        let mut bare = fresh("torn");
+        bare.sealed_transcript.clear();
+        ctx.upload(ingest, &bare).await.expect(422, "proof-invalid");
+        // A record proven under binding v2 (before transcripts were bound) is not taken.
+        let legacy = ka
+            .app
+            .lane_key()
+            .encrypt_and_prove(
+                &session
+                    .slot_map()
+                    .unwrap()
+                    .encode(&session.order_values(&session_values(7)).unwrap()),
+                ka.app.crs(),
+                &meta("legacy").legacy_binding(),
+            )
+            .unwrap()
+            .encode()
+            .unwrap();
+        let legacy = RecordEnvelope {
+            proven_list: legacy,
+            sealed_transcript: Vec::new(),
+            metadata: meta("legacy"),
+        };
+        ctx.upload(ingest, &legacy)
+            .await
+            .expect(422, "proof-invalid");
 
         let post = |body: Vec<u8>| ctx.request(Method::POST, "/v1/records", Some(ingest), body);
         // Garbage, truncation, a wrong parameter set.
@@ -232,6 +275,12 @@ async fn bad_uploads_are_refused_and_change_nothing() {
         .expect(401, "unauthorized");
 
         assert_eq!(ctx.snapshot().await, before, "{}", ctx.name);
+        // The refused transcript used up nothing.
+        let original = fresh("torn");
+        assert_eq!(
+            ctx.upload(ingest, &original).await.status,
+            StatusCode::CREATED
+        );
         ctx.finish().await;
     }
 }

@@ -342,6 +342,7 @@ async fn audit_verify_passes_clean_data_reexecutes_jobs_and_names_each_tampering
             &schemas::session_v1(),
             &meta,
             &session_values(0),
+            records_a()[0].transcript_digest().as_ref(),
         )
         .unwrap()
         .encode()
@@ -419,20 +420,59 @@ async fn audit_verify_passes_clean_data_reexecutes_jobs_and_names_each_tampering
         expect_failure(&ctx, "receipts", "succeeded without a receipt").await;
         set_text(&db, &set_receipt, &stored).await;
 
-        // A transcript stored in the clear.
+        // A sealed transcript changed by one byte: it no longer matches the digest stored
+        // beside it; with that digest rewritten to match, the proof (bound at ingest to the
+        // transcript's digest) fails.
         let sealed = blob(&db, &format!("SELECT sealed_transcript {}", rec("rec-1"))).await;
         let set_transcript = "UPDATE records SET sealed_transcript = $1 WHERE tenant_id = 'tenant-a' AND record_id = 'rec-1'";
+        let set_digest = "UPDATE records SET sealed_transcript_digest = $1 WHERE tenant_id = 'tenant-a' AND record_id = 'rec-1'";
+        let mut torn = sealed.clone();
+        *torn.last_mut().unwrap() ^= 1;
+        set_blob(&db, set_transcript, &torn).await;
+        expect_failure(
+            &ctx,
+            "proofs",
+            "record \"rec-1\": stored sealed transcript does not match its stored digest",
+        )
+        .await;
+        set_text(&db, set_digest, &sha256_hex(&torn)).await;
+        expect_failure(
+            &ctx,
+            "proofs",
+            "record \"rec-1\": proof does not verify with its metadata and transcript",
+        )
+        .await;
+        set_text(&db, set_digest, &sha256_hex(&sealed)).await;
+
+        // A transcript stored in the clear (its digest rewritten to match, so the storage
+        // check is not the only one to name it: the proof fails too).
         let mut clear = vec![1u8];
         clear.extend_from_slice(&[b'a'; 32]);
         clear.extend_from_slice(b"I have felt hopeless and alone for weeks now, every single day.");
         set_blob(&db, set_transcript, &clear).await;
-        expect_failure(
-            &ctx,
-            "storage",
-            "record \"rec-1\": sealed transcript: looks like plaintext",
-        )
-        .await;
+        set_text(&db, set_digest, &sha256_hex(&clear)).await;
+        let report = run(&ctx, 0).await;
+        let failures = |name: &str| {
+            report
+                .checks
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| c.failures.join("\n"))
+                .unwrap_or_default()
+        };
+        assert!(
+            failures("storage")
+                .contains("record \"rec-1\": sealed transcript: looks like plaintext"),
+            "{}",
+            report.render()
+        );
+        assert!(
+            failures("proofs").contains("record \"rec-1\": proof does not verify"),
+            "{}",
+            report.render()
+        );
         set_blob(&db, set_transcript, &sealed).await;
+        set_text(&db, set_digest, &sha256_hex(&sealed)).await;
 
         // Every tampering undone: clean again.
         let report = run(&ctx, 0).await;

@@ -47,20 +47,37 @@ pub(crate) fn check_proofs(
                     };
                     let schema =
                         schema_for(tenant, &r.metadata.schema_id, r.metadata.schema_version)?;
+                    let transcript = r.bound_transcript()?;
                     verifier
-                        .verify_record(&r.proven_list, &schema, &r.metadata)
-                        .map_err(|e| format!("proof does not verify with its metadata: {e}"))?;
+                        .verify_stored_record(
+                            &r.proven_list,
+                            &schema,
+                            &r.metadata,
+                            transcript.as_ref(),
+                        )
+                        .map_err(|e| {
+                            format!("proof does not verify with its metadata and transcript: {e}")
+                        })?;
                     if sha256_hex(&r.proven_list) != r.proven_list_digest {
                         return Err("stored ciphertext does not match its stored digest".into());
                     }
-                    match ingested.get(id) {
-                        None => Err("no record.ingested entry in the audit log".into()),
-                        Some(body)
-                            if field(body, "proven_list_digest") != Some(&r.proven_list_digest) =>
-                        {
-                            Err("stored ciphertext differs from the one logged at ingest".into())
+                    let Some(body) = ingested.get(id) else {
+                        return Err("no record.ingested entry in the audit log".into());
+                    };
+                    if field(body, "proven_list_digest") != Some(&r.proven_list_digest) {
+                        return Err(
+                            "stored ciphertext differs from the one logged at ingest".into()
+                        );
+                    }
+                    // Logged since transcripts are bound into proofs.
+                    match field(body, "sealed_transcript_digest") {
+                        Some(logged) if transcript.map(hex::encode).as_deref() != Some(logged) => {
+                            Err(
+                                "stored sealed transcript differs from the one logged at ingest"
+                                    .into(),
+                            )
                         }
-                        Some(_) => Ok(()),
+                        _ => Ok(()),
                     }
                 })();
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;

@@ -46,11 +46,16 @@ fn reexecute(
     let schema = schema_for(tenant, &select.schema_id, select.schema_version)?;
     let inputs: Vec<JobInput<'_>> = job_inputs(tenant, &spec)?
         .into_iter()
-        .map(|r| JobInput {
-            metadata: &r.metadata,
-            proven_list: &r.proven_list,
+        .map(|r| {
+            Ok(JobInput {
+                metadata: &r.metadata,
+                proven_list: &r.proven_list,
+                transcript: r
+                    .bound_transcript()
+                    .map_err(|e| format!("record {}: {e}", r.metadata.record_id))?,
+            })
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     let mut work = spec.work(&inputs)?;
     if spec.privacy_rho_micro().is_some() {
         let seed = job.noise_seed.as_deref().ok_or(
