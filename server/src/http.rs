@@ -106,7 +106,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let (api, ops) = routes();
     let mut doc = api.into_openapi();
     doc.merge(ops.into_openapi());
-    doc
+    crate::openapi::complete(doc)
 }
 
 static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {

@@ -37,6 +37,7 @@ pub mod jobs;
 mod launch;
 pub mod listen;
 pub mod metrics;
+mod openapi;
 pub mod proxy;
 pub mod registry;
 pub mod state;

@@ -39,4 +39,4 @@ pub use problem::{PROBLEM_BASE, Problem, ProblemDocument};
 pub use query::percent_encode;
 pub use records::{RecordListQuery, RecordPage, RecordStored, RecordSummary};
 pub use schemas::{SchemaInfo, SchemaList, SchemaRegistered};
-pub use tenants::{NewTenant, TenantCreated, TenantTokens, Token};
+pub use tenants::{MAX_MIN_COHORT, NewTenant, TenantCreated, TenantTokens, Token};

@@ -5,18 +5,34 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
+/// The largest minimum cohort a tenant may set (a million records: larger is no longer a
+/// minimum but a refusal of every aggregate).
+pub const MAX_MIN_COHORT: u32 = 1_000_000;
+
 /// `POST /v1/tenants` (admin): a new tenant.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
-    /// A display name (kept in the server's tenants table and audit log).
+    /// A display name (kept in the server's tenants table and audit log): 1–200 printable
+    /// characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub name: String,
-    /// The tenant id (letters, digits, `-`, `_`, `.`; at most 64); generated when absent.
+    /// The tenant id (1–128 letters, digits, `-`, `_`, `.`, `:`, `@`); generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[A-Za-z0-9._:@-]{1,128}$",
+            min_length = 1,
+            max_length = 128
+        )
+    )]
     pub tenant_id: Option<String>,
-    /// The smallest cohort an aggregate job may read (default: the server's `min_cohort_size`).
+    /// The smallest cohort an aggregate job may read, 2 to [`MAX_MIN_COHORT`] (default: the
+    /// server's `min_cohort_size`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 2, maximum = 1_000_000))]
     pub min_cohort_size: Option<u32>,
     /// The total differential privacy the tenant's jobs with privacy may spend, as
     /// `{"epsilon": ε, "delta": δ}` (kept as zCDP ρ; jobs' ρ add up). Absent: the tenant runs

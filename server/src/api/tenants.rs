@@ -26,7 +26,7 @@ use crate::store::{self, WriteError};
         (status = 400, description = "Malformed JSON, unknown field, or invalid id", body = blindsight_proto::ProblemDocument),
         (status = 401, description = "Missing or wrong admin token", body = blindsight_proto::ProblemDocument),
         (status = 409, description = "The tenant id is taken", body = blindsight_proto::ProblemDocument),
-        (status = 422, description = "A minimum cohort below 2 or an empty name", body = blindsight_proto::ProblemDocument),
+        (status = 422, description = "A minimum cohort outside 2–1,000,000 or an empty name", body = blindsight_proto::ProblemDocument),
     )
 )]
 pub async fn create(
@@ -38,7 +38,7 @@ pub async fn create(
     let limit = state.config().limits.json_body_bytes;
     let req: NewTenant = parse_json(&read_body(&headers, body, limit, "request body").await?)?;
     let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+    if name.is_empty() || req.name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(ApiError::new(
             Problem::InvalidField,
             "`name` must be 1–200 printable characters",
@@ -51,6 +51,15 @@ pub async fn create(
         return Err(ApiError::new(
             Problem::InvalidField,
             "`min_cohort_size` must be at least 2: a cohort of one is one person's data",
+        ));
+    }
+    if min_cohort_size > blindsight_proto::MAX_MIN_COHORT {
+        return Err(ApiError::new(
+            Problem::InvalidField,
+            format!(
+                "`min_cohort_size` must be at most {}",
+                blindsight_proto::MAX_MIN_COHORT
+            ),
         ));
     }
     let privacy_budget = req

@@ -97,9 +97,47 @@ async fn the_openapi_document_matches_the_routes() {
             "{route}: {}",
             r.status
         );
+        // What the server answered is documented, in the content type it came with.
+        let (path, method) = route.split_once(' ').map(|(m, p)| (p, m)).unwrap();
+        let op = &paths[path][method.to_lowercase()];
+        let response = &op["responses"][r.status.as_str()];
+        let content_type = r.headers["content-type"].to_str().unwrap();
+        let media = content_type.split(';').next().unwrap().trim();
+        assert!(
+            response["content"].get(media).is_some(),
+            "{route}: {} as {content_type} is not documented: {response}",
+            r.status
+        );
+        // Every error is problem JSON; a route with a token documents the token's failures
+        // and the limits, a route naming an object its absence, bounded path parameters.
+        for (status, response) in op["responses"].as_object().unwrap() {
+            if status.as_str() >= "400" {
+                let types: Vec<&String> = response["content"].as_object().unwrap().keys().collect();
+                assert_eq!(types, ["application/problem+json"], "{route} {status}");
+            }
+        }
+        let has = |status: &str| op["responses"].get(status).is_some();
+        if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+            assert!(has("401") && has("429") && has("503"), "{route}");
+        }
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            if p["in"] == "path" && p["schema"]["type"] == "string" {
+                assert!(p["schema"]["pattern"].is_string(), "{route}: {p}");
+                assert!(has("404"), "{route}");
+            }
+        }
     }
     assert!(doc["components"]["securitySchemes"]["token"].is_object());
     assert!(doc["components"]["schemas"]["Problem"].is_object());
+    assert!(doc["components"]["schemas"]["JobEvent"].is_object());
+    let events = &paths["/v1/jobs/{job_id}/events"]["get"]["responses"]["200"]["content"];
+    assert!(
+        events["text/event-stream"]["schema"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("`Job`"),
+        "{events}"
+    );
     ctx.finish().await;
 }
 
