@@ -70,6 +70,12 @@ pub enum Error {
         "the zero-knowledge proof does not verify for this ciphertext, public key, CRS, metadata and sealed transcript"
     )]
     ProofInvalid,
+    /// The proof verifies only under record binding v2, which does not cover the sealed
+    /// transcript: it was made by an SDK from before transcripts were bound into proofs.
+    #[error(
+        "the proof was made by an older SDK (record binding v2, which does not cover the sealed transcript); update the SDK and record the session again"
+    )]
+    LegacyProof,
     /// The proven list holds a different number or type of values than the schema says.
     #[error("arity/type mismatch: {0}")]
     ShapeMismatch(String),

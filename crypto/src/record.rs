@@ -440,7 +440,8 @@ impl Verifier {
     /// Decodes and checks a lane list without expanding it: size limit, framing, proof
     /// conformance, metadata against schema and key set, slot count, a real (non-zero) mask,
     /// and the proof bound to `meta` and the sealed transcript's digest (binding v3, the only
-    /// one ingest accepts).
+    /// one ingest accepts). A proof that verifies only under binding v2 is
+    /// [`Error::LegacyProof`], so an app on an older SDK is told what to do.
     pub fn verify_record(
         &self,
         proven_list: &[u8],
@@ -449,12 +450,14 @@ impl Verifier {
         transcript: Option<&TranscriptDigest>,
     ) -> Result<LaneList> {
         let list = self.checked_list(proven_list, schema, meta)?;
-        list.verify(
-            self.bundle.crs(),
-            self.bundle.lane_key(),
-            &meta.binding(transcript),
-        )?;
-        Ok(list)
+        let (crs, key) = (self.bundle.crs(), self.bundle.lane_key());
+        match list.verify(crs, key, &meta.binding(transcript)) {
+            Err(Error::ProofInvalid) if list.verify(crs, key, &meta.legacy_binding()).is_ok() => {
+                Err(Error::LegacyProof)
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(list),
+        }
     }
 
     /// [`Self::verify_record`] for a stored record, which may predate transcript binding: a

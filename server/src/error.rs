@@ -95,7 +95,7 @@ impl From<blindsight_crypto::Error> for ApiError {
             E::WrongKeyId { .. } => Problem::WrongKeyId,
             E::WrongKind { .. } => Problem::WrongEnvelopeKind,
             E::MetadataMismatch(_) => Problem::MetadataMismatch,
-            E::ProofInvalid => Problem::ProofInvalid,
+            E::ProofInvalid | E::LegacyProof => Problem::ProofInvalid,
             E::ShapeMismatch(_) => Problem::ShapeMismatch,
             E::TrivialCiphertext { .. } => Problem::TrivialCiphertext,
             E::InvalidField { .. } => Problem::InvalidField,

@@ -130,7 +130,7 @@ fn v2_fixtures_still_load() {
             &record.metadata,
             transcript.as_ref()
         ),
-        Err(Error::ProofInvalid)
+        Err(Error::LegacyProof)
     ));
     decode_result_list(&read("result_list.bin"), &[FieldType::Bool, FieldType::U8]).unwrap();
     let secret = KeystoreFile::decode(&read("keystore.bin"))

@@ -330,10 +330,10 @@ fn a_legacy_proof_verifies_as_stored_only() {
         .unwrap();
     let v = verifier();
     v.verify_stored_record(&list, &schema, &m, None).unwrap();
-    assert!(matches!(
-        v.verify_record(&list, &schema, &m, None),
-        Err(Error::ProofInvalid)
-    ));
+    // Ingest names it as an older SDK's proof.
+    let err = v.verify_record(&list, &schema, &m, None).unwrap_err();
+    assert!(matches!(err, Error::LegacyProof), "{err}");
+    assert!(err.to_string().contains("update the SDK"));
     // Under another record's metadata it fails either way.
     assert!(matches!(
         v.verify_stored_record(&list, &schema, &meta("rec-other"), None),

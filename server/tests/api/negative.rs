@@ -168,9 +168,16 @@ async fn bad_uploads_are_refused_and_change_nothing() {
             sealed_transcript: Vec::new(),
             metadata: meta("legacy"),
         };
-        ctx.upload(ingest, &legacy)
-            .await
-            .expect(422, "proof-invalid");
+        let r = ctx.upload(ingest, &legacy).await;
+        r.expect(422, "proof-invalid");
+        assert!(
+            r.json()["detail"]
+                .as_str()
+                .unwrap()
+                .contains("update the SDK"),
+            "{}",
+            r.json()
+        );
 
         let post = |body: Vec<u8>| ctx.request(Method::POST, "/v1/records", Some(ingest), body);
         // Garbage, truncation, a wrong parameter set.

@@ -488,19 +488,35 @@ pub(crate) const ELSEWHERE: &[(&str, &str, &str)] = &[
     ),
     (
         "fuzz/README.md",
-        "cargo install cargo-fuzz",
-        "not run: cargo-fuzz needs a nightly toolchain; crypto/tests/it/decoders.rs runs every \
-         decoder over the same corpus (and random, truncated and bit-flipped inputs) on stable",
+        ".ci/fuzz 300",
+        "run by CI: .ci/run calls `.ci/fuzz 60` after the tests (this run differs only in time)",
+    ),
+    (
+        "fuzz/README.md",
+        "fuzz/campaign 600 record lane_list",
+        "not run here: the long campaign, ten minutes per target, run by hand and reported in \
+         fuzz/README.md",
+    ),
+    (
+        "fuzz/README.md",
+        "export RUSTC_WRAPPER=$PWD/fuzz/rustc-wrapper",
+        ".ci/fuzz sets the same wrapper for its build",
     ),
     (
         "fuzz/README.md",
         "scratch=$(mktemp -d)",
-        "not run: part of the cargo-fuzz invocation above",
+        "part of the cargo fuzz invocation below, which .ci/fuzz runs for every target",
     ),
     (
         "fuzz/README.md",
-        "cargo +nightly fuzz run…",
-        "not run: needs a nightly toolchain (see `cargo install cargo-fuzz` above)",
+        "cargo fuzz run -s none envelope \"$scratch\"…",
+        ".ci/fuzz runs every target this way (built once with the wrapper, from the corpus, new \
+         inputs to a scratch directory)",
+    ),
+    (
+        "fuzz/README.md",
+        "cargo fuzz run -s none envelope fuzz/artifacts…",
+        "replays a reproducer: .ci/fuzz prints this command for every crash it finds",
     ),
 ];
 
