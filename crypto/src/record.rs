@@ -407,6 +407,14 @@ pub fn encrypt_values(
         .collect()
 }
 
+/// The record binding a proof verifies under.
+enum Binding {
+    /// v3: the metadata and the sealed transcript's digest.
+    Current,
+    /// v2: the metadata alone (records proven before transcripts were bound).
+    Legacy,
+}
+
 /// Server-side verification of records against one key set's public material.
 #[derive(Clone)]
 pub struct Verifier {
@@ -450,13 +458,9 @@ impl Verifier {
         transcript: Option<&TranscriptDigest>,
     ) -> Result<LaneList> {
         let list = self.checked_list(proven_list, schema, meta)?;
-        let (crs, key) = (self.bundle.crs(), self.bundle.lane_key());
-        match list.verify(crs, key, &meta.binding(transcript)) {
-            Err(Error::ProofInvalid) if list.verify(crs, key, &meta.legacy_binding()).is_ok() => {
-                Err(Error::LegacyProof)
-            }
-            Err(e) => Err(e),
-            Ok(()) => Ok(list),
+        match self.bound_to(&list, meta, transcript)? {
+            Binding::Current => Ok(list),
+            Binding::Legacy => Err(Error::LegacyProof),
         }
     }
 
@@ -472,13 +476,24 @@ impl Verifier {
         transcript: Option<&TranscriptDigest>,
     ) -> Result<LaneList> {
         let list = self.checked_list(proven_list, schema, meta)?;
+        self.bound_to(&list, meta, transcript)?;
+        Ok(list)
+    }
+
+    /// Which binding the list's proof verifies under: v3, else v2 (tried only when v3 fails).
+    fn bound_to(
+        &self,
+        list: &LaneList,
+        meta: &RecordMetadata,
+        transcript: Option<&TranscriptDigest>,
+    ) -> Result<Binding> {
         let (crs, key) = (self.bundle.crs(), self.bundle.lane_key());
         match list.verify(crs, key, &meta.binding(transcript)) {
+            Ok(()) => Ok(Binding::Current),
             Err(Error::ProofInvalid) if list.verify(crs, key, &meta.legacy_binding()).is_ok() => {
-                Ok(list)
+                Ok(Binding::Legacy)
             }
             Err(e) => Err(e),
-            Ok(()) => Ok(list),
         }
     }
 
