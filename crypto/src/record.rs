@@ -120,10 +120,7 @@ impl RecordMetadata {
     /// ([`transcript_digest`]; a presence byte, then its 32 bytes), so a transcript changed
     /// after proving fails the proof.
     pub fn binding(&self, transcript: Option<&TranscriptDigest>) -> Vec<u8> {
-        let mut domain = b"blindsight/record-proof/v3\0".to_vec();
-        domain.extend_from_slice(LANE_TAG);
-        domain.push(0);
-        let mut out = self.encode_with_domain(&domain);
+        let mut out = self.encode_with_domain(&proof_domain(b"blindsight/record-proof/v3\0"));
         match transcript {
             Some(d) => {
                 out.push(1);
@@ -138,10 +135,7 @@ impl RecordMetadata {
     /// Stored records of that version keep verifying ([`Verifier::verify_stored_record`]);
     /// ingest accepts only [`Self::binding`].
     pub fn legacy_binding(&self) -> Vec<u8> {
-        let mut domain = b"blindsight/record-proof/v2\0".to_vec();
-        domain.extend_from_slice(LANE_TAG);
-        domain.push(0);
-        self.encode_with_domain(&domain)
+        self.encode_with_domain(&proof_domain(b"blindsight/record-proof/v2\0"))
     }
 
     /// The associated data a record's transcript is sealed with.
@@ -166,6 +160,11 @@ impl RecordMetadata {
         }
         Ok(())
     }
+}
+
+/// A record proof's domain: its version's prefix, then the lane tag it is bound to.
+fn proof_domain(version: &[u8]) -> Vec<u8> {
+    [version, LANE_TAG, b"\0"].concat()
 }
 
 /// SHA-256 of a sealed transcript, as bound into its record's proof.
