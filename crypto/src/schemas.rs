@@ -111,10 +111,124 @@ pub fn session_v1_lane() -> LaneLayout {
     }
 }
 
+/// The id of the built-in therapist-training schema.
+pub const TRAINING_SCHEMA_ID: &str = "training";
+/// The version of the built-in training schema described by [`training_v1`].
+pub const TRAINING_SCHEMA_VERSION: u32 = 1;
+
+/// Practice-scenario categories, by the code a `training` record's `scenario` field holds.
+pub const TRAINING_SCENARIOS: [&str; 8] = [
+    "depression",
+    "anxiety",
+    "substance_use",
+    "suicidal_crisis",
+    "trauma",
+    "relationships",
+    "grief",
+    "other",
+];
+
+/// Technique fields of `training` v1: counts of MITI-style behaviour codes and empathy
+/// statements in the trainee's own messages, extracted on the device, clipped to
+/// [`TECHNIQUE_MAX`].
+pub const TRAINING_TECHNIQUES: [&str; 9] = [
+    "mi_open_questions",
+    "mi_closed_questions",
+    "mi_simple_reflections",
+    "mi_complex_reflections",
+    "mi_affirmations",
+    "mi_summaries",
+    "mi_advice_unpermitted",
+    "mi_confrontations",
+    "empathy_statements",
+];
+
+/// The largest value a technique count is clipped to (u6).
+pub const TECHNIQUE_MAX: u32 = 63;
+
+/// Bias and stigma fields of `training` v1: counts in the trainee's own messages, extracted on
+/// the device, clipped to [`BIAS_MAX`]. `bias_slur` counts explicit slurs and dehumanizing
+/// labels, which lift the `bias` v1 tier to high on their own.
+pub const TRAINING_BIAS: [&str; 6] = [
+    "bias_stigma_label",
+    "bias_dismissive",
+    "bias_blaming",
+    "bias_stereotype",
+    "bias_pathologizing",
+    "bias_slur",
+];
+
+/// The largest value a bias count is clipped to (u4).
+pub const BIAS_MAX: u32 = 15;
+
+/// `training` version 1, one practice session of a trainee with a simulated client: the
+/// scenario category (0–7, u4; [`TRAINING_SCENARIOS`]), duration in minutes (0–240, u8), the
+/// trainee's share of the words spoken in percent (0–100, u8), nine technique counts (0–63,
+/// u6), six bias counts (0–15, u4), the trainee's self-rated confidence (0–10, u4) and a
+/// supervisor rating (0–10, u4; 0 = not rated, 1–10 a rating). 106 bits, 53 radix blocks.
+/// The subject of these records is the trainee, never a patient: every count comes from the
+/// trainee's own messages.
+pub fn training_v1() -> RecordSchema {
+    let mut fields = vec![
+        FieldSpec::uint("scenario", 0, TRAINING_SCENARIOS.len() as u32 - 1),
+        FieldSpec::uint("duration_min", 0, 240),
+        FieldSpec::uint("talk_share_pct", 0, 100),
+    ];
+    fields.extend(
+        TRAINING_TECHNIQUES
+            .iter()
+            .map(|n| FieldSpec::uint(n, 0, TECHNIQUE_MAX)),
+    );
+    fields.extend(
+        TRAINING_BIAS
+            .iter()
+            .map(|n| FieldSpec::uint(n, 0, BIAS_MAX)),
+    );
+    fields.push(FieldSpec::uint("self_confidence", 0, 10));
+    fields.push(FieldSpec::uint("supervisor_rating", 0, 10));
+    RecordSchema {
+        id: TRAINING_SCHEMA_ID.into(),
+        version: TRAINING_SCHEMA_VERSION,
+        fields,
+        lane: training_v1_lane(),
+    }
+}
+
+/// The lane layout of `training` v1, beyond its fields' 106 bit slots (sums and means of every
+/// field and of `questions`, `reflections` and `bias_total` read those):
+/// - `bias_total` one-hot over 0, 1, 2–3 and 4 or more incidents per session: the histogram
+///   of sessions by incidents and every `count(bias_total >= 1|2|4)`;
+/// - `bias_slur` one-hot over 0 and 1 or more: sessions with an explicit slur or dehumanizing
+///   label;
+/// - the indicator `supervisor_rating >= 1` (the session was rated) with `supervisor_rating`
+///   gated by it: the mean rating over rated sessions.
+///
+/// 117 slots in all.
+pub fn training_v1_lane() -> LaneLayout {
+    LaneLayout {
+        histograms: vec![
+            LaneHistogram {
+                feature: "bias_total".into(),
+                edges: vec![1, 2, 4],
+            },
+            LaneHistogram {
+                feature: "bias_slur".into(),
+                edges: vec![1],
+            },
+        ],
+        indicators: vec![LaneIndicator {
+            feature: "supervisor_rating".into(),
+            at_least: 1,
+            sums: vec!["supervisor_rating".into()],
+        }],
+    }
+}
+
 /// Looks up a built-in schema by id and version.
 pub fn builtin(id: &str, version: u32) -> Option<RecordSchema> {
     match (id, version) {
         (SESSION_SCHEMA_ID, SESSION_SCHEMA_VERSION) => Some(session_v1()),
+        (TRAINING_SCHEMA_ID, TRAINING_SCHEMA_VERSION) => Some(training_v1()),
         _ => None,
     }
 }
@@ -140,5 +254,23 @@ mod tests {
         assert_eq!(ty("lex_absolutist"), FieldType::U8);
         assert_eq!(builtin("session", 1), Some(s));
         assert_eq!(builtin("session", 2), None);
+    }
+
+    #[test]
+    fn training_v1_is_valid_and_narrow() {
+        let s = training_v1();
+        s.validate().unwrap();
+        assert_eq!(s.fields.len(), 3 + 9 + 6 + 2);
+        assert_eq!(s.total_bits(), 106);
+        assert_eq!(s.total_blocks(), 53);
+        assert_eq!(s.slot_map().unwrap().slots(), 117);
+        let ty = |name: &str| s.fields.iter().find(|f| f.name == name).unwrap().ty;
+        assert_eq!(ty("scenario"), FieldType::U4);
+        assert_eq!(ty("talk_share_pct"), FieldType::U8);
+        assert_eq!(ty("mi_complex_reflections"), FieldType::U6);
+        assert_eq!(ty("bias_slur"), FieldType::U4);
+        assert_eq!(ty("supervisor_rating"), FieldType::U4);
+        assert_eq!(builtin("training", 1), Some(s));
+        assert_eq!(builtin("training", 2), None);
     }
 }

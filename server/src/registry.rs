@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use blindsight_crypto::ComputeKey;
-use blindsight_crypto::compute::{CRISIS_MODEL_ID, RiskModel, crisis_v1};
+use blindsight_crypto::compute::RiskModel;
 use blindsight_crypto::{AppBundle, RecordSchema, Verifier};
 
 use crate::error::ApiError;
@@ -93,7 +93,7 @@ pub async fn model(
     id: &str,
     version: u32,
 ) -> Result<Option<RiskModel>, ApiError> {
-    if let Some(m) = (id == CRISIS_MODEL_ID && version == 1).then(crisis_v1) {
+    if let Some(m) = blindsight_crypto::compute::builtin_model(id, version) {
         return Ok(Some(m));
     }
     let Some(row) = store::model(state.db(), tenant, id, version).await? else {

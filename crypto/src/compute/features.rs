@@ -5,12 +5,14 @@
 //! risk model folds their weight into the items' weights instead of computing the total).
 //! `mood_change` is `mood_after - mood_before`, carried with an offset of 15 so that it stays
 //! unsigned on ciphertext: its encrypted value is `mood_after + (15 - mood_before)`, and the
-//! key holder's report subtracts the offset after decryption.
+//! key holder's report subtracts the offset after decryption. Over `training` records,
+//! `questions` (open + closed), `reflections` (simple + complex) and `bias_total` (every bias
+//! category) are linear sums too.
 
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{FieldType, RecordSchema, Value};
-use crate::schemas::{GAD7_ITEMS, PHQ9_ITEMS};
+use crate::schemas::{GAD7_ITEMS, PHQ9_ITEMS, TRAINING_BIAS};
 use crate::{Error, Result};
 
 /// A field computed from other fields of the record.
@@ -23,6 +25,12 @@ pub enum Derived {
     Gad7Total,
     /// `mood_after - mood_before` (−10…10), encrypted with an offset of 15.
     MoodChange,
+    /// Open plus closed questions of a training session (0–126).
+    Questions,
+    /// Simple plus complex reflections of a training session (0–126).
+    Reflections,
+    /// Every bias and stigma count of a training session (0–90).
+    BiasTotal,
 }
 
 /// The offset `mood_change` is encrypted with: 15 is the largest value a 4-bit `mood_before`
@@ -31,7 +39,14 @@ pub const MOOD_CHANGE_OFFSET: u32 = 15;
 
 impl Derived {
     /// Every derived field.
-    pub const ALL: [Derived; 3] = [Derived::Phq9Total, Derived::Gad7Total, Derived::MoodChange];
+    pub const ALL: [Derived; 6] = [
+        Derived::Phq9Total,
+        Derived::Gad7Total,
+        Derived::MoodChange,
+        Derived::Questions,
+        Derived::Reflections,
+        Derived::BiasTotal,
+    ];
 
     /// The name models and queries use.
     pub fn name(self) -> &'static str {
@@ -39,6 +54,9 @@ impl Derived {
             Derived::Phq9Total => "phq9_total",
             Derived::Gad7Total => "gad7_total",
             Derived::MoodChange => "mood_change",
+            Derived::Questions => "questions",
+            Derived::Reflections => "reflections",
+            Derived::BiasTotal => "bias_total",
         }
     }
 
@@ -53,6 +71,9 @@ impl Derived {
             Derived::Phq9Total => &PHQ9_ITEMS,
             Derived::Gad7Total => &GAD7_ITEMS,
             Derived::MoodChange => &["mood_after", "mood_before"],
+            Derived::Questions => &["mi_open_questions", "mi_closed_questions"],
+            Derived::Reflections => &["mi_simple_reflections", "mi_complex_reflections"],
+            Derived::BiasTotal => &TRAINING_BIAS,
         }
     }
 
@@ -110,8 +131,10 @@ impl FeatureRef {
             return Err(Error::InvalidField {
                 field: name.chars().take(64).collect(),
                 reason: format!(
-                    "neither a field of schema {}@{} nor a derived field (phq9_total, gad7_total, mood_change)",
-                    schema.id, schema.version
+                    "neither a field of schema {}@{} nor a derived field ({})",
+                    schema.id,
+                    schema.version,
+                    Derived::ALL.map(Derived::name).join(", ")
                 ),
             });
         };
@@ -231,6 +254,23 @@ mod tests {
         assert_eq!((item.max_value(), item.blocks()), (3, 1));
         let err = FeatureRef::resolve(&s, "phq9_10").unwrap_err().to_string();
         assert!(err.contains("phq9_10") && err.contains("derived"), "{err}");
+        // Training's derived fields need training's fields.
+        let err = FeatureRef::resolve(&s, "bias_total")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bias_stigma_label"), "{err}");
+    }
+
+    #[test]
+    fn derived_fields_resolve_against_the_training_schema() {
+        let s = crate::schemas::training_v1();
+        let q = FeatureRef::resolve(&s, "questions").unwrap();
+        assert_eq!((q.max_value(), q.blocks()), (126, 4));
+        let r = FeatureRef::resolve(&s, "reflections").unwrap();
+        assert_eq!(r.max_value(), 126);
+        let b = FeatureRef::resolve(&s, "bias_total").unwrap();
+        assert_eq!((b.max_value(), b.blocks(), b.offset()), (90, 4, 0));
+        assert!(FeatureRef::resolve(&s, "phq9_total").is_err());
     }
 
     #[test]

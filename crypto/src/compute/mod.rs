@@ -7,7 +7,7 @@
 //! measures the gap), and in clear (the reference the demo and the tests check decrypted
 //! results against).
 //!
-//! - [`RiskModel`] / [`crisis_v1`]: weights, thresholds and rules; [`score_records`].
+//! - [`RiskModel`] / [`crisis_v1`] / [`bias_v1`]: weights, thresholds and rules; [`score_records`].
 //! - [`AggregateQuery`]: count, sum, mean, min, max, histogram, count at least, conditional
 //!   sum; [`CompiledQuery::evaluate`].
 //! - [`JobOutput`]: what a job returns to the key holder.
@@ -35,8 +35,8 @@ pub use lane::{
     MAX_LANE_TERMS, lane_only,
 };
 pub use model::{
-    CRISIS_MODEL_ID, CompiledModel, CompiledRule, MAX_RULES, MAX_SCORE, MAX_WEIGHT, RiskModel,
-    Rule, Thresholds, Tier, crisis_v1,
+    BIAS_MODEL_ID, CRISIS_MODEL_ID, CompiledModel, CompiledRule, MAX_RULES, MAX_SCORE, MAX_WEIGHT,
+    RiskModel, Rule, Thresholds, Tier, bias_v1, builtin_model, builtin_models, crisis_v1,
 };
 pub use output::{
     JobOutput, MAX_OUTPUT_LISTS, MAX_OUTPUTS, OutputManifest, OutputSpec, compress_outputs,

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::features::{FeatureRef, result_type_for};
 use crate::schema::{FieldType, RecordSchema, RecordValues, Value};
-use crate::schemas::{SESSION_SCHEMA_ID, SESSION_SCHEMA_VERSION};
+use crate::schemas::{
+    SESSION_SCHEMA_ID, SESSION_SCHEMA_VERSION, TRAINING_SCHEMA_ID, TRAINING_SCHEMA_VERSION,
+};
 use crate::{Error, Result};
 
 /// The largest weight a model may give a feature.
@@ -172,6 +174,64 @@ pub fn crisis_v1() -> RiskModel {
             rule("cssrs_thoughts", Tier::Low),
         ],
     }
+}
+
+/// The id of the built-in bias model over `training` records.
+pub const BIAS_MODEL_ID: &str = "bias";
+
+/// `bias` version 1, the documented per-session bias and stigma score over `training` v1
+/// (sources and rationale in docs/MODELS.md):
+///
+/// - stereotyping × 4 (a generalisation about a whole group steers care for every member of
+///   it); stigmatizing labels × 3 and blaming × 3 (labels such as "addict" measurably shift
+///   clinicians towards punitive judgements: Kelly & Westerhoff 2010); dismissive or
+///   minimizing responses × 2 and pathologizing a normal reaction × 2 (they fail one person,
+///   in one moment); an explicit slur or dehumanizing label × 10;
+/// - tiers from 2 (low: one minor incident), 6 (moderate: a stigmatizing label and a
+///   dismissive remark, or two labels) and 12 (high: three stereotypes, or several kinds of
+///   incident in one session);
+/// - rule: any slur or dehumanizing label lifts the tier to high on its own.
+pub fn bias_v1() -> RiskModel {
+    let weights = [
+        ("bias_stigma_label", 3),
+        ("bias_dismissive", 2),
+        ("bias_blaming", 3),
+        ("bias_stereotype", 4),
+        ("bias_pathologizing", 2),
+        ("bias_slur", 10),
+    ];
+    RiskModel {
+        id: BIAS_MODEL_ID.into(),
+        version: 1,
+        schema_id: TRAINING_SCHEMA_ID.into(),
+        schema_version: TRAINING_SCHEMA_VERSION,
+        weights: weights
+            .into_iter()
+            .map(|(k, w)| (k.to_owned(), w))
+            .collect(),
+        thresholds: Thresholds {
+            low: 2,
+            moderate: 6,
+            high: 12,
+        },
+        rules: vec![Rule {
+            field: "bias_slur".into(),
+            at_least: 1,
+            tier: Tier::High,
+        }],
+    }
+}
+
+/// Every built-in model, in the order they are listed.
+pub fn builtin_models() -> Vec<RiskModel> {
+    vec![crisis_v1(), bias_v1()]
+}
+
+/// The built-in model `id` at `version`, if there is one.
+pub fn builtin_model(id: &str, version: u32) -> Option<RiskModel> {
+    builtin_models()
+        .into_iter()
+        .find(|m| m.id == id && m.version == version)
 }
 
 /// A compiled rule: schema position, type, threshold, tier.
@@ -458,6 +518,57 @@ mod tests {
             .collect();
         high.push(("cssrs_wish_dead", Value::Bool(true)));
         assert_eq!(m.evaluate_clear(&session(&high)), (83, Tier::High));
+    }
+
+    #[test]
+    fn bias_v1_scores_incidents_and_a_slur_lifts_to_high() {
+        let schema = crate::schemas::training_v1();
+        let m = bias_v1().compile(&schema).unwrap();
+        assert_eq!(m.function_id, "risk_score/bias-v1");
+        assert_eq!(m.max_score, 15 * (3 + 2 + 3 + 4 + 2 + 10));
+        assert_eq!(m.score_type, FieldType::U10);
+        let session = |overrides: &[(&str, u32)]| -> Vec<Value> {
+            schema
+                .fields
+                .iter()
+                .map(|f| {
+                    let v = overrides.iter().find(|(n, _)| *n == f.name);
+                    Value::Uint(v.map_or(f.min, |(_, v)| *v))
+                })
+                .collect()
+        };
+        // Technique counts weigh nothing.
+        let skilled = session(&[("mi_complex_reflections", 20), ("mi_open_questions", 15)]);
+        assert_eq!(m.evaluate_clear(&skilled), (0, Tier::None));
+        assert_eq!(
+            m.evaluate_clear(&session(&[("bias_dismissive", 1)])),
+            (2, Tier::Low)
+        );
+        assert_eq!(
+            m.evaluate_clear(&session(&[
+                ("bias_stigma_label", 1),
+                ("bias_dismissive", 1)
+            ])),
+            (5, Tier::Low)
+        );
+        assert_eq!(
+            m.evaluate_clear(&session(&[("bias_stigma_label", 2)])),
+            (6, Tier::Moderate)
+        );
+        assert_eq!(
+            m.evaluate_clear(&session(&[("bias_stereotype", 3)])),
+            (12, Tier::High)
+        );
+        // One slur: 10 points, moderate by score, lifted to high by the rule.
+        assert_eq!(
+            m.evaluate_clear(&session(&[("bias_slur", 1)])),
+            (10, Tier::High)
+        );
+        assert_eq!(builtin_model("bias", 1), Some(bias_v1()));
+        assert_eq!(builtin_model("crisis", 1), Some(crisis_v1()));
+        assert_eq!(builtin_model("bias", 2), None);
+        // Over the wrong schema it is refused.
+        assert!(bias_v1().compile(&session_v1()).is_err());
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! Risk models: `POST /v1/models` registers a versioned model (clear weights, thresholds and
-//! rules over a schema's fields), `GET /v1/models` lists them. The built-in `crisis` v1 is
-//! always available. Models are immutable per id and version.
+//! rules over a schema's fields), `GET /v1/models` lists them. The built-in `crisis` v1 (over
+//! `session` v1) and `bias` v1 (over `training` v1) are always available. Models are
+//! immutable per id and version.
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use blindsight_crypto::compute::{CRISIS_MODEL_ID, RiskModel, crisis_v1};
+use blindsight_crypto::compute::{RiskModel, builtin_model, builtin_models};
 
 use super::{Caller, parse_json, read_body};
 use crate::auth::Role;
@@ -21,10 +22,6 @@ fn canonical(model: &RiskModel) -> Result<(String, String), ApiError> {
         .map_err(|e| ApiError::Internal(format!("model encoding: {e}")))?;
     let digest = blindsight_crypto::sha256_hex(definition.as_bytes());
     Ok((definition, digest))
-}
-
-fn builtin(id: &str, version: u32) -> Option<RiskModel> {
-    (id == CRISIS_MODEL_ID && version == 1).then(crisis_v1)
 }
 
 /// Registers a risk model. It is checked against its schema (built in, or registered by the
@@ -81,7 +78,7 @@ pub async fn register(
             .into_response()
     };
     let conflict = |why: String| ApiError::new(Problem::ModelExists, why);
-    if builtin(&model.id, model.version).is_some() {
+    if builtin_model(&model.id, model.version).is_some() {
         return Err(conflict(format!(
             "{}@{} is built in; register your own models under another id",
             model.id, model.version
@@ -125,16 +122,18 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<ModelList>, ApiError> {
     caller.require(&[Role::Keyholder, Role::Auditor])?;
-    let crisis = crisis_v1();
-    let (_, digest) = canonical(&crisis)?;
-    let mut models = vec![ModelInfo {
-        model_id: crisis.id.clone(),
-        version: crisis.version,
-        digest,
-        function_id: crisis.function_id(),
-        builtin: true,
-        definition: crisis,
-    }];
+    let mut models = Vec::new();
+    for definition in builtin_models() {
+        let (_, digest) = canonical(&definition)?;
+        models.push(ModelInfo {
+            model_id: definition.id.clone(),
+            version: definition.version,
+            digest,
+            function_id: definition.function_id(),
+            builtin: true,
+            definition,
+        });
+    }
     for row in store::list_models(state.db(), &caller.tenant_id).await? {
         let definition: RiskModel = serde_json::from_str(&row.definition)
             .map_err(|e| ApiError::Internal(format!("stored model {}: {e}", row.model_id)))?;
