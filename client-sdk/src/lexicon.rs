@@ -235,14 +235,14 @@ impl Category {
     }
 }
 
-const NEGATORS: &[&str] = &["not", "no", "never", "without", "hardly", "barely", "nor"];
+pub(crate) const NEGATORS: &[&str] = &["not", "no", "never", "without", "hardly", "barely", "nor"];
 const NEGATION_WINDOW: usize = 3;
 
 /// A word and the clause it belongs to.
 #[derive(Debug, PartialEq, Eq)]
-struct Token {
-    word: String,
-    clause: usize,
+pub(crate) struct Token {
+    pub(crate) word: String,
+    pub(crate) clause: usize,
 }
 
 fn expand(word: &str, clause: usize, out: &mut Vec<Token>) {
@@ -290,7 +290,7 @@ fn expand(word: &str, clause: usize, out: &mut Vec<Token>) {
     }
 }
 
-fn tokenize(text: &str) -> Vec<Token> {
+pub(crate) fn tokenize(text: &str) -> Vec<Token> {
     let lower = text.to_lowercase();
     let mut tokens = Vec::new();
     let mut clause = 0;
