@@ -52,6 +52,9 @@ pub mod record;
 pub mod results;
 mod roles;
 pub mod session;
+pub mod supervisor;
+pub mod training;
+pub mod training_lexicon;
 pub mod transcript;
 mod transport;
 

@@ -224,6 +224,41 @@ pub fn training_v1_lane() -> LaneLayout {
     }
 }
 
+/// Whom a schema's records are about, which decides the fewest records an aggregate over them
+/// may read (docs/CLAIMS.md, "Minimum cohorts").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// A patient (the built-in `session` schema, and every schema a tenant registers): the
+    /// tenant's minimum cohort applies, so that no individual can be singled out.
+    Patient,
+    /// A trainee enrolled in assessment (the built-in `training` schema only): per-trainee
+    /// views are the purpose, so one session suffices ([`TRAINEE_MIN_SESSIONS`]).
+    Trainee,
+}
+
+/// The fewest sessions an aggregate over trainee records may read: one. The supervising
+/// clinic may already score and decrypt each session with `bias` v1; a per-trainee mean
+/// tells it no more, and no patient's words are in these records.
+pub const TRAINEE_MIN_SESSIONS: u64 = 1;
+
+/// Whom records of schema `id`@`version` are about. Only the built-in `training` schema is
+/// about trainees; a tenant cannot declare its own schemas so.
+pub fn subject(id: &str, version: u32) -> Subject {
+    match (id, version) {
+        (TRAINING_SCHEMA_ID, TRAINING_SCHEMA_VERSION) => Subject::Trainee,
+        _ => Subject::Patient,
+    }
+}
+
+/// The fewest records an aggregate over schema `id`@`version` may read, given the tenant's
+/// minimum cohort (at least 2 for patients, whatever the tenant's setting).
+pub fn minimum_cohort(id: &str, version: u32, tenant_minimum: u64) -> u64 {
+    match subject(id, version) {
+        Subject::Patient => tenant_minimum.max(2),
+        Subject::Trainee => TRAINEE_MIN_SESSIONS,
+    }
+}
+
 /// Looks up a built-in schema by id and version.
 pub fn builtin(id: &str, version: u32) -> Option<RecordSchema> {
     match (id, version) {
@@ -272,5 +307,11 @@ mod tests {
         assert_eq!(ty("supervisor_rating"), FieldType::U4);
         assert_eq!(builtin("training", 1), Some(s));
         assert_eq!(builtin("training", 2), None);
+        assert_eq!(subject("training", 1), Subject::Trainee);
+        assert_eq!(subject("training", 2), Subject::Patient);
+        assert_eq!(subject("session", 1), Subject::Patient);
+        assert_eq!(minimum_cohort("training", 1, 10), 1);
+        assert_eq!(minimum_cohort("session", 1, 10), 10);
+        assert_eq!(minimum_cohort("my-schema", 1, 0), 2);
     }
 }

@@ -242,10 +242,14 @@ async fn queue(
         compiled.check_privacy(query, &plan)?;
     }
     if let JobRequest::Aggregate { .. } = request {
-        let minimum = store::tenant_min_cohort(state.db(), tenant)
+        let tenant_minimum = store::tenant_min_cohort(state.db(), tenant)
             .await?
-            .unwrap_or(i64::from(state.config().default_min_cohort))
-            .max(2);
+            .unwrap_or(i64::from(state.config().default_min_cohort));
+        let minimum = blindsight_crypto::schemas::minimum_cohort(
+            &schema.id,
+            schema.version,
+            u64::try_from(tenant_minimum).unwrap_or(0),
+        ) as i64;
         if (count as i64) < minimum {
             return Err(ApiError::new(Problem::CohortTooSmall, format!(
                     "the selection holds {count} record{}; aggregates need at least {minimum}, so that no individual can be singled out",

@@ -30,12 +30,13 @@ pub(crate) struct SelectArgs {
     /// Only this record (repeat for several); each must match the rest of the selection.
     #[arg(long = "record", value_name = "RECORD_ID")]
     pub(crate) records: Vec<String>,
-    /// The record schema.
-    #[arg(long, default_value = blindsight_crypto::schemas::SESSION_SCHEMA_ID)]
-    pub(crate) schema: String,
-    /// The record schema's version.
-    #[arg(long, default_value_t = blindsight_crypto::schemas::SESSION_SCHEMA_VERSION)]
-    pub(crate) schema_version: u32,
+    /// The record schema (default: the built-in model's schema, e.g. `training` for `bias`;
+    /// otherwise `session`).
+    #[arg(long)]
+    pub(crate) schema: Option<String>,
+    /// The record schema's version (default: as for --schema, else 1).
+    #[arg(long)]
+    pub(crate) schema_version: Option<u32>,
 }
 
 #[derive(Args)]
@@ -242,6 +243,17 @@ impl SelectArgs {
         )
     }
 
+    /// The selection; the schema defaults to `default` (id, version) when not given.
+    pub(crate) fn selection_over(&self, default: (&str, u32)) -> anyhow::Result<Selection> {
+        let mut selection = self.selection()?;
+        if self.schema.is_none() {
+            selection.schema_id = default.0.to_owned();
+            selection.schema_version = self.schema_version.unwrap_or(default.1);
+        }
+        Ok(selection)
+    }
+
+    /// The selection; the schema defaults to `session` v1.
     pub(crate) fn selection(&self) -> anyhow::Result<Selection> {
         if let (Some(since), Some(until)) = (self.since, self.until) {
             anyhow::ensure!(
@@ -252,8 +264,13 @@ impl SelectArgs {
             );
         }
         Ok(Selection {
-            schema_id: self.schema.clone(),
-            schema_version: self.schema_version,
+            schema_id: self
+                .schema
+                .clone()
+                .unwrap_or_else(|| blindsight_crypto::schemas::SESSION_SCHEMA_ID.into()),
+            schema_version: self
+                .schema_version
+                .unwrap_or(blindsight_crypto::schemas::SESSION_SCHEMA_VERSION),
             cohort: self.cohort.clone(),
             since: self.since,
             until: self.until,

@@ -14,8 +14,8 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 
 use crate::args::{KeysetArgs, SelectArgs, ServerArgs, WaitArgs};
 use crate::commands::{
-    audit_verify, keygen, list_models, open_transcript, query, record, register, register_model,
-    score, show_jobs, show_results,
+    Format, SuperviseArgs, audit_verify, keygen, list_models, open_transcript, query, record,
+    register, register_model, score, show_jobs, show_results, supervise,
 };
 use crate::errors::hint;
 #[cfg(feature = "server")]
@@ -73,8 +73,12 @@ enum Command {
         #[command(flatten)]
         keyset: KeysetArgs,
         /// A `.json` file (one session) or `.jsonl` file (one per line); format in
-        /// docs/session-example.json.
+        /// docs/session-example.json (with --training, docs/training-example.json).
         file: PathBuf,
+        /// The sessions are therapist-training practice sessions (`training` v1): features
+        /// are extracted from the trainee's own messages on this machine.
+        #[arg(long)]
+        training: bool,
     },
     /// Sealed transcripts.
     #[command(subcommand)]
@@ -104,7 +108,7 @@ enum Command {
         server: ServerArgs,
         #[command(flatten)]
         select: SelectArgs,
-        /// The model id (the built-in model is `crisis`).
+        /// The model id (built in: `crisis` over sessions, `bias` over training sessions).
         #[arg(long, default_value = CRISIS_MODEL_ID)]
         model: String,
         /// The model version.
@@ -125,6 +129,35 @@ enum Command {
         select: SelectArgs,
         #[command(flatten)]
         wait: WaitArgs,
+    },
+    /// Supervisor report over training sessions (keyholder token): per trainee and for the
+    /// whole group, mean technique counts, the reflection-to-question ratio, bias incidents by
+    /// category, first vs last sessions, and each session's bias v1 score, computed on
+    /// ciphertext and decrypted with the keystore.
+    Supervise {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The key set the training sessions are encrypted under.
+        #[arg(long, env = "BLINDSIGHT_KEY_ID")]
+        key_id: Option<String>,
+        /// Only this trainee (a pseudonym; repeat for several). Default: every trainee.
+        #[arg(long = "trainee", value_name = "PSEUDONYM")]
+        trainees: Vec<String>,
+        /// Sessions in the first and last windows progress compares.
+        #[arg(long, default_value_t = supervisor_window(), value_parser = clap::value_parser!(u16).range(1..=1000))]
+        window: u16,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Write the report to this file (mode 0600: it is decrypted data) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The keystore of the key set (passphrase from BLINDSIGHT_PASSPHRASE or a prompt).
+        #[arg(long, env = "BLINDSIGHT_KEYSTORE")]
+        keystore: Option<PathBuf>,
+        /// Seconds to wait for the jobs.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
     },
     /// List the tenant's jobs, newest first, or show one (keyholder or auditor token).
     Jobs {
@@ -228,7 +261,29 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             server,
             keyset,
             file,
-        } => record(&server, &keyset, &file),
+            training,
+        } => record(&server, &keyset, &file, training),
+        Command::Supervise {
+            server,
+            key_id,
+            trainees,
+            window,
+            format,
+            output,
+            keystore,
+            timeout,
+        } => supervise(
+            &server,
+            &SuperviseArgs {
+                key_id: key_id.as_deref(),
+                trainees: &trainees,
+                window: usize::from(window),
+                format,
+                output: output.as_ref(),
+                keystore: keystore.as_ref(),
+                timeout,
+            },
+        ),
         Command::Transcript(TranscriptCommand::Open {
             server,
             record_id,
@@ -266,6 +321,11 @@ fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<()> {
             timeout,
         ),
     }
+}
+
+/// The default progress window of `supervise`.
+fn supervisor_window() -> u16 {
+    blindsight_client::supervisor::DEFAULT_WINDOW as u16
 }
 
 /// `demo`: the embedded server needs the `server` feature.

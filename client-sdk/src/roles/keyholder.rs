@@ -9,7 +9,9 @@ use crate::api::{
     Client, Job, JobCreated, JobRequest, KeysetRegistered, ModelRef, ModelRegistered,
     SchemaRegistered, Selection,
 };
+use crate::progress::Progress;
 use crate::results::{self, JobResults};
+use crate::supervisor::{self, SupervisorReport};
 use crate::transcript;
 use crate::{Error, Result};
 
@@ -87,6 +89,23 @@ impl KeyHolder {
     /// Fetches a finished job's output and decrypts it with the keystore's secret keys.
     pub fn results(&self, job_id: &str, secret: &SecretKeys) -> Result<JobResults> {
         results::fetch(&self.client, job_id, secret)
+    }
+
+    /// The supervisor report over the `training` v1 sessions of key set `key_id`
+    /// ([`crate::supervisor`]): plans the views from the record listing (`trainees` narrows it;
+    /// `window` sessions in the first and last windows), queues their aggregate jobs and one
+    /// `bias` v1 job, waits with progress and decrypts with `secret`.
+    pub fn supervisor_report(
+        &self,
+        key_id: &str,
+        secret: &SecretKeys,
+        trainees: &[String],
+        window: usize,
+        progress: &mut dyn Progress,
+        timeout: Duration,
+    ) -> Result<SupervisorReport> {
+        let plan = supervisor::plan_from_server(&self.client, key_id, trainees, window)?;
+        supervisor::run(&self.client, key_id, secret, &plan, progress, timeout)
     }
 
     /// Fetches a record's sealed transcript and opens it with the keystore's transcript key

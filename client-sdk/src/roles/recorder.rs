@@ -6,6 +6,7 @@ use crate::Result;
 use crate::api::{Client, Uploaded};
 use crate::record::{NewRecord, build_envelope};
 use crate::session::Session;
+use crate::training::TrainingSession;
 
 /// An app recording sessions for one tenant under one key set. It holds the app bundle (public
 /// material only), fetched once and checked against the manifest fingerprint the app pins.
@@ -49,6 +50,14 @@ impl Recorder {
     /// `session` v1 record, seals its transcript, and uploads it. A retry of an upload that was
     /// stored is [`Uploaded::AlreadyStored`], never a second record.
     pub fn record(&self, session: &Session) -> Result<Uploaded> {
+        self.client
+            .upload_record(&session.to_record(&self.app, &self.tenant)?)
+    }
+
+    /// Extracts a practice session's training features from the trainee's own messages on
+    /// the device, encrypts and proves it as a `training` v1 record (cohort label: the
+    /// trainee's pseudonym), seals the conversation, and uploads it.
+    pub fn record_training(&self, session: &TrainingSession) -> Result<Uploaded> {
         self.client
             .upload_record(&session.to_record(&self.app, &self.tenant)?)
     }

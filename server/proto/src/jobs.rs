@@ -244,6 +244,18 @@ impl JobSpec {
         }
     }
 
+    /// The fewest records this aggregate may read given the tenant's minimum cohort: that
+    /// minimum (at least 2), except over the built-in `training` schema, whose records are
+    /// about trainees (`blindsight_crypto::schemas::minimum_cohort`).
+    pub fn minimum_cohort(&self, tenant_minimum: u64) -> u64 {
+        let select = self.request.select();
+        blindsight_crypto::schemas::minimum_cohort(
+            &select.schema_id,
+            select.schema_version,
+            tenant_minimum,
+        )
+    }
+
     /// The lane's shard sizes when the job reads rollup parts (whole parts packed by
     /// `pack_rollup_shards`); `None` for equal shards. `Err` for parts no server writes.
     pub fn lane_shards(&self) -> Result<Option<Vec<u64>>, String> {

@@ -10,6 +10,7 @@ mod record;
 mod register;
 mod results;
 mod score;
+mod supervise;
 mod transcript;
 mod wait;
 
@@ -23,4 +24,5 @@ pub(crate) use record::record;
 pub(crate) use register::register;
 pub(crate) use results::show_results;
 pub(crate) use score::score;
+pub(crate) use supervise::{Format, SuperviseArgs, supervise};
 pub(crate) use transcript::open_transcript;

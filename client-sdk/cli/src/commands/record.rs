@@ -1,23 +1,58 @@
-//! `record`: an app's sessions encrypted, proven, sealed and uploaded.
+//! `record`: an app's sessions (or, with `--training`, a training platform's practice
+//! sessions) encrypted, proven, sealed and uploaded.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use blindsight_client::api::{Problem, Uploaded};
 use blindsight_client::session::Session;
+use blindsight_client::training::TrainingSession;
+use blindsight_crypto::{AppBundle, RecordEnvelope};
 
 use crate::args::{KeysetArgs, ServerArgs};
 use crate::progress::progress;
 
-/// Checks every field is present and in range, as encryption would, without encrypting.
-fn validate(session: &Session) -> anyhow::Result<()> {
-    let values = session.values()?;
-    blindsight_crypto::schemas::session_v1().order_values(&values)?;
-    Ok(())
+/// What `record` uploads: patient sessions (`session` v1) or practice sessions (`training`
+/// v1), read from the same JSON/JSONL files.
+trait Recordable: serde::de::DeserializeOwned {
+    fn record_id(&self) -> &str;
+    /// Checks every field is present and in range, as encryption would, without encrypting.
+    fn validate(&self) -> anyhow::Result<()>;
+    fn envelope(&self, bundle: &AppBundle, tenant: &str) -> anyhow::Result<RecordEnvelope>;
+}
+
+impl Recordable for Session {
+    fn record_id(&self) -> &str {
+        &self.record_id
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        blindsight_crypto::schemas::session_v1().order_values(&self.values()?)?;
+        Ok(())
+    }
+
+    fn envelope(&self, bundle: &AppBundle, tenant: &str) -> anyhow::Result<RecordEnvelope> {
+        Ok(self.to_record(bundle, tenant)?)
+    }
+}
+
+impl Recordable for TrainingSession {
+    fn record_id(&self) -> &str {
+        &self.record_id
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        blindsight_crypto::schemas::training_v1().order_values(&self.values()?)?;
+        Ok(())
+    }
+
+    fn envelope(&self, bundle: &AppBundle, tenant: &str) -> anyhow::Result<RecordEnvelope> {
+        Ok(self.to_record(bundle, tenant)?)
+    }
 }
 
 /// Reads one session (`.json`) or a batch (`.jsonl`), validating every one before returning.
-fn read_sessions(file: &PathBuf) -> anyhow::Result<Vec<Session>> {
+fn read_sessions<T: Recordable>(file: &PathBuf) -> anyhow::Result<Vec<T>> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("couldn't read {}", file.display()))?;
     let jsonl = file.extension().is_some_and(|e| e == "jsonl");
@@ -27,16 +62,17 @@ fn read_sessions(file: &PathBuf) -> anyhow::Result<Vec<Session>> {
             if line.trim().is_empty() {
                 continue;
             }
-            let session: Session = serde_json::from_str(line)
+            let session: T = serde_json::from_str(line)
                 .with_context(|| format!("{} line {}", file.display(), n + 1))?;
-            validate(&session).with_context(|| format!("{} line {}", file.display(), n + 1))?;
+            session
+                .validate()
+                .with_context(|| format!("{} line {}", file.display(), n + 1))?;
             sessions.push(session);
         }
     } else {
-        let session: Session =
-            serde_json::from_str(&text).with_context(|| file.display().to_string())?;
+        let session: T = serde_json::from_str(&text).with_context(|| file.display().to_string())?;
         session
-            .values()
+            .validate()
             .with_context(|| file.display().to_string())?;
         sessions.push(session);
     }
@@ -48,9 +84,21 @@ pub(crate) fn record(
     server: &ServerArgs,
     keyset: &KeysetArgs,
     file: &PathBuf,
+    training: bool,
+) -> anyhow::Result<()> {
+    if training {
+        upload(server, keyset, read_sessions::<TrainingSession>(file)?)
+    } else {
+        upload(server, keyset, read_sessions::<Session>(file)?)
+    }
+}
+
+fn upload<T: Recordable>(
+    server: &ServerArgs,
+    keyset: &KeysetArgs,
+    sessions: Vec<T>,
 ) -> anyhow::Result<()> {
     let config = server.config()?;
-    let sessions = read_sessions(file)?;
     let tenant = server.tenant(&config)?;
     let key_id = keyset.key_id.clone().or(config.key_id.clone()).context(
         "no key set: pass --key-id, set BLINDSIGHT_KEY_ID, or put \"key_id\" in the config file",
@@ -67,8 +115,8 @@ pub(crate) fn record(
     let (mut created, mut already, mut skipped) = (0, 0, 0);
     for (i, session) in sessions.iter().enumerate() {
         let envelope = session
-            .to_record(&bundle, &tenant)
-            .with_context(|| format!("session {}", session.record_id))?;
+            .envelope(&bundle, &tenant)
+            .with_context(|| format!("session {}", session.record_id()))?;
         match client.upload_record(&envelope) {
             Ok(Uploaded::Created(_)) => created += 1,
             Ok(Uploaded::AlreadyStored) => already += 1,
@@ -79,20 +127,20 @@ pub(crate) fn record(
                 bar.suspend(|| {
                     eprintln!(
                         "skipped {}: the record id is already used on the server",
-                        session.record_id
+                        session.record_id()
                     )
                 });
             }
             Err(e) => {
                 return Err(anyhow::Error::new(e).context(format!(
                     "uploading {} ({created} stored before it)",
-                    session.record_id
+                    session.record_id()
                 )));
             }
         }
         bar.inc(1);
         if plain {
-            eprintln!("[{}/{}] {}", i + 1, sessions.len(), session.record_id);
+            eprintln!("[{}/{}] {}", i + 1, sessions.len(), session.record_id());
         }
     }
     bar.finish_and_clear();

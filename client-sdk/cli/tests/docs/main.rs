@@ -106,6 +106,11 @@ pub(crate) const SQLITE_CLI: &[Step] = &[
     ),
     Role("ingest"),
     doc(README, "cargo run --release -- record sessions.jsonl…"),
+    Setup(
+        "training.jsonl: two practice sessions of one trainee from docs/training-example.json",
+        write_training,
+    ),
+    doc(README, "cargo run --release -- record training.jsonl --training…"),
     Role("keyholder"),
     Setup(
         "my-model.json: MODELS.md's model JSON under the id `my-model`; analytics.json: MODELS.md's query",
@@ -119,12 +124,22 @@ pub(crate) const SQLITE_CLI: &[Step] = &[
     ),
     Doc(
         README,
+        "cargo run --release -- score --model bias…",
+        Prints("job-"),
+    ),
+    Doc(
+        README,
         "cargo run --release -- query analytics.json…",
         Prints("job-"),
     ),
     Doc(README, "cargo run --release -- jobs", Prints("succeeded")),
     doc(README, "cargo run --release -- results <job-id>…"),
     Setup("out.csv was written", check_csv),
+    Doc(
+        README,
+        "cargo run --release -- supervise…",
+        Prints("refl/question"),
+    ),
     Doc(
         README,
         "cargo run --release -- transcript open <record-id>…",

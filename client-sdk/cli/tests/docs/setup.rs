@@ -29,6 +29,22 @@ pub(crate) fn write_sessions(sh: &mut Shell) {
     sh.set("<record-id>", "north-1");
 }
 
+/// `training.jsonl`: two practice sessions of one trainee from docs/training-example.json, a
+/// week apart.
+pub(crate) fn write_training(sh: &mut Shell) {
+    let example: blindsight_client::training::TrainingSession =
+        serde_json::from_str(include_str!("../../../../docs/training-example.json")).unwrap();
+    let mut lines = String::new();
+    for i in 0..2u64 {
+        let mut s = example.clone();
+        s.record_id = format!("practice-{}", i + 1);
+        s.recorded_at = s.recorded_at.map(|t| t + i * 7 * 86_400);
+        lines.push_str(&serde_json::to_string(&s).unwrap());
+        lines.push('\n');
+    }
+    std::fs::write(sh.cwd().join("training.jsonl"), lines).unwrap();
+}
+
 /// The `n`-th JSON block of `MODELS.md` that contains `marker`.
 pub(crate) fn models_json(marker: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(workspace().join("docs/MODELS.md")).unwrap();

@@ -17,10 +17,15 @@ pub(crate) fn check_cohorts(evidence: &Evidence) -> Check {
             let outcome = match (minimum, serde_json::from_str::<JobSpec>(&job.spec)) {
                 (None, _) => Err("no tenant.created entry names the minimum cohort".to_owned()),
                 (_, Err(e)) => Err(format!("stored spec does not parse: {e}")),
-                (Some(min), Ok(spec)) if spec.record_count() < min => Err(format!(
-                    "aggregate over {} records, below the minimum cohort of {min}",
-                    spec.record_count()
-                )),
+                (Some(min), Ok(spec))
+                    if spec.record_count() < spec.minimum_cohort(min) =>
+                {
+                    Err(format!(
+                        "aggregate over {} records, below the minimum cohort of {}",
+                        spec.record_count(),
+                        spec.minimum_cohort(min)
+                    ))
+                }
                 (Some(_), Ok(_)) => Ok(()),
             };
             t.count(
@@ -94,4 +99,81 @@ pub(crate) fn check_privacy(evidence: &Evidence) -> Check {
         plural(t.checked, "job with privacy", "jobs with privacy")
     );
     t.finish(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use blindsight_crypto::compute::AggregateQuery;
+    use blindsight_proto::{Entry, JobRequest, Selection};
+
+    use super::*;
+    use crate::evidence::{ChainEvidence, JobEvidence, TenantEvidence};
+
+    fn aggregate(job_id: &str, schema_id: &str, records: usize) -> JobEvidence {
+        let query: AggregateQuery =
+            serde_json::from_value(serde_json::json!({"aggregates": [{"op": "count"}]})).unwrap();
+        let spec = JobSpec {
+            request: JobRequest::aggregate(
+                "k1",
+                query,
+                Selection {
+                    schema_id: schema_id.into(),
+                    ..Selection::default()
+                },
+            ),
+            model: None,
+            records: (0..records).map(|i| format!("r-{i}")).collect(),
+            rollup: Vec::new(),
+            task_records: None,
+        };
+        JobEvidence {
+            job_id: job_id.into(),
+            kind: "aggregate".into(),
+            key_id: "k1".into(),
+            status: "succeeded".into(),
+            spec: serde_json::to_string(&spec).unwrap(),
+            result: None,
+            result_digest: None,
+            receipt: None,
+            noise_seed: None,
+        }
+    }
+
+    #[test]
+    fn patient_aggregates_need_the_minimum_and_training_ones_one_session() {
+        let created = Entry {
+            seq: 1,
+            tenant_id: Some("t".into()),
+            at: 0,
+            kind: "tenant.created".into(),
+            body: r#"{"min_cohort_size":10}"#.into(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let evidence = |jobs: Vec<JobEvidence>| Evidence {
+            chains: vec![ChainEvidence {
+                tenant_id: Some("t".into()),
+                entries: vec![created.clone()],
+                head: None,
+            }],
+            tenants: vec![TenantEvidence {
+                tenant_id: "t".into(),
+                jobs,
+                ..TenantEvidence::default()
+            }],
+            ..Evidence::default()
+        };
+        let ok = check_cohorts(&evidence(vec![
+            aggregate("job-1", "session", 10),
+            aggregate("job-2", "training", 1),
+        ]));
+        assert!(ok.passed, "{:?}", ok.failures);
+        assert_eq!(ok.checked, 2);
+        let bad = check_cohorts(&evidence(vec![
+            aggregate("job-3", "session", 9),
+            aggregate("job-4", "my-schema", 1),
+        ]));
+        assert_eq!(bad.failed, 2, "{:?}", bad.failures);
+        assert!(bad.failures[0].contains("job-3") && bad.failures[0].contains("minimum cohort of 10"));
+    }
 }
