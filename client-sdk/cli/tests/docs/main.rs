@@ -110,7 +110,10 @@ pub(crate) const SQLITE_CLI: &[Step] = &[
         "training.jsonl: two practice sessions of one trainee from docs/training-example.json",
         write_training,
     ),
-    doc(README, "cargo run --release -- record training.jsonl --training…"),
+    doc(
+        README,
+        "cargo run --release -- record training.jsonl --training…",
+    ),
     Role("keyholder"),
     Setup(
         "my-model.json: MODELS.md's model JSON under the id `my-model`; analytics.json: MODELS.md's query",

@@ -17,9 +17,7 @@ pub(crate) fn check_cohorts(evidence: &Evidence) -> Check {
             let outcome = match (minimum, serde_json::from_str::<JobSpec>(&job.spec)) {
                 (None, _) => Err("no tenant.created entry names the minimum cohort".to_owned()),
                 (_, Err(e)) => Err(format!("stored spec does not parse: {e}")),
-                (Some(min), Ok(spec))
-                    if spec.record_count() < spec.minimum_cohort(min) =>
-                {
+                (Some(min), Ok(spec)) if spec.record_count() < spec.minimum_cohort(min) => {
                     Err(format!(
                         "aggregate over {} records, below the minimum cohort of {}",
                         spec.record_count(),
@@ -174,6 +172,8 @@ mod tests {
             aggregate("job-4", "my-schema", 1),
         ]));
         assert_eq!(bad.failed, 2, "{:?}", bad.failures);
-        assert!(bad.failures[0].contains("job-3") && bad.failures[0].contains("minimum cohort of 10"));
+        assert!(
+            bad.failures[0].contains("job-3") && bad.failures[0].contains("minimum cohort of 10")
+        );
     }
 }
