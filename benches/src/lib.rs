@@ -63,7 +63,12 @@ pub fn reset_pbs_count() {
 /// A deterministic `session` v1 record (schema order) that varies with `i` across every tier:
 /// questionnaire items, C-SSRS answers and lexicon counts follow a fixed pattern.
 pub fn session_record(i: u32) -> Vec<Value> {
-    let schema = blindsight_crypto::schemas::session_v1();
+    schema_record(&blindsight_crypto::schemas::session_v1(), i)
+}
+
+/// A deterministic record of `schema` (schema order) that varies with `i`: every field follows
+/// a fixed pattern over its range.
+pub fn schema_record(schema: &RecordSchema, i: u32) -> Vec<Value> {
     schema
         .fields
         .iter()

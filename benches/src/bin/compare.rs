@@ -25,12 +25,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use blindsight_benches::{
-    aggregate_workloads, bench_meta, machine, pbs_count, reset_pbs_count, session_record,
-    session_values,
+    aggregate_workloads, bench_meta, machine, pbs_count, reset_pbs_count, schema_record,
+    session_record, session_values,
 };
 use blindsight_crypto::compute::LaneAggregator;
-use blindsight_crypto::compute::{crisis_v1, pool_with_key, score_record_reference, score_records};
-use blindsight_crypto::schemas::session_v1;
+use blindsight_crypto::compute::{
+    bias_v1, crisis_v1, pool_with_key, score_record_reference, score_records,
+};
+use blindsight_crypto::schemas::{session_v1, training_v1};
 use blindsight_crypto::tfhe::integer::IntegerCiphertext;
 use blindsight_crypto::tfhe::prelude::*;
 use blindsight_crypto::tfhe::{FheUint2, ServerKey};
@@ -190,28 +192,39 @@ fn run(
         .collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
 
-    // Risk scoring, per record.
-    let model = crisis_v1().compile(&schema)?;
+    // Risk scoring, per record: crisis v1 over sessions, bias v1 over training sessions.
+    let training = training_v1();
+    let training_records: Vec<Vec<EncryptedValue>> = (0..max_records.min(16) as u32)
+        .into_par_iter()
+        .map(|i| encrypt_values(ck, &training, &schema_record(&training, i)))
+        .collect::<Result<_, _>>()?;
     let (ours_n, ref_n) = if args.quick { (4, 2) } else { (16, 4) };
-    say(format!("risk_score: ours over {ours_n} records…"));
-    let (_, t, pbs) = measure(|| score_records(key, &model, &records[..ours_n]));
-    let (ours_t, ours_pbs) = (t / ours_n as u32, pbs / ours_n as u64);
-    say(format!("risk_score: straightforward over {ref_n} records…"));
-    let (_, t, pbs) = measure(|| {
-        records[..ref_n]
-            .par_iter()
-            .map(|r| score_record_reference(&model, r))
-            .collect::<Result<Vec<_>, _>>()
-    });
-    let (ref_t, ref_pbs) = (t / ref_n as u32, pbs / ref_n as u64);
-    rows.push(row(
-        "risk_score/crisis-v1 (per record)",
-        1,
-        ours_t,
-        ours_pbs,
-        lower_bound(ours_pbs),
-        Some((ref_t, ref_pbs)),
-    ));
+    for (name, model, records) in [
+        ("crisis-v1", crisis_v1().compile(&schema)?, &records),
+        ("bias-v1", bias_v1().compile(&training)?, &training_records),
+    ] {
+        say(format!("risk_score {name}: ours over {ours_n} records…"));
+        let (_, t, pbs) = measure(|| score_records(key, &model, &records[..ours_n]));
+        let (ours_t, ours_pbs) = (t / ours_n as u32, pbs / ours_n as u64);
+        say(format!(
+            "risk_score {name}: straightforward over {ref_n} records…"
+        ));
+        let (_, t, pbs) = measure(|| {
+            records[..ref_n]
+                .par_iter()
+                .map(|r| score_record_reference(&model, r))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let (ref_t, ref_pbs) = (t / ref_n as u32, pbs / ref_n as u64);
+        rows.push(row(
+            &format!("risk_score/{name} (per record)"),
+            1,
+            ours_t,
+            ours_pbs,
+            lower_bound(ours_pbs),
+            Some((ref_t, ref_pbs)),
+        ));
+    }
 
     // Aggregates at each cohort size; the straightforward version at the smallest.
     let sizes: &[usize] = if args.quick { &[4] } else { &[10, 100, 1000] };
