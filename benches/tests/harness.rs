@@ -25,6 +25,7 @@ fn the_quick_comparison_harness_runs_and_reports_every_workload() {
         .collect();
     for expected in [
         "risk_score/crisis-v1",
+        "risk_score/bias-v1",
         "aggregate/sum/",
         "aggregate/mean/",
         "aggregate/max/",
