@@ -15,7 +15,14 @@
 //!    transcript for follow-up, and compares every decrypted value with the same computation
 //!    in clear ([`CompiledModel::evaluate_clear`](blindsight_crypto::compute::CompiledModel::evaluate_clear),
 //!    [`AggregateQuery::evaluate_clear`]).
-//! 6. The tenant's auditor, holding nothing secret, runs `audit verify`'s checks over the API
+//! 6. A training platform records a synthetic therapist-training group
+//!    ([`synthetic_training_group`]: 3 trainees × 4 practice sessions under `training` v1,
+//!    technique and bias counts extracted on the device from the trainee's own messages); the
+//!    supervising clinic (the key holder) runs the supervisor report on ciphertext (`bias` v1
+//!    over every session, one aggregate job per view: the group, and per trainee all, first
+//!    and last sessions), decrypts it and checks every value against the same computation in
+//!    clear.
+//! 7. The tenant's auditor, holding nothing secret, runs `audit verify`'s checks over the API
 //!    (chain and signed head, every proof, every receipt, storage, manifests, cohorts); a
 //!    failed check counts as a mismatch.
 //!
@@ -26,6 +33,8 @@ mod audit;
 mod check;
 mod cohort;
 mod server;
+mod supervisor;
+mod training;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,6 +54,7 @@ use blindsight_client::session::Session;
 use blindsight_client::{Error, keystore};
 
 pub use self::server::EmbeddedServer;
+pub use self::training::{SESSIONS_PER_TRAINEE, TRAINEES, synthetic_training_group};
 
 /// The demo's results: errors carry what they were doing.
 type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
@@ -91,6 +101,12 @@ pub struct Report {
     pub scored: usize,
     /// Aggregates decrypted (0 when the cohort is below the tenant's minimum).
     pub aggregates: usize,
+    /// Practice sessions of the training group recorded (encrypted, proven and uploaded).
+    pub training_sessions: usize,
+    /// Practice sessions whose `bias` v1 score and tier were decrypted.
+    pub training_scored: usize,
+    /// Supervisor views decrypted (the group's, and three per trainee).
+    pub training_views: usize,
     /// Decrypted values that differ from the plaintext computation (0 when all is well),
     /// including a missing or unexpected result, or a transcript that did not open to the text
     /// the app sealed.
@@ -105,11 +121,18 @@ pub struct Report {
 
 impl Report {
     /// The one-line summary the CLI ends with:
-    /// `demo: records=24 scored=24 aggregates=7 mismatches=0`.
+    /// `demo: records=24 scored=24 aggregates=7 training=12 bias_scored=12 training_views=10
+    /// mismatches=0` (one line).
     pub fn summary(&self) -> String {
         format!(
-            "demo: records={} scored={} aggregates={} mismatches={}",
-            self.records, self.scored, self.aggregates, self.mismatches
+            "demo: records={} scored={} aggregates={} training={} bias_scored={} training_views={} mismatches={}",
+            self.records,
+            self.scored,
+            self.aggregates,
+            self.training_sessions,
+            self.training_scored,
+            self.training_views,
+            self.mismatches
         )
     }
 }
@@ -235,7 +258,7 @@ impl Demo<'_> {
         let server = EmbeddedServer::start(&server_dir, &admin_token)?;
         say!(
             self.out,
-            "[1/8] server: embedded blindsight-server on {} (SQLite in {}, 1 job worker)",
+            "[1/9] server: embedded blindsight-server on {} (SQLite in {}, 1 job worker)",
             server.url(),
             server_dir.display()
         );
@@ -254,7 +277,7 @@ impl Demo<'_> {
         let pin = public.manifest().fingerprint()?;
         say!(
             self.out,
-            "[2/8] key holder: key set {key_id} generated in {} (128-bit TFHE, ZK CRS, X25519)",
+            "[2/9] key holder: key set {key_id} generated in {} (128-bit TFHE, ZK CRS, X25519)",
             secs(t)
         );
         say!(self.out, "      manifest fingerprint {pin}");
@@ -293,7 +316,7 @@ impl Demo<'_> {
         let bundle = app.app_bundle(&key_id, &pin)?;
         say!(
             self.out,
-            "[3/8] app: app bundle loaded, pinned by its manifest fingerprint"
+            "[3/9] app: app bundle loaded, pinned by its manifest fingerprint"
         );
         let sessions = synthetic_cohort(n, self.options.seed);
         let t = Instant::now();
@@ -325,7 +348,7 @@ impl Demo<'_> {
             .collect();
         say!(
             self.out,
-            "[4/8] app: {n} session(s) ({}) encrypted, proven and uploaded in {} ({} KiB each on average; transcripts sealed, lexicon features extracted on the device)",
+            "[4/9] app: {n} session(s) ({}) encrypted, proven and uploaded in {} ({} KiB each on average; transcripts sealed, lexicon features extracted on the device)",
             per_cohort.join(", "),
             secs(t),
             bytes / n / 1024
@@ -360,7 +383,7 @@ impl Demo<'_> {
         let risk_job = self.wait(&keyholder, &risk.job_id, "risk_score (crisis v1)")?;
         say!(
             self.out,
-            "[5/8] server: risk_score job {} ({CRISIS_MODEL_ID} v1) over {} record(s) done{}",
+            "[5/9] server: risk_score job {} ({CRISIS_MODEL_ID} v1) over {} record(s) done{}",
             risk.job_id,
             risk.records,
             took(&risk_job)
@@ -399,7 +422,7 @@ impl Demo<'_> {
         };
         say!(
             self.out,
-            "[6/8] key holder: results decrypted in {} and checked against the plaintext computation",
+            "[6/9] key holder: results decrypted in {} and checked against the plaintext computation",
             secs(t)
         );
         let clear: Vec<Vec<Value>> = sessions.iter().map(clear_values).collect::<Result<_>>()?;
@@ -412,14 +435,26 @@ impl Demo<'_> {
         // 6. The transcript of a high-tier record, as the key holder opens it for follow-up.
         self.open_transcript(&keyholder, &tenant.tenant_id, &secret, &rows, &sessions)?;
 
-        // 7. The auditor checks every claim, with public material only.
+        // 7. The training group, and the supervisor's report on ciphertext.
+        let training = self.training(
+            &app,
+            &keyholder,
+            &bundle,
+            &tenant.tenant_id,
+            &key_id,
+            &secret,
+        )?;
+
+        // 8. The auditor checks every claim, with public material only.
         let auditor = Client::new(server.url(), tenant.tokens.auditor.expose());
         self.audit(&auditor)?;
 
         let mismatches = self.mismatches.len();
         say!(
             self.out,
-            "checked {scored} score(s) and tier(s), {aggregates} aggregate(s) and one transcript: {}",
+            "checked {scored} score(s) and tier(s), {aggregates} aggregate(s), one transcript, {} bias score(s) and {} supervisor view(s): {}",
+            training.scored,
+            training.views,
             if mismatches == 0 {
                 "every decrypted value equals the plaintext computation".to_owned()
             } else {
@@ -448,6 +483,9 @@ impl Demo<'_> {
             records: n,
             scored,
             aggregates,
+            training_sessions: training.sessions,
+            training_scored: training.scored,
+            training_views: training.views,
             mismatches,
             mismatch_details: self.mismatches,
             tiers,
@@ -514,6 +552,9 @@ mod tests {
             records: 24,
             scored: 24,
             aggregates: 7,
+            training_sessions: 12,
+            training_scored: 12,
+            training_views: 10,
             mismatches: 0,
             mismatch_details: Vec::new(),
             tiers: [6, 6, 6, 6],
@@ -521,8 +562,9 @@ mod tests {
         };
         assert_eq!(
             report.summary(),
-            "demo: records=24 scored=24 aggregates=7 mismatches=0"
+            "demo: records=24 scored=24 aggregates=7 training=12 bias_scored=12 training_views=10 mismatches=0"
         );
+        assert_eq!(report.summary().lines().count(), 1);
         assert_eq!(first_sentence("One. Two."), "One. …");
         assert_eq!(first_sentence("No stop"), "No stop");
         assert!(first_sentence(&"x".repeat(200)).ends_with('…'));

@@ -336,7 +336,9 @@ fn the_demo_runs_from_the_cli_and_leaves_nothing_behind() {
     let out = stdout(&o);
     assert_eq!(
         out.lines().last(),
-        Some("demo: records=3 scored=3 aggregates=7 mismatches=0"),
+        Some(
+            "demo: records=3 scored=3 aggregates=7 training=12 bias_scored=12 training_views=10 mismatches=0"
+        ),
         "{out}"
     );
     assert_eq!(
@@ -345,7 +347,7 @@ fn the_demo_runs_from_the_cli_and_leaves_nothing_behind() {
         "{out}"
     );
     assert!(
-        out.contains("[1/8] server: embedded blindsight-server"),
+        out.contains("[1/9] server: embedded blindsight-server"),
         "{out}"
     );
     // One line as each stage begins and one as it ends, never the same line twice.

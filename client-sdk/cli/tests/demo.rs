@@ -1,6 +1,7 @@
 //! The demo (the README's main job) end to end on small cohorts: an embedded server, a
-//! synthetic cohort recorded, scored and aggregated on ciphertext, and every decrypted value
-//! equal to the plaintext computation.
+//! synthetic cohort recorded, scored and aggregated on ciphertext, a synthetic training group
+//! scored and analysed for its supervisor, and every decrypted value equal to the plaintext
+//! computation.
 
 use blindsight_cli::demo::{self, Options, Quiet};
 
@@ -28,17 +29,32 @@ fn a_small_cohort_decrypts_to_the_plaintext_computation_and_its_data_dir_is_kept
     );
     // Four records are one of each archetype: every tier once.
     assert_eq!(report.tiers, [1, 1, 1, 1], "{text}");
+    // The training group: 3 trainees × 4 sessions, each scored with bias v1, and 10 views
+    // (the group's, and per trainee all, first 2 and last 2 sessions).
+    assert_eq!(
+        (
+            report.training_sessions,
+            report.training_scored,
+            report.training_views
+        ),
+        (12, 12, 10),
+        "{text}"
+    );
     assert_eq!(
         report.summary(),
-        "demo: records=4 scored=4 aggregates=7 mismatches=0"
+        "demo: records=4 scored=4 aggregates=7 training=12 bias_scored=12 training_views=10 mismatches=0"
     );
     for expected in [
-        "[1/8] server: embedded blindsight-server on http://127.0.0.1:",
+        "[1/9] server: embedded blindsight-server on http://127.0.0.1:",
         "tiers: high 1, moderate 1, low 1, none 1",
         "histogram(phq9_total; [5, 10, 15, 20])",
         "sum(mood_after where phq9_total >= 10)",
-        "[7/8] key holder: opened the sealed transcript of demo-",
-        "[8/8] auditor: every claim checked in ",
+        "[7/9] key holder: opened the sealed transcript of demo-",
+        "[8/9] training platform: 12 practice session(s) of 3 trainee(s)",
+        "Bias scores per practice session (bias v1;",
+        "Supervisor report (training v1, decrypted by the key holder)",
+        ": bias v1 score per session, first to last (4 sessions)",
+        "[9/9] auditor: every claim checked in ",
         "every decrypted value equals the plaintext computation",
     ] {
         assert!(text.contains(expected), "{expected:?} in\n{text}");
@@ -50,6 +66,16 @@ fn a_small_cohort_decrypts_to_the_plaintext_computation_and_its_data_dir_is_kept
             text.lines()
                 .any(|l| l.starts_with(id) && (l.contains("north") || l.contains("south"))),
             "{id} in\n{text}"
+        );
+    }
+    // Every practice session appears in the bias table, checked.
+    let group = demo::synthetic_training_group(demo::TRAINEES, demo::SESSIONS_PER_TRAINEE, 7);
+    for s in &group {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&s.record_id) && l.trim_end().ends_with("ok")),
+            "{} in\n{text}",
+            s.record_id
         );
     }
 
@@ -98,7 +124,7 @@ fn a_cohort_below_the_tenant_minimum_is_scored_and_the_refusal_is_said_clearly()
     );
     assert_eq!(
         report.summary(),
-        "demo: records=1 scored=1 aggregates=0 mismatches=0"
+        "demo: records=1 scored=1 aggregates=0 training=12 bias_scored=12 training_views=10 mismatches=0"
     );
     assert!(
         text.contains("aggregate job refused: the cohort has 1 record(s), below the tenant's minimum cohort of 2"),

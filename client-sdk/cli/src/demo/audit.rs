@@ -60,7 +60,7 @@ impl Demo<'_> {
             .collect();
         say!(
             self.out,
-            "[8/8] auditor: {} in {} with public material only: {}",
+            "[9/9] auditor: {} in {} with public material only: {}",
             if report.passed {
                 "every claim checked"
             } else {

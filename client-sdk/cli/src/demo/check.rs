@@ -180,7 +180,7 @@ impl Demo<'_> {
         let text = fetched.open(secret)?;
         say!(
             self.out,
-            "[7/8] key holder: opened the sealed transcript of {} (tier {}, {} bytes) for clinical follow-up:",
+            "[7/9] key holder: opened the sealed transcript of {} (tier {}, {} bytes) for clinical follow-up:",
             row.record_id,
             row.tier,
             text.len()

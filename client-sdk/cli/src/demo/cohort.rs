@@ -16,10 +16,10 @@ const FIRST_SESSION: u64 = 1_772_442_000;
 /// A small deterministic generator (SplitMix64, Steele, Lea & Flood 2014): the same seed gives
 /// the same cohort on every machine. Not for anything secret.
 #[derive(Clone, Debug)]
-struct SplitMix64(u64);
+pub(super) struct SplitMix64(pub(super) u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -28,16 +28,16 @@ impl SplitMix64 {
     }
 
     /// A value in `lo..=hi` (the modulo bias is irrelevant at these sizes).
-    fn range(&mut self, lo: u32, hi: u32) -> u32 {
+    pub(super) fn range(&mut self, lo: u32, hi: u32) -> u32 {
         lo + (self.next() % u64::from(hi - lo + 1)) as u32
     }
 
     /// True with probability `percent` / 100.
-    fn chance(&mut self, percent: u32) -> bool {
+    pub(super) fn chance(&mut self, percent: u32) -> bool {
         self.range(0, 99) < percent
     }
 
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+    pub(super) fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.range(0, items.len() as u32 - 1) as usize]
     }
 }
