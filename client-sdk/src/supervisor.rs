@@ -399,17 +399,29 @@ pub fn run(
         client.wait_with_progress(job_id, what, progress, timeout)?;
         results::fetch(client, job_id, secret)
     };
-    let scored = finished(&bias.job_id, "bias v1 scores", progress)?;
+    let scored = finished(&bias.job_id, "risk_score job: bias v1", progress)?;
     let mut views = Vec::new();
     for (view, job_id) in plan.views.iter().zip(created) {
         let what = match &view.trainee {
-            Some(t) => format!("{t}, {}", view.window),
-            None => "training group".into(),
+            Some(t) => format!("aggregate job: {t}, {} sessions", view.window),
+            None => "aggregate job: the training group".into(),
         };
         let decrypted = finished(&job_id, &what, progress)?;
         let Rows::Aggregate(rows) = decrypted.rows else {
             return Err(unexpected(&job_id, "not an aggregate job's output"));
         };
+        // Statistics are read by position: every row must be the aggregate asked for there.
+        if rows.len() != query.aggregates.len()
+            || rows
+                .iter()
+                .zip(&query.aggregates)
+                .any(|(row, asked)| &row.aggregate != asked)
+        {
+            return Err(unexpected(
+                &job_id,
+                "its aggregates are not the supervisor query's",
+            ));
+        }
         views.push(View {
             plan: view.clone(),
             stats: ViewStats::new(rows.into_iter().map(|r| r.value).collect())?,

@@ -323,7 +323,7 @@ const RULES: &str = "
     (been|stay|stayed|staying|stays|get|got|getting|gotten|keep|kept|remain|remained|remaining) clean !(clothes|house|room|kitchen|up|and tidy|hands|sheets|laundry)
     (clean and sober|commit suicide|commits suicide|committed suicide|committing suicide)
     [bias_dismissive]
-    (you|you just|you need to|you have to|you should|just|you will) (get|got) over (it|this|that)
+    (you|you just|you need to|you have to|you should|just|you will|you just need to|you just have to|you really need to) (get|got) over (it|this|that)
     ^ (just)? get over (it|this|that)
     (it|this|that) (is|was)? (really)? not (such)? a big deal
     (no big deal|cheer up|look on the bright side|snap out of it|do not worry about it)
@@ -360,6 +360,7 @@ const RULES: &str = "
     (women|girls|females|ladies) (are|get)? (always|just|naturally|all|too|so|way|very|really|more)? (too|so)? (emotional|hysterical|irrational|dramatic|sensitive|moody|hormonal|illogical|weak|fragile|manipulative|crazy)
     (men|boys|guys|males) (do not|never|can not|should not|are not supposed to) (cry|talk|share|show|ask|feel|get)
     (men|boys|guys|males) are (all|always|just|naturally|so)? (aggressive|violent|pigs|dogs|insensitive|emotionless|stupid|useless|lazy|simple|clueless|like that|the same)
+    ^ (women|men|girls|boys|guys|females|males|ladies) (always|never)
     (man up|boys will be boys|real men|you people|your kind|kids these days|be a man about it|act like a man|acting like a man)
     a real man (would|does|do|does not|do not|can|should)
     (do not)? (throw|throws|run|runs|cry|cries|crying|fight|fights|act|acting|scream|screaming) like a girl
@@ -876,6 +877,7 @@ mod tests {
         StigmaLabel 0 He died by suicide. Have you tried Alcoholics Anonymous? Non-alcoholic beer?
         StigmaLabel 0 You said "I'm just an addict". Keep your kitchen clean. Did your abuser hit you?
         Dismissive 1 Just get over it.
+        Dismissive 1 You just need to get over it.
         Dismissive 2 It's not a big deal, everyone feels that way.
         Dismissive 2 You're overreacting. Cheer up!
         Dismissive 2 At least you have a job. It could be worse.
@@ -890,6 +892,8 @@ mod tests {
         Blaming 0 You feel it was your fault. You chose to come today.
         Blaming 0 Your mother said "it's your own fault".
         Stereotype 1 Women are too emotional.
+        Stereotype 1 Women always worry too much.
+        Stereotype 0 Some men never call back. Your boss said women always complain.
         Stereotype 3 Men don't cry, so man up. Don't cry like a girl.
         Stereotype 2 People like you never change. Typical teenager.
         Stereotype 2 At your age you should be married. Muslim people are always so strict.

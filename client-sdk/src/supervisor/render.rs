@@ -302,12 +302,14 @@ impl SupervisorReport {
         for (name, metric) in metrics {
             let (a, b) = (metric(&first.stats), metric(&last.stats));
             let max = a.unwrap_or(0.0).max(b.unwrap_or(0.0));
+            // No value (e.g. no reflection to take a share of) reads as a dash.
+            let shown = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
             let _ = writeln!(
                 out,
                 "  {name:<27} {:>7} {:<20} -> {:>7} {}",
-                fixed(a, 2),
+                shown(a),
                 bar(a.unwrap_or(0.0), max, 20),
-                fixed(b, 2),
+                shown(b),
                 bar(b.unwrap_or(0.0), max, 20)
             );
         }
