@@ -135,7 +135,14 @@ async fn jobs_compute_on_ciphertext_and_decrypt_to_the_clear_reference() {
         .await
         .expect(409, "model-exists");
         let listed = ctx.get("/v1/models", Some(kh)).await.json();
-        assert_eq!(listed["models"].as_array().unwrap().len(), 2, "{listed}");
+        // The two built-in models (crisis v1, bias v1) and the tenant's.
+        let ids: Vec<&str> = listed["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["model_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["crisis", "bias", "mine"], "{listed}");
 
         // Refusals before anything is queued.
         let risk = |ids: &[&str], model: &str| {
