@@ -1,0 +1,122 @@
+//! Runs the JavaScript test suite (`client-sdk/node/test/*.test.mjs`, `node --test`) against
+//! the addon this `cargo test` built and the `blindsight-server` binary built beside it.
+//!
+//! The cdylib (`libblindsight_node.so`, built because this package's library is linkable) is
+//! staged with `index.js`, `index.d.ts` and `package.json` as `blindsight.node` in a temporary
+//! directory (`BLINDSIGHT_NODE_PACKAGE`), so nothing is written into the source tree. Without
+//! `node` on the `PATH` the suite is skipped with a message, as the PostgreSQL tests skip
+//! without their URL.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The directory cargo put this test's binary in (`target/<profile>/deps`) and its parent.
+fn profile_dirs() -> (PathBuf, PathBuf) {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let deps = exe.parent().expect("the test's directory").to_owned();
+    let profile = deps.parent().expect("the profile directory").to_owned();
+    (deps, profile)
+}
+
+fn addon(deps: &Path, profile: &Path) -> PathBuf {
+    let name = format!(
+        "{}blindsight_node{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    [profile.join(&name), deps.join(&name)]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is missing from {} and {}: run `cargo test --workspace --test node` \
+                 (cargo builds the addon for this test)",
+                profile.display(),
+                deps.display()
+            )
+        })
+}
+
+fn source_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The package's JavaScript files plus the addon as `blindsight.node`, in `dir`.
+fn stage(dir: &Path, addon: &Path) {
+    for file in ["index.js", "index.d.ts", "package.json"] {
+        std::fs::copy(source_dir().join(file), dir.join(file))
+            .unwrap_or_else(|e| panic!("couldn't stage {file}: {e}"));
+    }
+    std::fs::copy(addon, dir.join("blindsight.node")).unwrap();
+}
+
+fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("couldn't run {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn node_binding_passes_its_test_suite() {
+    let (has_node, version) = match Command::new("node").arg("--version").output() {
+        Ok(out) => (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        ),
+        Err(_) => (false, String::new()),
+    };
+    if !has_node {
+        println!("skipped: node is not installed; .ci/run installs it (Node.js 18 or newer)");
+        return;
+    }
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        major >= 18,
+        "node {version} is too old for the binding's tests (`node --test`, global fetch): \
+         install Node.js 18 or newer"
+    );
+    let (deps, profile) = profile_dirs();
+    let addon = addon(&deps, &profile);
+    let server = profile.join(format!("blindsight-server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        server.is_file(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace --bins`) so the \
+         server binary is built beside this test's",
+        server.display()
+    );
+    let staged = tempfile::tempdir().unwrap();
+    stage(staged.path(), &addon);
+
+    let mut tests: Vec<PathBuf> = std::fs::read_dir(source_dir().join("test"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".test.mjs"))
+        .collect();
+    tests.sort();
+    assert!(!tests.is_empty(), "no test/*.test.mjs files");
+
+    let mut cmd = Command::new("node");
+    cmd.arg("--test").args(&tests);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BLINDSIGHT_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.current_dir(source_dir())
+        .env("BLINDSIGHT_NODE_PACKAGE", staged.path())
+        .env("BLINDSIGHT_SERVER_BIN", &server);
+    let (ok, text) = run(&mut cmd);
+    println!("node {version}\n{text}");
+    assert!(ok, "node --test failed:\n{text}");
+}
