@@ -140,17 +140,23 @@ try {
       rust: r,
       overhead_mean_pct: (100 * (node.mean - r.mean)) / r.mean,
       overhead_median_pct: (100 * (node.median - r.median)) / r.median,
+      overhead_min_pct: (100 * (node.min - r.min)) / r.min,
     };
   }
   const fmt = (x) => x.toFixed(1).padStart(9);
   console.log(`profile ${profile}; ${JOB} job over ${job.records} records (${rows} rows), ${jobSeconds.toFixed(0)} s on the server`);
-  console.log('call        side   n      mean ms  median ms   overhead (mean, median)');
+  console.log('call        side   n      mean ms  median ms     min ms   overhead (mean, median, min)');
   for (const [what, r] of Object.entries(report)) {
     for (const side of ['node', 'rust']) {
       const s = r[side];
+      const pct = (x) => `${x.toFixed(1)} %`;
       const over =
-        side === 'node' ? `   ${r.overhead_mean_pct.toFixed(1)} %, ${r.overhead_median_pct.toFixed(1)} %` : '';
-      console.log(`${what.padEnd(11)} ${side.padEnd(5)} ${String(s.n).padStart(3)} ${fmt(s.mean)} ${fmt(s.median)}${over}`);
+        side === 'node'
+          ? `   ${pct(r.overhead_mean_pct)}, ${pct(r.overhead_median_pct)}, ${pct(r.overhead_min_pct)}`
+          : '';
+      console.log(
+        `${what.padEnd(11)} ${side.padEnd(5)} ${String(s.n).padStart(3)} ${fmt(s.mean)} ${fmt(s.median)} ${fmt(s.min)}${over}`,
+      );
     }
   }
   console.log(JSON.stringify({ profile, job: JOB, records: job.records, rows, ...report }));
