@@ -3,13 +3,14 @@
 
 Starts a real blindsight-server (SQLite, loopback), creates a tenant and a key set, then:
 
-1. ``record``: sessions recorded one by one through the binding and, in alternating rounds,
-   through ``blindsight-client`` directly (``examples/python_overhead.rs``, a separate process whose
-   start and connection are not timed), each call timed alone;
+1. ``record``: sessions recorded one by one, alternating between the binding and
+   ``blindsight-client`` directly (``examples/python_overhead.rs``, a separate process serving
+   one call per line of its standard input; its start and connection are not timed), each call
+   timed alone;
 2. fills the cohort up to ``--records`` records (not timed) and runs an aggregate job over it
    (lane aggregates: count, means and a sum) and, with ``--risk``, a risk job too;
 3. ``results``: the job's output fetched and decrypted ``--repeat`` times through the binding
-   (a list of dicts) and through the Rust SDK (``JobResults``), alternating rounds.
+   (a list of dicts) and through the Rust SDK (``JobResults``), alternating call by call.
 
 Prints medians and the overhead in percent. Build first (the same profile for both sides):
 
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--timed", type=int, default=10, help="records timed per side (10)")
     parser.add_argument("--repeat", type=int, default=20, help="results calls per side (20)")
     parser.add_argument("--risk", action="store_true", help="also a risk job (slow: ~2 s/record)")
+    parser.add_argument("--risk-repeat", type=int, default=6, help="risk results calls per side (6)")
     parser.add_argument("--target", type=Path, default=support.REPO / "target" / "debug")
     args = parser.parse_args()
 
@@ -100,26 +102,31 @@ def main() -> None:
             "passphrase": support.PASSPHRASE,
         }
 
-        def rust(**extra):
-            path = tmp / "config.json"
-            path.write_text(json.dumps({**config, **extra}))
-            out = subprocess.run([str(example), str(path)], check=True, capture_output=True)
-            return json.loads(out.stdout)
+        # The Rust side serves one call per line, so calls alternate one by one with the
+        # binding's and both see the same machine load.
+        path = tmp / "config.json"
+        path.write_text(json.dumps(config))
+        rust = subprocess.Popen([str(example), str(path)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
 
-        n = 0
+        def rust_call(request):
+            rust.stdin.write(json.dumps(request) + "\n")
+            rust.stdin.flush()
+            return json.loads(rust.stdout.readline())
+
+        assert json.loads(rust.stdout.readline()) == {"ready": True}
+        # One untimed call each first (connections, caches).
+        app.record(support.session("py-warm", "bench", 0))
+        rust_call({"record": support.session("rs-warm", "bench", 1)})
+        n = 2
         py_record, rs_record = [], []
-        rounds = 2
-        per_round = max(1, args.timed // rounds)
-        for r in range(rounds):
-            for i in range(per_round):
-                s = support.session(f"py-{r}-{i}", "bench", n)
-                n += 1
-                start = time.perf_counter()
-                app.record(s)
-                py_record.append(time.perf_counter() - start)
-            batch = [support.session(f"rs-{r}-{i}", "bench", n + i) for i in range(per_round)]
-            n += per_round
-            rs_record += rust(sessions=batch)["record_s"]
+        for i in range(args.timed):
+            s = support.session(f"py-{i}", "bench", n)
+            start = time.perf_counter()
+            app.record(s)
+            py_record.append(time.perf_counter() - start)
+            rs_record.append(rust_call({"record": support.session(f"rs-{i}", "bench", n + 1)})["s"])
+            n += 2
         print(f"recorded {n} timed records; filling up to {args.records}…", file=sys.stderr)
         while n < args.records:
             app.record(support.session(f"fill-{n}", "bench", n))
@@ -149,21 +156,26 @@ def main() -> None:
             assert done["status"] == "succeeded", done
             assert job["records"] == n, job
             py_results, rs_results = [], []
-            for _ in range(rounds):
-                for _ in range(max(1, args.repeat // rounds)):
-                    start = time.perf_counter()
-                    rows = holder.results(job["job_id"])
-                    py_results.append(time.perf_counter() - start)
-                out = rust(sessions=[], job_id=job["job_id"],
-                           results_repeat=max(1, args.repeat // rounds))
-                rs_results += out["results_s"]
+            repeat = args.repeat if kind == "aggregate" else args.risk_repeat
+            holder.results(job["job_id"])
+            rust_call({"results": job["job_id"]})
+            for _ in range(repeat):
+                start = time.perf_counter()
+                rows = holder.results(job["job_id"])
+                py_results.append(time.perf_counter() - start)
+                out = rust_call({"results": job["job_id"]})
+                rs_results.append(out["s"])
                 assert out["rows"] == len(rows)
             report[f"results_{kind}_ms"] = {
                 "python": median_ms(py_results),
                 "rust": median_ms(rs_results),
+                "python_each": [round(x * 1000, 2) for x in py_results],
+                "rust_each": [round(x * 1000, 2) for x in rs_results],
                 "calls": [len(py_results), len(rs_results)],
                 "rows": len(rows),
             }
+        rust.stdin.close()
+        rust.wait()
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -3,10 +3,12 @@
 //! `blindsight-client` directly, each timed alone.
 //!
 //! Reads a JSON config (argv[1]): `url`, `ingest_token`, `keyholder_token`, `tenant`,
-//! `key_id`, `pin`, `keystore`, `passphrase`, `sessions` (recorded one by one, timed) and
-//! `job_id` with `results_repeat` (the job's results fetched and decrypted that many times,
-//! timed). Prints `{"record_s": [...], "results_s": [...], "rows": n}`.
+//! `key_id`, `pin`, `keystore`, `passphrase`. Then serves one call per line of standard input,
+//! so the benchmark can alternate calls with the binding's: `{"record": <session>}` or
+//! `{"results": "<job id>"}`, answering `{"s": <seconds>, "rows": n}` on standard output
+//! (after a first `{"ready": true}` once it has connected and opened the keystore).
 
+use std::io::{BufRead, Write};
 use std::time::Instant;
 
 use blindsight_client::results::Rows;
@@ -37,37 +39,36 @@ fn main() {
         &text(&config, "pin"),
     )
     .expect("the recorder");
-    let sessions: Vec<Session> =
-        serde_json::from_value(config["sessions"].clone()).expect("sessions");
-    let mut record_s = Vec::new();
-    for session in &sessions {
-        let start = Instant::now();
-        recorder.record(session).expect("record");
-        record_s.push(start.elapsed().as_secs_f64());
-    }
-
-    let mut results_s = Vec::new();
-    let mut rows = 0;
-    if let Some(job_id) = config["job_id"].as_str() {
-        let secret = keystore::load(
-            text(&config, "keystore").as_ref(),
-            &text(&config, "passphrase"),
-        )
-        .expect("the keystore");
-        let keyholder = KeyHolder::connect(&url, &text(&config, "keyholder_token"), &tenant);
-        for _ in 0..config["results_repeat"].as_u64().unwrap_or(10) {
+    let secret = keystore::load(
+        text(&config, "keystore").as_ref(),
+        &text(&config, "passphrase"),
+    )
+    .expect("the keystore");
+    let keyholder = KeyHolder::connect(&url, &text(&config, "keyholder_token"), &tenant);
+    let mut out = std::io::stdout().lock();
+    // Ready: the benchmark starts timing only now.
+    writeln!(out, "{}", json!({"ready": true})).unwrap();
+    out.flush().unwrap();
+    for line in std::io::stdin().lock().lines() {
+        let request: Value = serde_json::from_str(&line.expect("a line")).expect("JSON");
+        let (elapsed, rows) = if let Some(session) = request.get("record") {
+            let session: Session = serde_json::from_value(session.clone()).expect("a session");
+            let start = Instant::now();
+            recorder.record(&session).expect("record");
+            (start.elapsed(), 0)
+        } else {
+            let job_id = request["results"].as_str().expect("a job id");
             let start = Instant::now();
             let results = keyholder.results(job_id, &secret).expect("results");
-            results_s.push(start.elapsed().as_secs_f64());
-            rows = match &results.rows {
+            let elapsed = start.elapsed();
+            let rows = match &results.rows {
                 Rows::Risk(r) => r.len(),
                 Rows::Aggregate(r) => r.len(),
                 _ => 0,
             };
-        }
+            (elapsed, rows)
+        };
+        writeln!(out, "{}", json!({"s": elapsed.as_secs_f64(), "rows": rows})).unwrap();
+        out.flush().unwrap();
     }
-    println!(
-        "{}",
-        json!({"record_s": record_s, "results_s": results_s, "rows": rows})
-    );
 }
