@@ -26,6 +26,8 @@ const CRATES: &[&str] = &[
     "server/src",
     "client-sdk/src",
     "client-sdk/cli/src",
+    "client-sdk/python/src",
+    "client-sdk/node/src",
     "benches/src",
 ];
 
