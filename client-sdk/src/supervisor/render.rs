@@ -35,6 +35,25 @@ fn fixed(v: Option<f64>, digits: usize) -> String {
     v.map_or(String::new(), |v| format!("{v:.digits$}"))
 }
 
+/// A view's summary, one cell each: sessions, reflections per question, % complex
+/// reflections, % open questions, bias per session, sessions with a slur, mean confidence,
+/// mean rating, rated sessions, mean talk share; `digits` for the seven that are fractions.
+fn summary_cells(s: &super::ViewStats, digits: [usize; 7]) -> Vec<String> {
+    let (rating, rated) = s.mean_rating();
+    vec![
+        s.sessions().to_string(),
+        fixed(s.reflection_to_question(), digits[0]),
+        fixed(s.complex_reflection_pct(), digits[1]),
+        fixed(s.open_question_pct(), digits[2]),
+        fixed(s.bias_per_session(), digits[3]),
+        s.sessions_with_slur().to_string(),
+        fixed(s.mean_confidence(), digits[4]),
+        fixed(rating, digits[5]),
+        rated.to_string(),
+        fixed(s.mean_talk_share(), digits[6]),
+    ]
+}
+
 fn short(field: &str) -> &str {
     field
         .trim_start_matches("mi_")
@@ -61,21 +80,9 @@ impl SupervisorReport {
             .views
             .iter()
             .map(|v| {
-                let s = &v.stats;
-                let (rating, rated) = s.mean_rating();
-                vec![
-                    v.label(),
-                    s.sessions().to_string(),
-                    fixed(s.reflection_to_question(), 2),
-                    fixed(s.complex_reflection_pct(), 0),
-                    fixed(s.open_question_pct(), 0),
-                    fixed(s.bias_per_session(), 2),
-                    s.sessions_with_slur().to_string(),
-                    fixed(s.mean_confidence(), 1),
-                    fixed(rating, 1),
-                    rated.to_string(),
-                    fixed(s.mean_talk_share(), 0),
-                ]
+                let mut row = vec![v.label()];
+                row.extend(summary_cells(&v.stats, [2, 0, 0, 2, 1, 1, 0]));
+                row
             })
             .collect();
         let _ = writeln!(
@@ -182,22 +189,12 @@ impl SupervisorReport {
         let mut out = header.join(",") + "\n";
         for v in &self.views {
             let s = &v.stats;
-            let (rating, rated) = s.mean_rating();
             let mut row = vec![
                 v.plan.trainee.clone().unwrap_or_default(),
                 v.plan.window.to_string(),
                 v.job_id.clone(),
-                s.sessions().to_string(),
-                fixed(s.reflection_to_question(), 4),
-                fixed(s.complex_reflection_pct(), 2),
-                fixed(s.open_question_pct(), 2),
-                fixed(s.bias_per_session(), 4),
-                s.sessions_with_slur().to_string(),
-                fixed(s.mean_confidence(), 4),
-                fixed(rating, 4),
-                rated.to_string(),
-                fixed(s.mean_talk_share(), 2),
             ];
+            row.extend(summary_cells(s, [4, 2, 2, 4, 4, 4, 2]));
             row.extend(s.technique_means().into_iter().map(|(_, m)| fixed(m, 4)));
             row.extend(s.bias_categories().into_iter().map(|(_, n)| n.to_string()));
             row.extend(s.sessions_by_incidents().into_iter().map(|n| n.to_string()));
