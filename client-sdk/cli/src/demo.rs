@@ -35,6 +35,7 @@ mod cohort;
 mod server;
 mod supervisor;
 mod training;
+mod upload;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -320,22 +321,9 @@ impl Demo<'_> {
         );
         let sessions = synthetic_cohort(n, self.options.seed);
         let t = Instant::now();
-        let mut bytes = 0;
-        self.progress.begin("encrypt + prove + upload", n as u64);
-        for (i, session) in sessions.iter().enumerate() {
-            let record = session.to_record(&bundle, &tenant.tenant_id);
-            let uploaded = record.and_then(|r| {
-                bytes += r.encode()?.len();
-                app.upload_record(&r)
-            });
-            if let Err(e) = uploaded {
-                self.progress.end();
-                return Err(e.into());
-            }
-            self.progress
-                .update(i as u64 + 1, n as u64, &session.record_id);
-        }
-        self.progress.end();
+        let bytes = self.upload_each(&app, "encrypt + prove + upload", &sessions, |s| {
+            (&s.record_id, s.to_record(&bundle, &tenant.tenant_id))
+        })?;
         let per_cohort: Vec<String> = COHORTS
             .iter()
             .map(|c| {

@@ -47,22 +47,12 @@ impl Demo<'_> {
         let group = group_with_skills(TRAINEES, SESSIONS_PER_TRAINEE, self.options.seed);
         let n = group.len();
         let t = Instant::now();
-        let mut bytes = 0;
-        self.progress
-            .begin("training sessions: encrypt + prove + upload", n as u64);
-        for (i, (_, _, session)) in group.iter().enumerate() {
-            let uploaded = session.to_record(bundle, tenant).and_then(|r| {
-                bytes += r.encode()?.len();
-                app.upload_record(&r)
-            });
-            if let Err(e) = uploaded {
-                self.progress.end();
-                return Err(e.into());
-            }
-            self.progress
-                .update(i as u64 + 1, n as u64, &session.record_id);
-        }
-        self.progress.end();
+        let bytes = self.upload_each(
+            app,
+            "training sessions: encrypt + prove + upload",
+            &group,
+            |(_, _, session)| (&session.record_id, session.to_record(bundle, tenant)),
+        )?;
         let trainees: BTreeSet<&str> = group.iter().map(|(_, _, s)| s.trainee.as_str()).collect();
         say!(
             self.out,
