@@ -341,6 +341,25 @@ impl Client {
         mut on_progress: impl FnMut(&Job),
         timeout: Duration,
     ) -> Result<Job, ApiError> {
+        self.wait_for_job_or_stop(job_id, timeout, self.poll_interval, |job, changed| {
+            if changed {
+                on_progress(job);
+            }
+            Ok(())
+        })
+    }
+
+    /// [`Client::wait_for_job`] for a caller that may end the wait itself (a language
+    /// binding's callback that raised, an interrupt): `on_poll` sees every poll's job and
+    /// whether its status or progress changed since the last (true the first time); an error it
+    /// returns ends the wait with that error. Polls every `poll`.
+    pub fn wait_for_job_or_stop<E: From<ApiError>>(
+        &self,
+        job_id: &str,
+        timeout: Duration,
+        poll: Duration,
+        mut on_poll: impl FnMut(&Job, bool) -> Result<(), E>,
+    ) -> Result<Job, E> {
         let start = Instant::now();
         let mut last: Option<(JobStatus, i64, i64, i64, Option<JobTasks>)> = None;
         loop {
@@ -352,10 +371,9 @@ impl Client {
                 job.attempts,
                 job.tasks,
             );
-            if last != Some(seen) {
-                last = Some(seen);
-                on_progress(&job);
-            }
+            let changed = last != Some(seen);
+            last = Some(seen);
+            on_poll(&job, changed)?;
             if job.status.is_finished() {
                 return Ok(job);
             }
@@ -367,9 +385,10 @@ impl Client {
                     status: job.status,
                     done: job.progress_done,
                     total: job.progress_total,
-                });
+                }
+                .into());
             }
-            std::thread::sleep(self.poll_interval.min(timeout - waited));
+            std::thread::sleep(poll.max(Duration::from_millis(10)).min(timeout - waited));
         }
     }
 }

@@ -44,6 +44,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod bindings;
 mod error;
 pub mod keystore;
 pub mod lexicon;

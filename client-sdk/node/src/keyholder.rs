@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use blindsight_client::api::{ModelRef, Selection};
-use blindsight_client::results::{JobResults, Rows, statistics};
+use blindsight_client::bindings::{self, Input, Problem};
 use blindsight_client::{Error, KeyHolder, keystore};
-use blindsight_crypto::compute::{AggregateQuery, AggregateValue};
+use blindsight_crypto::compute::AggregateQuery;
 use blindsight_crypto::{PublicBundle, SecretKeys};
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use crate::errors::{Failure, parse};
 use crate::work::{self, JsonTask};
@@ -26,7 +26,7 @@ pub struct NativeKeyHolder {
 }
 
 fn sdk(e: &Error) -> Failure {
-    Failure::sdk(e, false)
+    Failure::sdk(e, Input::Other)
 }
 
 fn opened(secret: &OnceLock<SecretKeys>) -> Result<&SecretKeys, Failure> {
@@ -60,58 +60,6 @@ struct AggregateOptions {
     select: Option<Selection>,
 }
 
-fn ser<T: serde::Serialize>(value: &T) -> Result<Value, Failure> {
-    serde_json::to_value(value)
-        .map_err(|e| Failure::other(format!("couldn't convert a result: {e}")))
-}
-
-/// One decrypted row as a flat object: risk rows are `record_id`, `score`, `tier`; aggregate
-/// rows are `aggregate` (its description), the aggregate's own fields (`op`, `field`, …),
-/// its value's (`count`, `sum`, `value`, `buckets`), `mean` where there is one, `labels` for
-/// histogram buckets, and `computed_by`.
-fn rows(results: &JobResults) -> Result<Vec<Value>, Failure> {
-    let object = |v: Value| match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    match &results.rows {
-        Rows::Risk(rows) => Ok(rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "record_id": r.record_id,
-                    "score": r.score,
-                    "tier": r.tier.name(),
-                })
-            })
-            .collect()),
-        Rows::Aggregate(rows) => rows
-            .iter()
-            .map(|r| {
-                let mut out = Map::new();
-                out.insert("aggregate".into(), r.aggregate.describe().into());
-                out.extend(object(ser(&r.aggregate)?));
-                out.extend(object(ser(&r.value)?));
-                if let AggregateValue::Mean { sum, count }
-                | AggregateValue::SumWhere { sum, count } = r.value
-                {
-                    let mean = (count > 0).then(|| sum as f64 / count as f64);
-                    out.insert("mean".into(), json!(mean));
-                }
-                if let AggregateValue::Histogram { .. } = r.value {
-                    let labels: Vec<String> = statistics(r).into_iter().map(|(l, _)| l).collect();
-                    out.insert("labels".into(), json!(labels));
-                }
-                out.insert("computed_by".into(), ser(&r.computed_by)?);
-                Ok(Value::Object(out))
-            })
-            .collect(),
-        _ => Err(Failure::other(
-            "this job's results are of a kind this SDK version does not present",
-        )),
-    }
-}
-
 #[napi]
 impl NativeKeyHolder {
     /// A key holder of `tenant` on the server at `url` with the keyholder token.
@@ -132,7 +80,7 @@ impl NativeKeyHolder {
         work::json(move || {
             let path = PathBuf::from(path);
             let keys =
-                keystore::load(&path, &passphrase).map_err(|e| Failure::keystore(&e, &path))?;
+                keystore::load(&path, &passphrase).map_err(|e| Problem::keystore(&e, &path))?;
             let key_id = keys.key_id().to_owned();
             secret
                 .set(keys)
@@ -159,7 +107,7 @@ impl NativeKeyHolder {
     pub fn score(&self, options: String) -> JsonTask {
         let (inner, secret) = (Arc::clone(&self.inner), Arc::clone(&self.secret));
         work::json(move || {
-            let options: ScoreOptions = parse(&options, false)?;
+            let options: ScoreOptions = parse(&options, Input::Other)?;
             let key_id = match options.key_id {
                 Some(k) => k,
                 None => opened(&secret)?.key_id().to_owned(),
@@ -177,7 +125,7 @@ impl NativeKeyHolder {
     pub fn aggregate(&self, options: String) -> JsonTask {
         let (inner, secret) = (Arc::clone(&self.inner), Arc::clone(&self.secret));
         work::json(move || {
-            let options: AggregateOptions = parse(&options, false)?;
+            let options: AggregateOptions = parse(&options, Input::Other)?;
             let key_id = match options.key_id {
                 Some(k) => k,
                 None => opened(&secret)?.key_id().to_owned(),
@@ -192,22 +140,17 @@ impl NativeKeyHolder {
     #[napi]
     pub fn job(&self, job_id: String) -> JsonTask {
         let inner = Arc::clone(&self.inner);
-        work::json(move || {
-            inner
-                .client()
-                .job(&job_id)
-                .map_err(|e| Failure::api(&e, None))
-        })
+        work::json(move || inner.client().job(&job_id).map_err(|e| Failure::api(&e)))
     }
 
     /// The tenant's jobs, newest first.
     #[napi]
     pub fn jobs(&self) -> JsonTask {
         let inner = Arc::clone(&self.inner);
-        work::json(move || inner.client().jobs().map_err(|e| Failure::api(&e, None)))
+        work::json(move || inner.client().jobs().map_err(|e| Failure::api(&e)))
     }
 
-    /// Fetches a finished job's output and decrypts it: one flat object per row ([`rows`]).
+    /// Fetches a finished job's output and decrypts it: one flat object per row (`blindsight_client::bindings::flat_rows`).
     #[napi]
     pub fn results(&self, job_id: String) -> JsonTask {
         let (inner, secret) = (Arc::clone(&self.inner), Arc::clone(&self.secret));
@@ -215,7 +158,7 @@ impl NativeKeyHolder {
             let results = inner
                 .results(&job_id, opened(&secret)?)
                 .map_err(|e| sdk(&e))?;
-            rows(&results)
+            Ok(bindings::flat_rows(&results)?)
         })
     }
 

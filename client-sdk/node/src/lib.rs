@@ -35,6 +35,7 @@ pub use work::Work;
 
 use crate::errors::{Failure, parse};
 use crate::work::JsonTask;
+use blindsight_client::bindings::Input;
 
 /// The addon's version: the workspace's (`package.json` must say the same).
 #[napi]
@@ -53,13 +54,13 @@ pub fn keygen(out_dir: String, passphrase: String, key_id: Option<String>) -> Js
     work::json(move || {
         if passphrase.chars().count() < 12 {
             return Err(Failure::invalid(
-                false,
+                Input::Other,
                 Some("passphrase"),
                 "choose a passphrase of at least 12 characters",
             ));
         }
         let out_dir = PathBuf::from(out_dir);
-        let failed = |e: Error| Failure::sdk(&e, false);
+        let failed = |e: Error| Failure::sdk(&e, Input::Other);
         let keys = match key_id.as_deref() {
             Some(id) => KeySet::generate_with_id(id, |_| {}),
             None => KeySet::generate_with_progress(|_| {}),
@@ -108,7 +109,7 @@ struct TenantOptions {
 pub fn create_tenant(url: String, admin_token: String, options: String) -> JsonTask {
     let admin_token = zeroize::Zeroizing::new(admin_token);
     work::json(move || {
-        let options: TenantOptions = parse(&options, false)?;
+        let options: TenantOptions = parse(&options, Input::Other)?;
         let tenant = NewTenant {
             name: options.name,
             tenant_id: options.tenant_id,
@@ -117,6 +118,6 @@ pub fn create_tenant(url: String, admin_token: String, options: String) -> JsonT
         };
         Admin::connect(&url, &admin_token)
             .create_tenant(&tenant)
-            .map_err(|e| Failure::api(&e, None))
+            .map_err(|e| Failure::api(&e))
     })
 }

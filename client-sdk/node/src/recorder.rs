@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::errors::{Failure, parse};
 use crate::work::{self, BytesTask, JsonTask};
+use blindsight_client::bindings::Input;
 
 /// The native half of `Recorder` (`index.js` wraps it): made with the server's URL, an ingest
 /// token and the tenant, then given its app bundle once, by `connect` (fetched and pinned) or
@@ -26,7 +27,7 @@ pub struct NativeRecorder {
 }
 
 fn sdk(e: &Error) -> Failure {
-    Failure::sdk(e, false)
+    Failure::sdk(e, Input::Other)
 }
 
 fn connected(inner: &OnceLock<Recorder>) -> Result<&Recorder, Failure> {
@@ -123,10 +124,10 @@ impl NativeRecorder {
         let inner = Arc::clone(&self.inner);
         work::json(move || {
             let recorder = connected(&inner)?;
-            let session: Session = parse(&session, true)?;
+            let session: Session = parse(&session, Input::Session)?;
             let up = recorder
                 .record(&session)
-                .map_err(|e| Failure::sdk(&e, true))?;
+                .map_err(|e| Failure::sdk(&e, Input::Session))?;
             Ok(stored(&session.record_id, up))
         })
     }
@@ -138,10 +139,10 @@ impl NativeRecorder {
         let inner = Arc::clone(&self.inner);
         work::json(move || {
             let recorder = connected(&inner)?;
-            let session: TrainingSession = parse(&session, true)?;
+            let session: TrainingSession = parse(&session, Input::Session)?;
             let up = recorder
                 .record_training(&session)
-                .map_err(|e| Failure::sdk(&e, true))?;
+                .map_err(|e| Failure::sdk(&e, Input::Session))?;
             Ok(stored(&session.record_id, up))
         })
     }
@@ -153,10 +154,10 @@ impl NativeRecorder {
         let (inner, tenant) = (Arc::clone(&self.inner), self.tenant.clone());
         work::bytes(move || {
             let recorder = connected(&inner)?;
-            let session: Session = parse(&session, true)?;
+            let session: Session = parse(&session, Input::Session)?;
             let envelope = session
                 .to_record(recorder.app_bundle(), &tenant)
-                .map_err(|e| Failure::sdk(&e, true))?;
+                .map_err(|e| Failure::sdk(&e, Input::Session))?;
             encode(&envelope)
         })
     }
@@ -167,10 +168,10 @@ impl NativeRecorder {
         let (inner, tenant) = (Arc::clone(&self.inner), self.tenant.clone());
         work::bytes(move || {
             let recorder = connected(&inner)?;
-            let session: TrainingSession = parse(&session, true)?;
+            let session: TrainingSession = parse(&session, Input::Session)?;
             let envelope = session
                 .to_record(recorder.app_bundle(), &tenant)
-                .map_err(|e| Failure::sdk(&e, true))?;
+                .map_err(|e| Failure::sdk(&e, Input::Session))?;
             encode(&envelope)
         })
     }

@@ -10,32 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The directory cargo put this test's binary in (`target/<profile>/deps`) and its parent.
-fn profile_dirs() -> (PathBuf, PathBuf) {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let deps = exe.parent().expect("the test's directory").to_owned();
-    let profile = deps.parent().expect("the profile directory").to_owned();
-    (deps, profile)
-}
+#[path = "../../tests/bindings/harness.rs"]
+mod harness;
 
-fn addon(deps: &Path, profile: &Path) -> PathBuf {
-    let name = format!(
-        "{}blindsight_node{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    [profile.join(&name), deps.join(&name)]
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "{name} is missing from {} and {}: run `cargo test --workspace --test node` \
-                 (cargo builds the addon for this test)",
-                profile.display(),
-                deps.display()
-            )
-        })
-}
+use harness::{clean_env, copy, run};
 
 fn source_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -44,22 +22,9 @@ fn source_dir() -> PathBuf {
 /// The package's JavaScript files plus the addon as `blindsight.node`, in `dir`.
 fn stage(dir: &Path, addon: &Path) {
     for file in ["index.js", "index.d.ts", "package.json"] {
-        std::fs::copy(source_dir().join(file), dir.join(file))
-            .unwrap_or_else(|e| panic!("couldn't stage {file}: {e}"));
+        copy(&source_dir().join(file), &dir.join(file));
     }
-    std::fs::copy(addon, dir.join("blindsight.node")).unwrap();
-}
-
-fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("couldn't run {cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    copy(addon, &dir.join("blindsight.node"));
 }
 
 #[test]
@@ -86,17 +51,9 @@ fn node_binding_passes_its_test_suite() {
         "node {version} is too old for the binding's tests (`node --test`, global fetch): \
          install Node.js 18 or newer"
     );
-    let (deps, profile) = profile_dirs();
-    let addon = addon(&deps, &profile);
-    let server = profile.join(format!("blindsight-server{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        server.is_file(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace --bins`) so the \
-         server binary is built beside this test's",
-        server.display()
-    );
+    let built = harness::built("blindsight_node", "node");
     let staged = tempfile::tempdir().unwrap();
-    stage(staged.path(), &addon);
+    stage(staged.path(), &built.library);
 
     let mut tests: Vec<PathBuf> = std::fs::read_dir(source_dir().join("test"))
         .unwrap()
@@ -108,14 +65,10 @@ fn node_binding_passes_its_test_suite() {
 
     let mut cmd = Command::new("node");
     cmd.arg("--test").args(&tests);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("BLINDSIGHT_") {
-            cmd.env_remove(k);
-        }
-    }
+    clean_env(&mut cmd, &[]);
     cmd.current_dir(source_dir())
         .env("BLINDSIGHT_NODE_PACKAGE", staged.path())
-        .env("BLINDSIGHT_SERVER_BIN", &server);
+        .env("BLINDSIGHT_SERVER_BIN", &built.server);
     let (ok, text) = run(&mut cmd);
     println!("node {version}\n{text}");
     assert!(ok, "node --test failed:\n{text}");

@@ -2,6 +2,7 @@
 //! Python's `json` module into serde, with the field that does not parse named; outputs are
 //! built as Python objects from `serde_json::Value`s directly.
 
+use blindsight_client::bindings::{self, Input};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use serde::de::DeserializeOwned;
@@ -17,53 +18,24 @@ pub(crate) fn json_text(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
         return String::from_utf8(b.as_bytes().to_vec())
-            .map_err(|e| errors::invalid("InvalidInputError", None, &format!("not UTF-8: {e}")));
+            .map_err(|e| errors::invalid(Input::Other, None, &format!("not UTF-8: {e}")));
     }
     let dumps = obj.py().import("json")?.getattr("dumps")?;
     match dumps.call1((obj,)) {
         Ok(text) => Ok(text.extract()?),
         Err(e) => Err(errors::invalid(
-            "InvalidInputError",
+            Input::Other,
             None,
             &format!("not JSON-serializable: {e}"),
         )),
     }
 }
 
-/// Parses `obj` as a `T`; a value that does not fit raises `class` (`InvalidSessionError` or
-/// `InvalidInputError`) naming the field, e.g. `mood_before` or `cssrs.plan`.
-pub(crate) fn parse<T: DeserializeOwned>(obj: &Bound<'_, PyAny>, class: &str) -> PyResult<T> {
+/// Parses `obj` as a `T`; a value that does not fit raises `InvalidSessionError` (a session)
+/// or `InvalidInputError` naming the field, e.g. `mood_before` or `cssrs.plan`.
+pub(crate) fn parse<T: DeserializeOwned>(obj: &Bound<'_, PyAny>, input: Input) -> PyResult<T> {
     let text = json_text(obj)?;
-    parse_text(&text).map_err(|(field, reason)| errors::invalid(class, field.as_deref(), &reason))
-}
-
-/// [`parse`] without Python: `Err((field, reason))`.
-pub(crate) fn parse_text<T: DeserializeOwned>(text: &str) -> Result<T, (Option<String>, String)> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        // serde says "missing field `x`" at the enclosing object's path, "unknown field `x`"
-        // at the field's own: either way the field is named in full.
-        let message = inner.to_string();
-        let named = message.split('`').nth(1).filter(|_| {
-            message.starts_with("missing field") || message.starts_with("unknown field")
-        });
-        let last = path.rsplit('.').next().unwrap_or_default();
-        let field = match (path.as_str(), named) {
-            (".", Some(name)) => Some(name.to_owned()),
-            (p, Some(name)) if last == name => Some(p.to_owned()),
-            (p, Some(name)) => Some(format!("{p}.{name}")),
-            (".", None) => None,
-            (p, None) => Some(p.to_owned()),
-        };
-        // Drop serde's "at line 1 column 40": the text is the caller's dict, not a file.
-        let reason = match message.find(" at line ") {
-            Some(i) => message[..i].to_owned(),
-            None => message,
-        };
-        (field, reason)
-    })
+    bindings::parse_json(&text, input).map_err(errors::raise)
 }
 
 /// A JSON value as the Python object `json.loads` would give.
@@ -103,7 +75,5 @@ pub(crate) fn to_py_ser<'py, T: serde::Serialize>(
     py: Python<'py>,
     value: &T,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let value = serde_json::to_value(value)
-        .map_err(|e| errors::other(format!("couldn't convert a result: {e}")))?;
-    to_py(py, &value)
+    to_py(py, &bindings::to_json(value).map_err(errors::raise)?)
 }

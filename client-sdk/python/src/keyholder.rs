@@ -2,22 +2,20 @@
 //! this object and stay in Rust: no call returns key bytes, and `repr()` shows none.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use blindsight_client::api::{Client, ModelRef, RecordListQuery, Selection};
-use blindsight_client::results::{JobResults, Rows, statistics};
-use blindsight_client::{Error, KeyHolder, keystore};
-use blindsight_crypto::compute::{AggregateQuery, AggregateValue};
+use blindsight_client::bindings::{self, Input};
+use blindsight_client::results::JobResults;
+use blindsight_client::{ApiError, Error, KeyHolder, keystore};
+use blindsight_crypto::compute::AggregateQuery;
 use blindsight_crypto::{PublicBundle, SecretKeys};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use serde_json::{Map, Value};
 
 use crate::convert::{parse, to_py, to_py_ser};
 use crate::errors;
 use crate::recorder::BytesOrPath;
-
-const INPUT: &str = "InvalidInputError";
 
 /// The key holder of one tenant, with its keyholder token and an opened keystore.
 #[pyclass(frozen, module = "blindsight", name = "KeyHolder")]
@@ -29,63 +27,32 @@ pub(crate) struct PyKeyHolder {
 }
 
 fn sdk(e: Error) -> PyErr {
-    errors::sdk(&e, false)
+    errors::sdk(&e, Input::Other)
+}
+
+/// How a wait ends early: the callback raised (or Ctrl-C), or a request failed.
+enum Stop {
+    Raised(PyErr),
+    Api(ApiError),
+}
+
+impl From<ApiError> for Stop {
+    fn from(e: ApiError) -> Self {
+        Stop::Api(e)
+    }
+}
+
+impl From<PyErr> for Stop {
+    fn from(e: PyErr) -> Self {
+        Stop::Raised(e)
+    }
 }
 
 fn selection(select: Option<&Bound<'_, PyAny>>) -> PyResult<Selection> {
     match select {
-        Some(s) if !s.is_none() => parse(s, INPUT),
+        Some(s) if !s.is_none() => parse(s, Input::Other),
         _ => Ok(Selection::default()),
     }
-}
-
-/// One decrypted row as a flat dict: risk rows are `record_id`, `score`, `tier`; aggregate
-/// rows are `aggregate` (its description), the aggregate's own fields (`op`, `field`, …),
-/// its value's (`count`, `sum`, `value`, `buckets`), `mean` where there is one, `labels` for
-/// histogram buckets, and `computed_by`.
-fn rows(results: &JobResults) -> Result<Vec<Value>, String> {
-    let object = |v: Value| match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    match &results.rows {
-        Rows::Risk(rows) => Ok(rows
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "record_id": r.record_id,
-                    "score": r.score,
-                    "tier": r.tier.name(),
-                })
-            })
-            .collect()),
-        Rows::Aggregate(rows) => rows
-            .iter()
-            .map(|r| {
-                let mut out = Map::new();
-                out.insert("aggregate".into(), r.aggregate.describe().into());
-                out.extend(object(ser(&r.aggregate)?));
-                out.extend(object(ser(&r.value)?));
-                if let AggregateValue::Mean { sum, count }
-                | AggregateValue::SumWhere { sum, count } = r.value
-                {
-                    let mean = (count > 0).then(|| sum as f64 / count as f64);
-                    out.insert("mean".into(), serde_json::json!(mean));
-                }
-                if let AggregateValue::Histogram { .. } = r.value {
-                    let labels: Vec<String> = statistics(r).into_iter().map(|(l, _)| l).collect();
-                    out.insert("labels".into(), serde_json::json!(labels));
-                }
-                out.insert("computed_by".into(), ser(&r.computed_by)?);
-                Ok(Value::Object(out))
-            })
-            .collect(),
-        _ => Err("results of a kind this binding does not know".into()),
-    }
-}
-
-fn ser<T: serde::Serialize>(value: &T) -> Result<Value, String> {
-    serde_json::to_value(value).map_err(|e| e.to_string())
 }
 
 impl PyKeyHolder {
@@ -135,7 +102,7 @@ impl PyKeyHolder {
         py: Python<'py>,
         public_bundle: BytesOrPath,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let bytes = public_bundle.read("public bundle")?;
+        let bytes = public_bundle.read("read the public bundle")?;
         let registered = py
             .detach(|| -> Result<_, Error> {
                 let public = PublicBundle::decode(&bytes)?;
@@ -176,7 +143,7 @@ impl PyKeyHolder {
         query: &Bound<'py, PyAny>,
         select: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let query: AggregateQuery = parse(query, INPUT)?;
+        let query: AggregateQuery = parse(query, Input::Other)?;
         let select = selection(select)?;
         let key_id = self.secret.key_id();
         let created = py
@@ -201,45 +168,26 @@ impl PyKeyHolder {
         let timeout = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::MAX);
         let poll = Duration::try_from_secs_f64(poll_interval.max(0.01))
             .unwrap_or(Duration::from_millis(500));
+        let progress = progress.map(Bound::unbind);
         let client = self.inner.client();
-        let start = Instant::now();
-        let mut last = None;
-        loop {
-            let job = py
-                .detach(|| client.job(job_id))
-                .map_err(|e| errors::api(&e, None))?;
-            let seen = (
-                job.status,
-                job.progress_done,
-                job.progress_total,
-                job.attempts,
-                job.tasks,
-            );
-            if last != Some(seen) {
-                last = Some(seen);
-                if let Some(callback) = &progress {
-                    callback.call1((to_py_ser(py, &job)?,))?;
-                }
-            }
-            if job.status.is_finished() {
-                return to_py_ser(py, &job);
-            }
-            let waited = start.elapsed();
-            if waited >= timeout {
-                return Err(errors::api(
-                    &blindsight_client::ApiError::WaitTimedOut {
-                        job_id: job.job_id,
-                        waited,
-                        status: job.status,
-                        done: job.progress_done,
-                        total: job.progress_total,
-                    },
-                    None,
-                ));
-            }
-            py.detach(|| std::thread::sleep(poll.min(timeout - waited)));
-            py.check_signals()?;
-        }
+        // The GIL is released while polling and sleeping, and taken for each poll's callback
+        // and to see a pending Ctrl-C.
+        let job = py
+            .detach(|| {
+                client.wait_for_job_or_stop(job_id, timeout, poll, |job, changed| {
+                    Python::attach(|py| {
+                        if let (Some(callback), true) = (&progress, changed) {
+                            callback.bind(py).call1((to_py_ser(py, job)?,))?;
+                        }
+                        py.check_signals().map_err(Stop::Raised)
+                    })
+                })
+            })
+            .map_err(|stop| match stop {
+                Stop::Raised(e) => e,
+                Stop::Api(e) => errors::api(&e, None),
+            })?;
+        to_py_ser(py, &job)
     }
 
     /// One job's state and progress.
@@ -278,7 +226,7 @@ impl PyKeyHolder {
     /// the job is queued or running, or when it failed.
     fn results<'py>(&self, py: Python<'py>, job_id: &str) -> PyResult<Bound<'py, PyList>> {
         let results = self.fetch(py, job_id)?;
-        let rows = rows(&results).map_err(errors::other)?;
+        let rows = bindings::flat_rows(&results).map_err(errors::raise)?;
         let list = PyList::empty(py);
         for row in &rows {
             list.append(to_py(py, row)?)?;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use blindsight_client::bindings::Input;
 use blindsight_client::{Error, keystore};
 use blindsight_crypto::{AppBundle, DEFAULT_ITERATIONS, KeySet, KeystoreFile, PublicBundle};
 use pyo3::prelude::*;
@@ -60,14 +61,14 @@ pub(crate) fn keygen<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     if passphrase.chars().count() < 12 {
         return Err(errors::invalid(
-            "InvalidInputError",
+            Input::Other,
             Some("passphrase"),
             "choose a passphrase of at least 12 characters",
         ));
     }
     let written = py
         .detach(|| generate(&out_dir, passphrase, key_id))
-        .map_err(|e| errors::sdk(&e, false))?;
+        .map_err(|e| errors::sdk(&e, Input::Other))?;
     let d = PyDict::new(py);
     d.set_item("key_id", written.key_id)?;
     d.set_item("fingerprint", written.fingerprint)?;
@@ -86,9 +87,9 @@ pub(crate) fn describe_bundle<'py>(
     py: Python<'py>,
     bundle: BytesOrPath,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let bytes = bundle.read("bundle")?;
+    let bytes = bundle.read("read the bundle")?;
     let d = PyDict::new(py);
-    let crypto = |e: blindsight_crypto::Error| errors::sdk(&Error::Crypto(e), false);
+    let crypto = |e: blindsight_crypto::Error| errors::sdk(&Error::Crypto(e), Input::Other);
     let public_parts = [
         "key manifest",
         "compact public key",

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use blindsight_client::api::{Client, Uploaded};
+use blindsight_client::bindings::Input;
 use blindsight_client::session::Session;
 use blindsight_client::training::TrainingSession;
 use blindsight_client::{Error, Recorder};
@@ -13,8 +14,6 @@ use pyo3::types::{PyBytes, PyDict};
 
 use crate::convert::parse;
 use crate::errors;
-
-const SESSION: &str = "InvalidSessionError";
 
 /// An app recording sessions for one tenant under one key set.
 #[pyclass(frozen, module = "blindsight", name = "Recorder")]
@@ -33,14 +32,18 @@ pub(crate) enum BytesOrPath {
 }
 
 impl BytesOrPath {
-    pub(crate) fn read(self, what: &str) -> PyResult<Vec<u8>> {
+    /// The bytes; `action` says what reading them is for ("read the app bundle").
+    pub(crate) fn read(self, action: &'static str) -> PyResult<Vec<u8>> {
         match self {
             BytesOrPath::Bytes(b) => Ok(b),
-            BytesOrPath::Path(p) => std::fs::read(&p).map_err(|e| {
-                errors::raise(
-                    "BlindsightError",
-                    format!("couldn't read {what} {}: {e}", p.display()),
-                    &[("path", errors::Attr::Str(p.display().to_string()))],
+            BytesOrPath::Path(path) => std::fs::read(&path).map_err(|source| {
+                errors::sdk(
+                    &Error::Io {
+                        action,
+                        path,
+                        source,
+                    },
+                    Input::Other,
                 )
             }),
         }
@@ -73,7 +76,7 @@ impl PyRecorder {
             .app_bundle()
             .manifest()
             .fingerprint()
-            .map_err(|e| errors::sdk(&Error::Crypto(e), false))?;
+            .map_err(|e| errors::sdk(&Error::Crypto(e), Input::Other))?;
         Ok(Self {
             inner,
             url,
@@ -119,7 +122,7 @@ impl PyRecorder {
                 let app = client.app_bundle(key_id, pin)?;
                 Ok::<_, Error>(Recorder::with_bundle(client, tenant, app))
             })
-            .map_err(|e| errors::sdk(&e, false))?;
+            .map_err(|e| errors::sdk(&e, Input::Other))?;
         Self::new(inner, Some(url.to_owned()), tenant)
     }
 
@@ -137,10 +140,10 @@ impl PyRecorder {
         ingest_token: Option<&str>,
         max_attempts: u32,
     ) -> PyResult<Self> {
-        let bytes = app_bundle.read("app bundle")?;
+        let bytes = app_bundle.read("read the app bundle")?;
         let app = py
             .detach(|| AppBundle::decode_pinned(&bytes, pin))
-            .map_err(|e| errors::sdk(&Error::Crypto(e), false))?;
+            .map_err(|e| errors::sdk(&Error::Crypto(e), Input::Other))?;
         let client = Client::new(url.as_deref().unwrap_or(""), ingest_token.unwrap_or(""))
             .with_max_attempts(max_attempts);
         Self::new(Recorder::with_bundle(client, tenant, app), url, tenant)
@@ -155,10 +158,10 @@ impl PyRecorder {
         session: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         self.require_server()?;
-        let session: Session = parse(session, SESSION)?;
+        let session: Session = parse(session, Input::Session)?;
         let up = py
             .detach(|| self.inner.record(&session))
-            .map_err(|e| errors::sdk(&e, true))?;
+            .map_err(|e| errors::sdk(&e, Input::Session))?;
         stored(py, &session.record_id, up)
     }
 
@@ -169,10 +172,10 @@ impl PyRecorder {
         session: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         self.require_server()?;
-        let session: TrainingSession = parse(session, SESSION)?;
+        let session: TrainingSession = parse(session, Input::Session)?;
         let up = py
             .detach(|| self.inner.record_training(&session))
-            .map_err(|e| errors::sdk(&e, true))?;
+            .map_err(|e| errors::sdk(&e, Input::Session))?;
         stored(py, &session.record_id, up)
     }
 
@@ -184,11 +187,11 @@ impl PyRecorder {
         py: Python<'py>,
         session: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let session: Session = parse(session, SESSION)?;
+        let session: Session = parse(session, Input::Session)?;
         let app = self.inner.app_bundle();
         let bytes = py
             .detach(|| encoded(session.to_record(app, &self.tenant)))
-            .map_err(|e| errors::sdk(&e, true))?;
+            .map_err(|e| errors::sdk(&e, Input::Session))?;
         Ok(PyBytes::new(py, &bytes))
     }
 
@@ -198,11 +201,11 @@ impl PyRecorder {
         py: Python<'py>,
         session: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let session: TrainingSession = parse(session, SESSION)?;
+        let session: TrainingSession = parse(session, Input::Session)?;
         let app = self.inner.app_bundle();
         let bytes = py
             .detach(|| encoded(session.to_record(app, &self.tenant)))
-            .map_err(|e| errors::sdk(&e, true))?;
+            .map_err(|e| errors::sdk(&e, Input::Session))?;
         Ok(PyBytes::new(py, &bytes))
     }
 
@@ -212,7 +215,7 @@ impl PyRecorder {
             .inner
             .app_bundle()
             .encode()
-            .map_err(|e| errors::sdk(&Error::Crypto(e), false))?;
+            .map_err(|e| errors::sdk(&Error::Crypto(e), Input::Other))?;
         Ok(PyBytes::new(py, &bytes))
     }
 

@@ -3,6 +3,7 @@
 
 use blindsight_audit::Options;
 use blindsight_client::api::NewTenant;
+use blindsight_client::bindings::Input;
 use blindsight_client::progress::Quiet;
 use blindsight_client::{Admin, Auditor, audit};
 use pyo3::prelude::*;
@@ -67,7 +68,7 @@ impl PyAuditor {
                 };
                 self.inner.verify(keys, &Options { reexecute }, &mut Quiet)
             })
-            .map_err(|e| errors::sdk(&e, false))?;
+            .map_err(|e| errors::sdk(&e, Input::Other))?;
         to_py_ser(py, &report)
     }
 

@@ -7,35 +7,13 @@
 //! Python is `$BLINDSIGHT_PYTHON` (default `python3`); one without pytest skips the suite
 //! with a message, as the PostgreSQL tests skip without their URL.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// The directory cargo put this test's binary in (`target/<profile>/deps`) and its parent.
-fn profile_dirs() -> (PathBuf, PathBuf) {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let deps = exe.parent().expect("the test's directory").to_owned();
-    let profile = deps.parent().expect("the profile directory").to_owned();
-    (deps, profile)
-}
+#[path = "../../tests/bindings/harness.rs"]
+mod harness;
 
-fn shared_library(deps: &Path, profile: &Path) -> PathBuf {
-    let name = format!(
-        "{}blindsight_python{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    [profile.join(&name), deps.join(&name)]
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "{name} is missing from {} and {}: run `cargo test --workspace --test pytest` \
-                 (cargo builds the extension module for this test)",
-                profile.display(),
-                deps.display()
-            )
-        })
-}
+use harness::{clean_env, copy, run};
 
 /// The package's Python sources plus the extension module, in `dir/blindsight`.
 fn stage(dir: &Path, library: &Path) {
@@ -45,26 +23,14 @@ fn stage(dir: &Path, library: &Path) {
     for entry in std::fs::read_dir(&source).unwrap() {
         let entry = entry.unwrap();
         if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), package.join(entry.file_name())).unwrap();
+            copy(&entry.path(), &package.join(entry.file_name()));
         }
     }
-    std::fs::copy(library, package.join("_native.abi3.so")).unwrap();
+    copy(library, &package.join("_native.abi3.so"));
 }
 
 fn python() -> String {
     std::env::var("BLINDSIGHT_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("couldn't run {cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]
@@ -78,28 +44,17 @@ fn python_binding_passes_its_pytest_suite() {
         );
         return;
     }
-    let (deps, profile) = profile_dirs();
-    let library = shared_library(&deps, &profile);
-    let server = profile.join(format!("blindsight-server{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        server.is_file(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace --bins`) so the \
-         server binary is built beside this test's",
-        server.display()
-    );
+    let built = harness::built("blindsight_python", "pytest");
+    let library = &built.library;
     let staged = tempfile::tempdir().unwrap();
-    stage(staged.path(), &library);
+    stage(staged.path(), library);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let env = |cmd: &mut Command| {
-        for (k, _) in std::env::vars() {
-            if k.starts_with("BLINDSIGHT_") && k != "BLINDSIGHT_PYTHON" {
-                cmd.env_remove(k);
-            }
-        }
+        clean_env(cmd, &["BLINDSIGHT_PYTHON"]);
         cmd.current_dir(&root)
             .env("PYTHONPATH", staged.path())
             .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("BLINDSIGHT_SERVER_BIN", &server);
+            .env("BLINDSIGHT_SERVER_BIN", &built.server);
     };
 
     // The module cargo built (linked to the libpython pyo3 found) loads in this Python.

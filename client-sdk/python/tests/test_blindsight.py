@@ -113,6 +113,25 @@ def test_aggregate_results(keyholder, trio):
     assert total["computed_by"] in {"lane", "fhe"}
 
 
+def test_a_wait_ends_on_timeout_or_when_its_callback_raises(keyholder, trio):
+    job = keyholder.score(select={"cohort": "trio"})
+    with pytest.raises(blindsight.WaitTimeoutError) as raised:
+        keyholder.wait(job["job_id"], timeout=0)
+    e = raised.value
+    assert e.job_id == job["job_id"] and e.status in {"queued", "running"}
+    assert isinstance(e, TimeoutError) and e.total >= 0
+
+    class Stop(Exception):
+        pass
+
+    def stop(_job):
+        raise Stop()
+
+    with pytest.raises(Stop):
+        keyholder.wait(job["job_id"], progress=stop, timeout=600)
+    assert keyholder.wait(job["job_id"], timeout=600)["status"] == "succeeded"
+
+
 def test_open_transcript(keyholder, trio):
     sessions, _, _ = trio
     assert keyholder.open_transcript("trio-1") == sessions[1]["transcript"]
