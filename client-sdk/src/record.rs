@@ -9,6 +9,17 @@ use blindsight_crypto::{
 
 use crate::Result;
 
+/// What an app records with a built-in schema: a therapy [`crate::session::Session`]
+/// (`session` v1) or a practice [`crate::training::TrainingSession`] (`training` v1). The
+/// language bindings take either through this one trait.
+pub trait Recordable {
+    /// The record id the app chose.
+    fn record_id(&self) -> &str;
+    /// Validates, extracts the on-device features, encrypts and proves the values and seals the
+    /// transcript: the envelope the app uploads.
+    fn to_record(&self, app: &AppBundle, tenant: &str) -> Result<RecordEnvelope>;
+}
+
 /// One record of any schema, before it is encrypted: its routing metadata, its values (by
 /// field name) and an optional transcript, which is sealed to the key holder.
 #[derive(Clone, Debug)]

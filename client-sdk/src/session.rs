@@ -10,7 +10,7 @@ use blindsight_crypto::{
 use serde::{Deserialize, Serialize};
 
 use crate::lexicon::{self, LEXICON_VERSION};
-use crate::record::{NewRecord, build_envelope};
+use crate::record::{NewRecord, Recordable, build_envelope};
 use crate::{Error, Result};
 
 /// C-SSRS screener answers.
@@ -143,6 +143,16 @@ impl Session {
     pub fn to_record(&self, app: &AppBundle, tenant: &str) -> Result<RecordEnvelope> {
         let schema = session_v1();
         build_envelope(app, tenant, &self.as_record(&schema)?)
+    }
+}
+
+impl Recordable for Session {
+    fn record_id(&self) -> &str {
+        &self.record_id
+    }
+
+    fn to_record(&self, app: &AppBundle, tenant: &str) -> Result<RecordEnvelope> {
+        Session::to_record(self, app, tenant)
     }
 }
 

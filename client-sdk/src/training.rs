@@ -13,7 +13,7 @@ use blindsight_crypto::schemas::{TRAINING_SCENARIOS, training_v1};
 use blindsight_crypto::{AppBundle, RecordEnvelope, RecordSchema, RecordValues, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::record::{NewRecord, build_envelope};
+use crate::record::{NewRecord, Recordable, build_envelope};
 use crate::training_lexicon::{self, TRAINING_LEXICON_VERSION, TrainingFeatures};
 use crate::{Error, Result};
 
@@ -188,6 +188,16 @@ impl TrainingSession {
     pub fn to_record(&self, app: &AppBundle, tenant: &str) -> Result<RecordEnvelope> {
         let schema = training_v1();
         build_envelope(app, tenant, &self.as_record(&schema, self.values()?))
+    }
+}
+
+impl Recordable for TrainingSession {
+    fn record_id(&self) -> &str {
+        &self.record_id
+    }
+
+    fn to_record(&self, app: &AppBundle, tenant: &str) -> Result<RecordEnvelope> {
+        TrainingSession::to_record(self, app, tenant)
     }
 }
 

@@ -23,6 +23,7 @@ mod work;
 use std::path::PathBuf;
 
 use blindsight_client::api::NewTenant;
+use blindsight_client::bindings::Input;
 use blindsight_client::{Admin, Error, keystore};
 use blindsight_crypto::{DEFAULT_ITERATIONS, KeySet};
 use napi_derive::napi;
@@ -35,7 +36,6 @@ pub use work::Work;
 
 use crate::errors::{Failure, parse};
 use crate::work::JsonTask;
-use blindsight_client::bindings::Input;
 
 /// The addon's version: the workspace's (`package.json` must say the same).
 #[napi]

@@ -4,16 +4,18 @@
 use std::sync::{Arc, OnceLock};
 
 use blindsight_client::api::{Client, Uploaded};
+use blindsight_client::bindings::Input;
+use blindsight_client::record::Recordable;
 use blindsight_client::session::Session;
 use blindsight_client::training::TrainingSession;
 use blindsight_client::{Error, Recorder};
 use blindsight_crypto::{AppBundle, RecordEnvelope};
 use napi_derive::napi;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::errors::{Failure, parse};
 use crate::work::{self, BytesTask, JsonTask};
-use blindsight_client::bindings::Input;
 
 /// The native half of `Recorder` (`index.js` wraps it): made with the server's URL, an ingest
 /// token and the tenant, then given its app bundle once, by `connect` (fetched and pinned) or
@@ -121,59 +123,27 @@ impl NativeRecorder {
     /// lexicon features, encrypts and proves it, seals its transcript and uploads it.
     #[napi]
     pub fn record(&self, session: String) -> JsonTask {
-        let inner = Arc::clone(&self.inner);
-        work::json(move || {
-            let recorder = connected(&inner)?;
-            let session: Session = parse(&session, Input::Session)?;
-            let up = recorder
-                .record(&session)
-                .map_err(|e| Failure::sdk(&e, Input::Session))?;
-            Ok(stored(&session.record_id, up))
-        })
+        self.upload::<Session>(session)
     }
 
     /// [`Self::record`] for a practice session under `training` v1
     /// (`docs/training-example.json`'s format).
     #[napi]
     pub fn record_training(&self, session: String) -> JsonTask {
-        let inner = Arc::clone(&self.inner);
-        work::json(move || {
-            let recorder = connected(&inner)?;
-            let session: TrainingSession = parse(&session, Input::Session)?;
-            let up = recorder
-                .record_training(&session)
-                .map_err(|e| Failure::sdk(&e, Input::Session))?;
-            Ok(stored(&session.record_id, up))
-        })
+        self.upload::<TrainingSession>(session)
     }
 
     /// The record envelope of a session, encrypted, proven and sealed, without uploading it:
     /// the body of `POST /v1/records` (`application/octet-stream`).
     #[napi]
     pub fn build_envelope(&self, session: String) -> BytesTask {
-        let (inner, tenant) = (Arc::clone(&self.inner), self.tenant.clone());
-        work::bytes(move || {
-            let recorder = connected(&inner)?;
-            let session: Session = parse(&session, Input::Session)?;
-            let envelope = session
-                .to_record(recorder.app_bundle(), &tenant)
-                .map_err(|e| Failure::sdk(&e, Input::Session))?;
-            encode(&envelope)
-        })
+        self.envelope::<Session>(session)
     }
 
     /// [`Self::build_envelope`] for a practice session under `training` v1.
     #[napi]
     pub fn build_training_envelope(&self, session: String) -> BytesTask {
-        let (inner, tenant) = (Arc::clone(&self.inner), self.tenant.clone());
-        work::bytes(move || {
-            let recorder = connected(&inner)?;
-            let session: TrainingSession = parse(&session, Input::Session)?;
-            let envelope = session
-                .to_record(recorder.app_bundle(), &tenant)
-                .map_err(|e| Failure::sdk(&e, Input::Session))?;
-            encode(&envelope)
-        })
+        self.envelope::<TrainingSession>(session)
     }
 
     /// The app bundle this recorder encrypts under, encoded (public material only: the
@@ -193,5 +163,33 @@ impl NativeRecorder {
     #[napi(getter)]
     pub fn tenant(&self) -> String {
         self.tenant.clone()
+    }
+}
+
+impl NativeRecorder {
+    /// Parses `session` (JSON text) as an `S` and records it, on the thread pool.
+    fn upload<S: Recordable + DeserializeOwned>(&self, session: String) -> JsonTask {
+        let inner = Arc::clone(&self.inner);
+        work::json(move || {
+            let recorder = connected(&inner)?;
+            let session: S = parse(&session, Input::Session)?;
+            let up = recorder
+                .record_any(&session)
+                .map_err(|e| Failure::sdk(&e, Input::Session))?;
+            Ok(stored(session.record_id(), up))
+        })
+    }
+
+    /// Parses `session` (JSON text) as an `S` and builds its envelope, on the thread pool.
+    fn envelope<S: Recordable + DeserializeOwned>(&self, session: String) -> BytesTask {
+        let (inner, tenant) = (Arc::clone(&self.inner), self.tenant.clone());
+        work::bytes(move || {
+            let recorder = connected(&inner)?;
+            let session: S = parse(&session, Input::Session)?;
+            let envelope = session
+                .to_record(recorder.app_bundle(), &tenant)
+                .map_err(|e| Failure::sdk(&e, Input::Session))?;
+            encode(&envelope)
+        })
     }
 }

@@ -5,12 +5,14 @@ use std::path::PathBuf;
 
 use blindsight_client::api::{Client, Uploaded};
 use blindsight_client::bindings::Input;
+use blindsight_client::record::Recordable;
 use blindsight_client::session::Session;
 use blindsight_client::training::TrainingSession;
 use blindsight_client::{Error, Recorder};
 use blindsight_crypto::{AppBundle, RecordEnvelope};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
+use serde::de::DeserializeOwned;
 
 use crate::convert::parse;
 use crate::errors;
@@ -85,6 +87,34 @@ impl PyRecorder {
         })
     }
 
+    /// Parses `session` as an `S` and records it, the interpreter released meanwhile.
+    fn upload<'py, S: Recordable + DeserializeOwned + Sync>(
+        &self,
+        py: Python<'py>,
+        session: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        self.require_server()?;
+        let session: S = parse(session, Input::Session)?;
+        let up = py
+            .detach(|| self.inner.record_any(&session))
+            .map_err(|e| errors::sdk(&e, Input::Session))?;
+        stored(py, session.record_id(), up)
+    }
+
+    /// Parses `session` as an `S` and builds its envelope, the interpreter released meanwhile.
+    fn envelope<'py, S: Recordable + DeserializeOwned + Sync>(
+        &self,
+        py: Python<'py>,
+        session: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let session: S = parse(session, Input::Session)?;
+        let app = self.inner.app_bundle();
+        let bytes = py
+            .detach(|| encoded(session.to_record(app, &self.tenant)))
+            .map_err(|e| errors::sdk(&e, Input::Session))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
     fn require_server(&self) -> PyResult<()> {
         if self.url.is_none() {
             return Err(errors::other(
@@ -157,12 +187,7 @@ impl PyRecorder {
         py: Python<'py>,
         session: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        self.require_server()?;
-        let session: Session = parse(session, Input::Session)?;
-        let up = py
-            .detach(|| self.inner.record(&session))
-            .map_err(|e| errors::sdk(&e, Input::Session))?;
-        stored(py, &session.record_id, up)
+        self.upload::<Session>(py, session)
     }
 
     /// Records a therapist trainee's practice session as a `training` v1 record.
@@ -171,12 +196,7 @@ impl PyRecorder {
         py: Python<'py>,
         session: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        self.require_server()?;
-        let session: TrainingSession = parse(session, Input::Session)?;
-        let up = py
-            .detach(|| self.inner.record_training(&session))
-            .map_err(|e| errors::sdk(&e, Input::Session))?;
-        stored(py, &session.record_id, up)
+        self.upload::<TrainingSession>(py, session)
     }
 
     /// Sans I/O: the encrypted, proven, sealed record envelope of a session, as the bytes an
@@ -187,12 +207,7 @@ impl PyRecorder {
         py: Python<'py>,
         session: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let session: Session = parse(session, Input::Session)?;
-        let app = self.inner.app_bundle();
-        let bytes = py
-            .detach(|| encoded(session.to_record(app, &self.tenant)))
-            .map_err(|e| errors::sdk(&e, Input::Session))?;
-        Ok(PyBytes::new(py, &bytes))
+        self.envelope::<Session>(py, session)
     }
 
     /// [`build_envelope`] for a training session.
@@ -201,12 +216,7 @@ impl PyRecorder {
         py: Python<'py>,
         session: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let session: TrainingSession = parse(session, Input::Session)?;
-        let app = self.inner.app_bundle();
-        let bytes = py
-            .detach(|| encoded(session.to_record(app, &self.tenant)))
-            .map_err(|e| errors::sdk(&e, Input::Session))?;
-        Ok(PyBytes::new(py, &bytes))
+        self.envelope::<TrainingSession>(py, session)
     }
 
     /// The app bundle records are encrypted under (public material only), encoded.

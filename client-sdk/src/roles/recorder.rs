@@ -4,7 +4,7 @@ use blindsight_crypto::AppBundle;
 
 use crate::Result;
 use crate::api::{Client, Uploaded};
-use crate::record::{NewRecord, build_envelope};
+use crate::record::{NewRecord, Recordable, build_envelope};
 use crate::session::Session;
 use crate::training::TrainingSession;
 
@@ -50,14 +50,18 @@ impl Recorder {
     /// `session` v1 record, seals its transcript, and uploads it. A retry of an upload that was
     /// stored is [`Uploaded::AlreadyStored`], never a second record.
     pub fn record(&self, session: &Session) -> Result<Uploaded> {
-        self.client
-            .upload_record(&session.to_record(&self.app, &self.tenant)?)
+        self.record_any(session)
     }
 
     /// Extracts a practice session's training features from the trainee's own messages on
     /// the device, encrypts and proves it as a `training` v1 record (cohort label: the
     /// trainee's pseudonym), seals the conversation, and uploads it.
     pub fn record_training(&self, session: &TrainingSession) -> Result<Uploaded> {
+        self.record_any(session)
+    }
+
+    /// [`Recorder::record`] or [`Recorder::record_training`], by what `session` is.
+    pub fn record_any(&self, session: &impl Recordable) -> Result<Uploaded> {
         self.client
             .upload_record(&session.to_record(&self.app, &self.tenant)?)
     }
