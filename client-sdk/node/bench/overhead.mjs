@@ -37,7 +37,7 @@ process.env.BLINDSIGHT_SERVER_BIN ??= path.join(workspace, 'target', profile, 'b
 const rustBin =
   process.env.BLINDSIGHT_BENCH_RUST ?? path.join(workspace, 'target', profile, 'examples', 'node_overhead');
 
-const { sdk, setUp, PASSPHRASE } = await import('../test/support.mjs');
+const { sdk, setUp, PASSPHRASE, cssrs } = await import('../test/support.mjs');
 
 /** The benchmark's session (the same as `session()` in bench/overhead.rs). */
 function session(recordId) {
@@ -50,7 +50,7 @@ function session(recordId) {
     duration_min: 50,
     phq9: [1, 2, 1, 0, 1, 0, 1, 0, 0],
     gad7: [1, 1, 0, 1, 0, 0, 1],
-    cssrs: { wish_dead: false, thoughts: false, method: false, intent: false, plan: false, behavior: false },
+    cssrs: cssrs(),
     transcript: 'We talked about the week. I slept better and went for a walk twice.',
   };
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
-import { PASSPHRASE, exampleSession, sdk, session, setUp } from './support.mjs';
+import { PASSPHRASE, cssrs, exampleSession, sdk, session, setUp } from './support.mjs';
 
 const TIERS = ['none', 'low', 'moderate', 'high'];
 
@@ -31,16 +31,6 @@ function crisis(s) {
   else if (c.wish_dead || c.thoughts) tier = Math.max(tier, 1);
   return { score, tier: TIERS[tier] };
 }
-
-const cssrs = (overrides) => ({
-  wish_dead: false,
-  thoughts: false,
-  method: false,
-  intent: false,
-  plan: false,
-  behavior: false,
-  ...overrides,
-});
 
 /** Envelope parts ("u16 count, then per part u64 length and bytes"), docs/FORMATS.md. */
 function envelope(bytes) {

@@ -140,6 +140,17 @@ export async function setUp(tenantId) {
   };
 }
 
+/** C-SSRS screener answers: all "no" but those in `overrides`. */
+export const cssrs = (overrides = {}) => ({
+  wish_dead: false,
+  thoughts: false,
+  method: false,
+  intent: false,
+  plan: false,
+  behavior: false,
+  ...overrides,
+});
+
 /** A session without a transcript (so its crisis v1 score follows from its answers alone). */
 export function session(recordId, overrides = {}) {
   return {
@@ -151,14 +162,7 @@ export function session(recordId, overrides = {}) {
     duration_min: 50,
     phq9: [1, 1, 0, 0, 0, 0, 0, 0, 0],
     gad7: [1, 0, 0, 0, 0, 0, 0],
-    cssrs: {
-      wish_dead: false,
-      thoughts: false,
-      method: false,
-      intent: false,
-      plan: false,
-      behavior: false,
-    },
+    cssrs: cssrs(),
     ...overrides,
   };
 }
