@@ -6,16 +6,15 @@
 //!   `InvalidSessionError`, `PinMismatchError`, …) with its problem type, HTTP status, field
 //!   errors and the class's own details, never key material, plaintext or a token;
 //! - [`parse_json`]: JSON text from another language parsed as an SDK type, a value that does
-//!   not fit named by its field path (`mood_before`, `cssrs.plan`, `phq9[2]`);
-//! - [`flat_rows`]: a job's decrypted rows as flat JSON objects, the shape both bindings return.
+//!   not fit named by its field path (`mood_before`, `cssrs.plan`, `phq9[2]`).
+//!
+//! Results reach both as [`crate::results::JobResults::flat_rows`].
 
 use std::path::Path;
 
-use blindsight_crypto::compute::AggregateValue;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::results::{JobResults, Rows, statistics};
 use crate::{ApiError, Error};
 
 /// The kind of error a binding raises: each is a class of the same name in both packages.
@@ -279,51 +278,10 @@ pub fn parse_json<T: DeserializeOwned>(text: &str, input: Input) -> Result<T, Pr
     })
 }
 
-/// A job's decrypted rows as flat JSON objects: risk rows are `record_id`, `score`, `tier`;
-/// aggregate rows are `aggregate` (its description), the aggregate's own fields (`op`,
-/// `field`, …), its value's (`count`, `sum`, `value`, `buckets`), `mean` where there is one,
-/// `labels` for histogram buckets, and `computed_by`.
-pub fn flat_rows(results: &JobResults) -> Result<Vec<Value>, Problem> {
-    match &results.rows {
-        Rows::Risk(rows) => Ok(rows
-            .iter()
-            .map(|r| json!({ "record_id": r.record_id, "score": r.score, "tier": r.tier.name() }))
-            .collect()),
-        Rows::Aggregate(rows) => rows
-            .iter()
-            .map(|r| {
-                let mut out = Map::new();
-                out.insert("aggregate".into(), r.aggregate.describe().into());
-                out.extend(object(&r.aggregate)?);
-                out.extend(object(&r.value)?);
-                if let AggregateValue::Mean { sum, count }
-                | AggregateValue::SumWhere { sum, count } = r.value
-                {
-                    let mean = (count > 0).then(|| sum as f64 / count as f64);
-                    out.insert("mean".into(), json!(mean));
-                }
-                if let AggregateValue::Histogram { .. } = r.value {
-                    let labels: Vec<String> = statistics(r).into_iter().map(|(l, _)| l).collect();
-                    out.insert("labels".into(), json!(labels));
-                }
-                out.insert("computed_by".into(), to_json(&r.computed_by)?);
-                Ok(Value::Object(out))
-            })
-            .collect(),
-    }
-}
-
 /// A serializable SDK value as JSON.
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, Problem> {
     serde_json::to_value(value)
         .map_err(|e| Problem::other(format!("couldn't convert a result: {e}")))
-}
-
-fn object<T: serde::Serialize>(value: &T) -> Result<Map<String, Value>, Problem> {
-    Ok(match to_json(value)? {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    })
 }
 
 #[cfg(test)]

@@ -321,9 +321,14 @@ impl Demo<'_> {
         );
         let sessions = synthetic_cohort(n, self.options.seed);
         let t = Instant::now();
-        let bytes = self.upload_each(&app, "encrypt + prove + upload", &sessions, |s| {
-            (&s.record_id, s.to_record(&bundle, &tenant.tenant_id))
-        })?;
+        let bytes = self.upload_each(
+            &app,
+            &bundle,
+            &tenant.tenant_id,
+            "encrypt + prove + upload",
+            &sessions,
+            |s| s,
+        )?;
         let per_cohort: Vec<String> = COHORTS
             .iter()
             .map(|c| {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use blindsight_client::api::{ModelRef, Selection};
-use blindsight_client::bindings::{self, Input, Problem};
+use blindsight_client::bindings::{Input, Problem};
 use blindsight_client::{Error, KeyHolder, keystore};
 use blindsight_crypto::compute::AggregateQuery;
 use blindsight_crypto::{PublicBundle, SecretKeys};
@@ -150,7 +150,8 @@ impl NativeKeyHolder {
         work::json(move || inner.client().jobs().map_err(|e| Failure::api(&e)))
     }
 
-    /// Fetches a finished job's output and decrypts it: one flat object per row (`blindsight_client::bindings::flat_rows`).
+    /// Fetches a finished job's output and decrypts it: one flat object per row
+    /// (`JobResults::flat_rows`).
     #[napi]
     pub fn results(&self, job_id: String) -> JsonTask {
         let (inner, secret) = (Arc::clone(&self.inner), Arc::clone(&self.secret));
@@ -158,7 +159,7 @@ impl NativeKeyHolder {
             let results = inner
                 .results(&job_id, opened(&secret)?)
                 .map_err(|e| sdk(&e))?;
-            Ok(bindings::flat_rows(&results)?)
+            Ok(results.flat_rows())
         })
     }
 

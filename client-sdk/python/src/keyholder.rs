@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use blindsight_client::api::{Client, ModelRef, RecordListQuery, Selection};
-use blindsight_client::bindings::{self, Input};
+use blindsight_client::bindings::Input;
 use blindsight_client::results::JobResults;
 use blindsight_client::{ApiError, Error, KeyHolder, keystore};
 use blindsight_crypto::compute::AggregateQuery;
@@ -179,7 +179,7 @@ impl PyKeyHolder {
                         if let (Some(callback), true) = (&progress, changed) {
                             callback.bind(py).call1((to_py_ser(py, job)?,))?;
                         }
-                        py.check_signals().map_err(Stop::Raised)
+                        Ok(py.check_signals()?)
                     })
                 })
             })
@@ -226,7 +226,7 @@ impl PyKeyHolder {
     /// the job is queued or running, or when it failed.
     fn results<'py>(&self, py: Python<'py>, job_id: &str) -> PyResult<Bound<'py, PyList>> {
         let results = self.fetch(py, job_id)?;
-        let rows = bindings::flat_rows(&results).map_err(errors::raise)?;
+        let rows = results.flat_rows();
         let list = PyList::empty(py);
         for row in &rows {
             list.append(to_py(py, row)?)?;

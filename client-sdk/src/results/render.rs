@@ -215,4 +215,44 @@ impl JobResults {
         }
         doc
     }
+
+    /// One flat JSON object per row, the shape the language bindings return: risk rows are
+    /// `record_id`, `score`, `tier`; aggregate rows are `aggregate` (its description), the
+    /// aggregate's own fields (`op`, `field`, …), its value's (`count`, `sum`, `value`,
+    /// `buckets`), `mean` where there is one, `labels` for histogram buckets, and
+    /// `computed_by`.
+    pub fn flat_rows(&self) -> Vec<serde_json::Value> {
+        use serde_json::{Map, Value, json};
+        let fields = |v: Value| match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        match &self.rows {
+            Rows::Risk(rows) => rows
+                .iter()
+                .map(|r| json!({ "record_id": r.record_id, "score": r.score, "tier": r.tier.name() }))
+                .collect(),
+            Rows::Aggregate(rows) => rows
+                .iter()
+                .map(|r| {
+                    let mut out = Map::new();
+                    out.insert("aggregate".into(), r.aggregate.describe().into());
+                    out.extend(fields(json!(r.aggregate)));
+                    out.extend(fields(json!(r.value)));
+                    if let AggregateValue::Mean { sum, count }
+                    | AggregateValue::SumWhere { sum, count } = r.value
+                    {
+                        out.insert("mean".into(), json!(mean(sum, count)));
+                    }
+                    if let AggregateValue::Histogram { .. } = r.value {
+                        let labels: Vec<String> =
+                            statistics(r).into_iter().map(|(l, _)| l).collect();
+                        out.insert("labels".into(), json!(labels));
+                    }
+                    out.insert("computed_by".into(), json!(r.computed_by));
+                    Value::Object(out)
+                })
+                .collect(),
+        }
+    }
 }

@@ -49,9 +49,11 @@ impl Demo<'_> {
         let t = Instant::now();
         let bytes = self.upload_each(
             app,
+            bundle,
+            tenant,
             "training sessions: encrypt + prove + upload",
             &group,
-            |(_, _, session)| (&session.record_id, session.to_record(bundle, tenant)),
+            |(_, _, session)| session,
         )?;
         let trainees: BTreeSet<&str> = group.iter().map(|(_, _, s)| s.trainee.as_str()).collect();
         say!(
