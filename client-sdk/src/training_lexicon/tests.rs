@@ -1,3 +1,4 @@
+use super::pattern::Slot;
 use super::*;
 use Cue::*;
 
